@@ -1,0 +1,64 @@
+# acdkit — a bare `make` lists the targets.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+LAB   := source scripts/podman-env.sh &&
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install deps venv lab-build lab-up lab-down lab-logs lab-cli test test-unit \
+        test-integration test-lab demo lint bench
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+deps:  ## install the Debian packages (podman, sipp, redis-server, espeak-ng, sox) when missing
+	@bash scripts/install-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+install: deps venv  ## install everything: Debian packages, the venv with acdkit and its dev tools
+
+lab-build: deps  ## build the lab image (Asterisk 22 + SIPp from Debian sid) if missing or changed
+	@$(LAB) bash scripts/lab-build.sh
+
+lab-up: install  ## start the lab (Asterisk, Redis) and wait until Asterisk is ready
+	@$(LAB) bash scripts/lab-up.sh
+
+lab-down:  ## stop the lab
+	@$(LAB) bash scripts/lab-down.sh
+
+lab-logs:  ## follow the lab's Asterisk log
+	@$(LAB) bash scripts/lab-logs.sh
+
+lab-cli:  ## the Asterisk console of the lab
+	@$(LAB) bash scripts/lab-cli.sh
+
+test-unit: install  ## unit tests (pure core, no I/O)
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+test-integration: install  ## integration tests (real redis-server, RQ, SIPp peers)
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+test-lab: lab-up  ## lab tests (real Asterisk in podman, SIPp callers, agents and customers)
+	$(LAB) $(PY) -m pytest tests/lab -q $(PYTEST_ARGS)
+
+test: lab-up  ## everything: install, lab up, unit + integration + lab tests
+	$(LAB) $(PY) -m pytest tests -q $(PYTEST_ARGS)
+
+demo: lab-up  ## the lab demo: a SIPp call reaches acdkit on a real Asterisk; prints the story
+	$(LAB) $(PY) scripts/demo.py
+
+lint: install  ## ruff and mypy --strict on src
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
+
+bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims)
+	$(LAB) $(PY) tests/bench/bench_ari.py --out bench-ari.json
+	$(PY) tests/bench/bench_dispatch.py --out bench-dispatch.json

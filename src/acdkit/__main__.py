@@ -1,0 +1,5 @@
+"""`python -m acdkit` is the `acdkit` command."""
+
+from acdkit.cli import main
+
+main()

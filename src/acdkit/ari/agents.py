@@ -1,0 +1,293 @@
+"""Agents on any phone: the connector that rings an agent and bridges it to a customer, the
+persistent agent lines, and login from a phone.
+
+Agent first: the customer (already on the line for a live call) is bridged only after the
+agent's leg answered. ``per_call`` agents get a new call for each task; ``persistent`` agents
+keep one call up in their own bridge and tasks are bridged in and out of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from acdkit.ari import events as ev
+from acdkit.ari.calls import Call
+from acdkit.ari.session import ChannelGone, Session
+from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, check_pin
+from acdkit.core.errors import AcdError, InvalidTransition, NotFound
+from acdkit.core.tasks import Task, TaskEvent, TaskState
+
+if TYPE_CHECKING:
+    from acdkit.ari.app import StasisApp
+
+log = logging.getLogger(__name__)
+_legs = itertools.count(1)
+
+
+@dataclass
+class AgentLine:
+    """A persistent agent's call, waiting in its own bridge between tasks."""
+
+    agent_id: str
+    session: Session
+    bridge_id: str
+    retiring: bool = False  # hung up by us (mode switch), not by the agent: no logout
+
+
+def endpoint_for(reach: str, trunk: str) -> str:
+    """The ARI endpoint of a validated reach: a PJSIP endpoint, or an E.164 number on the trunk."""
+    if reach.startswith("PJSIP/"):
+        return reach
+    return f"PJSIP/{reach.lstrip('+')}@{trunk}"
+
+
+class AgentConnector:
+    def __init__(self, app: StasisApp) -> None:
+        self.app = app
+        self.lines: dict[str, AgentLine] = {}
+
+    # -- the dispatcher's hand-off ---------------------------------------------------------
+
+    async def connect(self, agent: Agent, task: Task) -> None:
+        """Ring ``agent`` for ``task`` and bridge it to the waiting customer."""
+        call = self.app.calls.get(task.id)
+        if call is None or call.customer.gone:
+            await self._customer_vanished(agent, task)
+            return
+        call.taken.set()
+        call.agent_id = agent.id
+        leg = await self._agent_leg(agent, task, call)
+        if leg is None:
+            await self._missed(agent, task, call)
+            return
+        if call.customer.gone:
+            await self._hang_up_leg(agent, leg)
+            await self._end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
+            return
+        await self._whisper(leg, task)
+        await self._bridge(agent, task, call, leg)
+
+    async def customer_left(self, call: Call) -> None:
+        """The customer's channel is gone: end the task and free (or hang up) the agent side."""
+        task = await self.app.pool.get_task(call.task_id)
+        if task is None or task.terminal:
+            return
+        if task.state is TaskState.QUEUED:
+            await self._move_task(task.id, TaskEvent.ABANDON, "caller hung up while waiting")
+        elif task.state is TaskState.RESERVED:
+            # connect() is ringing the agent: it sees the customer gone and finishes the task.
+            if call.agent_leg and call.agent_id not in self.lines:
+                await self.app.control.hangup(call.agent_leg)
+        elif task.state is TaskState.ACTIVE and call.agent_id:
+            line = self.lines.get(call.agent_id)
+            if line is None and call.agent_leg:
+                await self.app.control.hangup(call.agent_leg)
+            if call.bridge_id and line is None:
+                await self.app.control.destroy_bridge(call.bridge_id)
+            await self._end(task.id, call.agent_id, TaskEvent.COMPLETE, "customer hung up")
+
+    # -- the agent's leg -------------------------------------------------------------------
+
+    async def _agent_leg(self, agent: Agent, task: Task, call: Call) -> Session | None:
+        line = self.lines.get(agent.id)
+        if line is not None and agent.mode is AgentMode.PER_CALL:
+            await self.retire_line(agent.id)  # mode switched while logged in: next task
+            line = None
+        if line is not None and not line.session.gone:
+            return line.session
+        args = "agent-line" if agent.mode is AgentMode.PERSISTENT else "agent-leg"
+        session = await self._ring(agent, f"{args},{agent.id},{task.id}", call)
+        if session is not None and agent.mode is AgentMode.PERSISTENT:
+            await self.open_line(agent.id, session)
+        return session
+
+    async def _ring(self, agent: Agent, app_args: str, call: Call) -> Session | None:
+        """Originate a call to the agent into our app; the session once answered, else None."""
+        app, settings = self.app, self.app.settings
+        leg_id = f"agent-{agent.id}-{next(_legs)}-{call.task_id[:8]}"
+        session = app.sessions.open(Session(leg_id, app.control, args=tuple(app_args.split(","))))
+        call.agent_leg = leg_id
+        caller_id = call.customer.caller_number or settings.center.caller_id
+        timeout = settings.agents.ring_timeout
+        try:
+            created = await app.control.originate(
+                endpoint_for(agent.reach, settings.center.trunk), channel_id=leg_id,
+                app_args=app_args, caller_id=caller_id, timeout=int(timeout))
+            if not created:
+                raise ChannelGone(leg_id)
+            while True:
+                event = await session.next_event(timeout + 5)
+                if event is None:
+                    await app.control.hangup(leg_id)
+                    raise ChannelGone(leg_id)
+                if isinstance(event, ev.StasisStart):
+                    return session
+        except ChannelGone:
+            app.sessions.close(leg_id)
+            call.agent_leg = None
+            return None
+
+    async def open_line(self, agent_id: str, session: Session) -> AgentLine:
+        """Keep ``session`` as the agent's persistent line, in a bridge of its own."""
+        bridge_id = f"line-{agent_id}"
+        await self.app.control.create_bridge(bridge_id, kind="mixing")
+        await self.app.control.add_to_bridge(bridge_id, [session.channel_id])
+        line = AgentLine(agent_id, session, bridge_id)
+        self.lines[agent_id] = line
+        self.app.spawn(self._watch_line(line), f"line {agent_id}")
+        log.info("agent %s: persistent line %s up", agent_id, session.channel_id)
+        return line
+
+    async def retire_line(self, agent_id: str) -> None:
+        line = self.lines.pop(agent_id, None)
+        if line is not None:
+            line.retiring = True
+            await self.app.control.hangup(line.session.channel_id)
+            await self.app.control.destroy_bridge(line.bridge_id)
+
+    async def _watch_line(self, line: AgentLine) -> None:
+        await line.session.hung_up.wait()
+        self.app.sessions.close(line.session.channel_id)
+        await self.app.control.destroy_bridge(line.bridge_id)
+        if line.retiring:
+            return
+        self.lines.pop(line.agent_id, None)
+        log.info("agent %s hung up the persistent line: logged out", line.agent_id)
+        agent = await self.app.pool.get_agent(line.agent_id)
+        if agent is not None and agent.task_id:
+            call = self.app.calls.get(agent.task_id)
+            if call is not None:
+                await self.app.control.hangup(call.customer.channel_id)
+        await self._move_agent(line.agent_id, AgentEvent.LOGOUT)
+
+    # -- connecting and ending -------------------------------------------------------------
+
+    async def _whisper(self, leg: Session, task: Task) -> None:
+        if not self.app.settings.agents.whisper or not task.number:
+            return
+        digits = "".join(c for c in task.number if c.isdigit())
+        try:
+            await leg.play([f"digits:{digits}"])
+        except ChannelGone:
+            return
+
+    async def _bridge(self, agent: Agent, task: Task, call: Call, leg: Session) -> None:
+        control = self.app.control
+        line = self.lines.get(agent.id)
+        customer = call.customer.channel_id
+        await control.remove_from_bridge(self.app.hold_bridge_id(task.skill), customer)
+        if line is not None:
+            call.bridge_id = line.bridge_id
+            await control.add_to_bridge(line.bridge_id, [customer])
+        else:
+            call.bridge_id = f"call-{task.id}"
+            await control.create_bridge(call.bridge_id, kind="mixing")
+            await control.add_to_bridge(call.bridge_id, [customer, leg.channel_id])
+            self.app.spawn(self._watch_leg(call, leg), f"leg {leg.channel_id}")
+        now = self.app.clock.now()
+        await self.app.pool.move_agent(agent.id, AgentEvent.ANSWER, now)
+        await self.app.pool.move_task(task.id, TaskEvent.CONNECT, now)
+        log.info("task %s: agent %s connected to %s", task.id, agent.id, customer)
+
+    async def _watch_leg(self, call: Call, leg: Session) -> None:
+        """Per-call agent leg: when the agent hangs up, the customer's call ends too."""
+        await leg.hung_up.wait()
+        self.app.sessions.close(leg.channel_id)
+        if not call.customer.gone:
+            call.ended.set()
+            await self.app.control.hangup(call.customer.channel_id)
+
+    async def _missed(self, agent: Agent, task: Task, call: Call) -> None:
+        now = self.app.clock.now()
+        call.taken.clear()
+        call.agent_id = None
+        if call.customer.gone:
+            await self._end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
+            return
+        log.info("task %s: agent %s did not answer; back in line", task.id, agent.id)
+        await self.app.pool.release(task.id, now)
+        await self._move_agent(agent.id, AgentEvent.NO_ANSWER)
+        self.app.after_wrap_up(agent.id)
+
+    async def _customer_vanished(self, agent: Agent, task: Task) -> None:
+        await self._end(task.id, agent.id, TaskEvent.ABANDON, "caller gone before connect")
+
+    async def _hang_up_leg(self, agent: Agent, leg: Session) -> None:
+        if agent.id not in self.lines:
+            await self.app.control.hangup(leg.channel_id)
+
+    async def _end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str) -> None:
+        await self._move_task(task_id, event, outcome)
+        await self._move_agent(agent_id, AgentEvent.END)
+        self.app.after_wrap_up(agent_id)
+
+    async def _move_task(self, task_id: str, event: TaskEvent, outcome: str) -> None:
+        try:
+            await self.app.pool.move_task(task_id, event, self.app.clock.now(), outcome=outcome)
+        except (InvalidTransition, NotFound) as exc:
+            log.info("task %s: %s not applied: %s", task_id, event, exc)
+
+    async def _move_agent(self, agent_id: str, event: AgentEvent) -> None:
+        try:
+            await self.app.pool.move_agent(agent_id, event, self.app.clock.now(),
+                                           max_misses=self.app.settings.agents.max_misses)
+        except (InvalidTransition, NotFound) as exc:
+            log.info("agent %s: %s not applied: %s", agent_id, event, exc)
+
+
+async def agent_login(app: StasisApp, session: Session) -> None:
+    """An agent dials the login code: id and PIN by DTMF; the calling endpoint is the reach.
+
+    A persistent agent's login call stays up as its line; a per-call agent is hung up.
+    """
+    await app.control.answer(session.channel_id)
+    agent = await _authenticate(app, session)
+    if agent is None:
+        await session.play(["sound:vm-goodbye"])
+        await app.control.hangup(session.channel_id)
+        return
+    reach = session.args[1] if len(session.args) > 1 and session.args[1] else ""
+    reach = reach or _endpoint_of(session)
+    now = app.clock.now()
+    try:
+        if agent.state is not AgentState.LOGGED_OUT:
+            await app.pool.move_agent(agent.id, AgentEvent.LOGOUT, now)
+        await app.pool.move_agent(agent.id, AgentEvent.LOGIN, now, reach=reach)
+    except AcdError as exc:
+        log.warning("agent %s login refused: %s", agent.id, exc)
+        await session.play(["sound:an-error-has-occurred"])
+        await app.control.hangup(session.channel_id)
+        return
+    log.info("agent %s logged in from %s (%s)", agent.id, reach, agent.mode)
+    await session.play(["sound:agent-loginok"])
+    if agent.mode is AgentMode.PERSISTENT:
+        await app.connector.open_line(agent.id, session)
+        await session.hung_up.wait()
+    else:
+        await app.control.hangup(session.channel_id)
+
+
+async def _authenticate(app: StasisApp, session: Session) -> Agent | None:
+    for _ in range(3):
+        await session.play(["sound:agent-user"], interruptible=True)
+        agent_id = await session.read_digits(max_digits=12, timeout=6.0)
+        await session.play(["sound:agent-pass"], interruptible=True)
+        pin = await session.read_digits(max_digits=12, timeout=6.0)
+        agent = await app.pool.get_agent(agent_id) if agent_id.isdigit() else None
+        if agent is None and agent_id:
+            agent = await app.pool.get_agent(f"A{agent_id}")
+        if agent is not None and agent.pin_hash and check_pin(pin, agent.pin_hash):
+            return agent
+        log.info("agent login failed for id %r", agent_id)
+        await session.play(["sound:agent-incorrect"])
+    return None
+
+
+def _endpoint_of(session: Session) -> str:
+    # Channel names look like "PJSIP/agent7-0000002a": the endpoint is before the last dash.
+    name = session.channel_name
+    return name.rsplit("-", 1)[0] if name.startswith("PJSIP/") else ""

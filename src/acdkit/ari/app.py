@@ -1,0 +1,180 @@
+"""The Stasis app: one connection to ARI, each channel's events to its flow, and a catch-all
+that never strands a caller.
+
+``StasisStart`` args choose the flow: ``inbound,<entry>`` (the IVR and the queue),
+``agent-login`` (an agent signs in from a phone). Channels we originate (agent legs) have a
+session before they enter the app, so their events go to the flow that rang them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from acdkit.ari import events as ev
+from acdkit.ari.agents import AgentConnector, agent_login
+from acdkit.ari.calls import Calls
+from acdkit.ari.client import AriClient
+from acdkit.ari.control import AriControl
+from acdkit.ari.queue import serve_caller
+from acdkit.ari.session import ChannelGone, Session, Sessions
+from acdkit.config import Settings
+from acdkit.core import ivr
+from acdkit.core.agents import Agent, AgentEvent
+from acdkit.core.errors import AcdError
+from acdkit.core.tasks import Task
+from acdkit.dialplan_vars import FAILURE_CONTEXT
+from acdkit.ports import Clock
+from acdkit.store.pool import Pool
+
+log = logging.getLogger(__name__)
+
+Flow = Callable[["StasisApp", Session], Awaitable[None]]
+
+
+class StasisApp:
+    def __init__(self, settings: Settings, client: AriClient, pool: Pool, clock: Clock) -> None:
+        self.settings = settings
+        self.client = client
+        self.control = AriControl(client)
+        self.pool = pool
+        self.clock = clock
+        self.sessions = Sessions()
+        self.calls = Calls()
+        self.connector = AgentConnector(self)
+        self.menus = {name: ivr.menu_from_config(name, data)
+                      for name, data in settings.ivr.items()}
+        self._bridges: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.seen: list[tuple[str, str]] = []  # (event type, channel id): for `serve --trace`
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def menu(self, entry: str) -> ivr.Menu:
+        return self.menus.get(entry) or self.menus.get("main") or ivr.Menu(entry=entry)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(coro, name), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await coro
+        except ChannelGone:
+            pass
+        except Exception:
+            log.exception("%s failed", name)
+
+    async def run(self) -> None:
+        await self.client.run(self.on_event)
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Connected):
+            self._bridges.clear()  # Asterisk may have restarted: bridges are made again lazily
+            self.spawn(self._reconcile(), "reconcile")
+            return
+        channel_id = _channel_of(event)
+        if channel_id is None:
+            return
+        if isinstance(event, ev.StasisStart):
+            self.seen.append(("StasisStart", channel_id))
+            if self.sessions.get(channel_id) is None:
+                self._start_flow(event)
+                return
+        if isinstance(event, ev.StasisEnd):
+            self.seen.append(("StasisEnd", channel_id))
+        self.sessions.route(channel_id, event)
+
+    def _start_flow(self, event: ev.StasisStart) -> None:
+        channel = event.channel
+        args = tuple(event.args)
+        session = self.sessions.open(Session(channel.id, self.control, args=args,
+                                             caller_number=channel.caller_number,
+                                             channel_name=channel.name))
+        kind = args[0] if args else "inbound"
+        if kind == "inbound":
+            entry = args[1] if len(args) > 1 else "main"
+            flow: Coroutine[Any, Any, None] = serve_caller(self, session, entry)
+        elif kind == "agent-login":
+            flow = agent_login(self, session)
+        else:
+            log.warning("channel %s entered with unknown args %s", channel.id, args)
+            flow = self._unknown(session)
+        self.spawn(self._never_strand(session, flow), f"channel {channel.id}")
+
+    async def _never_strand(self, session: Session, flow: Coroutine[Any, Any, None]) -> None:
+        """Run a channel's flow; on any failure send the caller to the failure context."""
+        try:
+            await flow
+        except ChannelGone:
+            pass
+        except Exception as exc:
+            level = logging.WARNING if isinstance(exc, AcdError) else logging.ERROR
+            log.log(level, "flow of %s failed: %s", session.channel_id, exc,
+                    exc_info=not isinstance(exc, AcdError))
+            if not session.gone:
+                await self._to_failure(session.channel_id)
+        finally:
+            self.sessions.close(session.channel_id)
+
+    async def _to_failure(self, channel_id: str) -> None:
+        try:
+            moved = await self.control.continue_in_dialplan(channel_id, FAILURE_CONTEXT, "s", 1)
+        except AcdError:
+            moved = False
+        if not moved:
+            await self.control.hangup(channel_id)
+
+    async def _unknown(self, session: Session) -> None:
+        await self._to_failure(session.channel_id)
+
+    async def _reconcile(self) -> None:
+        """After a reconnect: flows whose channel did not survive the drop learn it now."""
+        for session in list(self.sessions._by_id.values()):  # noqa: SLF001
+            if await self.control.get_channel(session.channel_id) is None:
+                session.feed(ev.ChannelDestroyed.synthetic(session.channel_id))
+
+    # -- holding bridges and wrap-up -------------------------------------------------------
+
+    def hold_bridge_id(self, skill: str) -> str:
+        return f"hold-{skill}"
+
+    async def hold(self, skill: str, channel_id: str) -> None:
+        """Put a caller in the skill's holding bridge, which plays music on hold."""
+        bridge_id = self.hold_bridge_id(skill)
+        if bridge_id not in self._bridges:
+            await self.control.create_bridge(bridge_id, kind="holding", name=bridge_id)
+            await self.control.start_bridge_moh(bridge_id, self.settings.queue.music_class)
+            self._bridges.add(bridge_id)
+        await self.control.add_to_bridge(bridge_id, [channel_id], role="participant")
+
+    def after_wrap_up(self, agent_id: str) -> None:
+        """Schedule the end of an agent's wrap-up; the sweep catches it if we die first."""
+
+        async def wrapped() -> None:
+            await asyncio.sleep(self.settings.agents.wrap_up)
+            try:
+                await self.pool.move_agent(agent_id, AgentEvent.WRAPPED, self.clock.now())
+            except AcdError as exc:
+                log.info("agent %s: wrap-up end not applied: %s", agent_id, exc)
+
+        self.spawn(wrapped(), f"wrap-up {agent_id}")
+
+    async def on_reserved(self, agent: Agent, task: Task) -> None:
+        """The dispatcher reserved ``agent`` for ``task``: connect them."""
+        await self.connector.connect(agent, task)
+
+
+def _channel_of(event: ev.Event) -> str | None:
+    channel = getattr(event, "channel", None)
+    if channel is not None:
+        return str(channel.id)
+    target = getattr(event, "target_uri", "") or ""
+    if target.startswith("channel:"):
+        return str(target.split(":", 1)[1])
+    return None

@@ -1,0 +1,66 @@
+"""The inbound flow: IVR → a task in the pool → the caller holds with music and hears its
+position until the connector bridges it to an agent; a hang-up ends the task correctly."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from acdkit.ari.ivr import choose_skill
+from acdkit.ari.session import ChannelGone, Session
+from acdkit.core.tasks import Task, TaskKind, TaskState
+
+if TYPE_CHECKING:
+    from acdkit.ari.app import StasisApp
+
+log = logging.getLogger(__name__)
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
+    """Run one inbound caller from answer to hang-up."""
+    await app.control.answer(session.channel_id)
+    skill = await choose_skill(session, app.menu(entry))
+    now = app.clock.now()
+    task = Task(id=new_task_id(), kind=TaskKind.CALL, skill=skill, created_at=now,
+                enqueued_at=now, number=session.caller_number, source=f"ivr:{entry}",
+                channel_id=session.channel_id)
+    call = app.calls.open(task.id, session)
+    await app.hold(skill, session.channel_id)
+    try:
+        await app.pool.add_task(task)
+        log.info("task %s queued for %s (caller %s)", task.id, skill, session.caller_number)
+        await _wait_for_agent(app, session, task)
+        await call.ended.wait()
+    except ChannelGone:
+        pass
+    finally:
+        await app.connector.customer_left(call)
+        app.calls.close(task.id)
+
+
+async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:
+    """Hold until the connector takes the caller; announce the position meanwhile."""
+    call = app.calls.get(task.id)
+    every = app.settings.queue.announce_every
+    while call is not None and not call.taken.is_set():
+        event = await session.next_event(every)
+        if event is None and not call.taken.is_set():
+            await _announce(app, session, task.id)
+
+
+async def _announce(app: StasisApp, session: Session, task_id: str) -> None:
+    current = await app.pool.get_task(task_id)
+    if current is None or current.state is not TaskState.QUEUED:
+        return
+    position = await app.pool.queue_position(task_id)
+    if position is None:
+        return
+    media = (["sound:queue-youarenext"] if position == 0 else
+             ["sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting"])
+    # Played on the channel while it sits in the holding bridge: only this caller hears it.
+    await app.control.play(session.channel_id, media)

@@ -1,0 +1,130 @@
+"""Per-channel sessions: the events of one channel, in order, for the flow that owns it.
+
+The app's event loop never waits for a flow: it puts each channel event on that channel's
+queue. A flow awaits what it needs (a key press, the end of a playback) with a timeout, and
+learns the channel is gone through ``ChannelGone`` raised from any wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from acdkit.ari import events as ev
+from acdkit.ari.control import AriControl
+
+_ids = itertools.count(1)
+
+
+class ChannelGone(Exception):
+    """The channel hung up or left the app; the flow that owned it must clean up and stop."""
+
+
+@dataclass
+class Session:
+    """One channel in our Stasis app and the queue of its events."""
+
+    channel_id: str
+    control: AriControl
+    caller_number: str = ""
+    channel_name: str = ""  # e.g. "PJSIP/agent7-0000002a"
+    args: tuple[str, ...] = ()
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    gone: bool = False
+    digits: list[str] = field(default_factory=list)  # keys pressed and not yet consumed
+    hung_up: asyncio.Event = field(default_factory=asyncio.Event)  # for watchers, not readers
+
+    def feed(self, event: Any) -> None:
+        if isinstance(event, ev.ChannelDtmfReceived):
+            self.digits.append(event.digit)
+        if isinstance(event, ev.StasisEnd | ev.ChannelDestroyed | ev.ChannelHangupRequest):
+            self.gone = True
+            self.hung_up.set()
+        self.queue.put_nowait(event)
+
+    async def next_event(self, timeout: float | None) -> Any | None:
+        """The next event, or ``None`` after ``timeout``; raises ``ChannelGone``."""
+        if self.gone and self.queue.empty():
+            raise ChannelGone(self.channel_id)
+        try:
+            event = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+        if isinstance(event, ev.StasisEnd | ev.ChannelDestroyed | ev.ChannelHangupRequest):
+            raise ChannelGone(self.channel_id)
+        return event
+
+    async def play(self, media: Iterable[str], *, interruptible: bool = False) -> str | None:
+        """Play ``media`` in turn and wait for the end; return the key that stopped it, if
+        ``interruptible`` and the caller pressed one (the key stays unconsumed)."""
+        for item in media:
+            playback_id = f"pb-{self.channel_id}-{next(_ids)}"
+            started = await self.control.play(self.channel_id, item, playback_id=playback_id)
+            if not started:
+                raise ChannelGone(self.channel_id)
+            key = await self._until_finished(playback_id, interruptible)
+            if key is not None:
+                return key
+        return None
+
+    async def _until_finished(self, playback_id: str, interruptible: bool) -> str | None:
+        while True:
+            if interruptible and self.digits:
+                await self.control.stop_playback(playback_id)
+                return self.digits[0]
+            event = await self.next_event(30.0)
+            if isinstance(event, ev.PlaybackFinished) and event.playback_id == playback_id:
+                return None
+            if event is None:  # a playback that never reports its end: move on
+                return None
+
+    async def read_key(self, timeout: float) -> str | None:
+        """One key press within ``timeout`` seconds (a key pressed earlier counts)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.digits:
+            left = deadline - loop.time()
+            if left <= 0 or await self.next_event(left) is None:
+                return None
+        return self.digits.pop(0)
+
+    async def read_digits(self, *, max_digits: int, timeout: float, end: str = "#") -> str:
+        """Keys until ``end``, ``max_digits`` keys, or ``timeout`` seconds between keys."""
+        entered = ""
+        while len(entered) < max_digits:
+            key = await self.read_key(timeout)
+            if key is None or key == end:
+                break
+            entered += key
+        return entered
+
+    def clear_digits(self) -> None:
+        self.digits.clear()
+
+
+class Sessions:
+    """The live sessions of this process, by channel id."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Session] = {}
+
+    def open(self, session: Session) -> Session:
+        self._by_id[session.channel_id] = session
+        return session
+
+    def get(self, channel_id: str) -> Session | None:
+        return self._by_id.get(channel_id)
+
+    def close(self, channel_id: str) -> None:
+        self._by_id.pop(channel_id, None)
+
+    def route(self, channel_id: str, event: Any) -> None:
+        session = self._by_id.get(channel_id)
+        if session is not None:
+            session.feed(event)
+
+    def __len__(self) -> int:
+        return len(self._by_id)

@@ -1,0 +1,161 @@
+"""``acdkit agents``: add, list, login, logout, pause, resume, mode."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from acdkit.cli.common import emit, handle_errors, run, settings_of, with_pool
+from acdkit.core.agents import Agent, AgentEvent, AgentMode, hash_pin, validate_reach
+from acdkit.core.errors import InvalidInput, NoSuchAgent
+from acdkit.ports import SystemClock
+
+MODES = click.Choice([m.value for m in AgentMode])
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key or not val:
+            raise InvalidInput(f"{what} {value!r}: expected NAME=VALUE")
+        pairs[key] = val
+    return pairs
+
+
+def _skills(values: tuple[str, ...]) -> dict[str, int]:
+    skills = {}
+    for name, level in _pairs(tuple(v if "=" in v else f"{v}=5" for v in values), "skill").items():
+        if not level.isdigit() or not 1 <= int(level) <= 9:
+            raise InvalidInput(f"skill {name}: level {level!r} is not 1..9")
+        skills[name] = int(level)
+    return skills
+
+
+async def _agent(pool: Any, agent_id: str) -> Agent:
+    agent = await pool.get_agent(agent_id)
+    if agent is None:
+        raise NoSuchAgent(f"no agent {agent_id!r} (see `acdkit agents list`)")
+    return agent  # type: ignore[no-any-return]
+
+
+def _row(agent: Agent) -> dict[str, Any]:
+    return {"id": agent.id, "name": agent.name, "state": agent.state.value,
+            "mode": agent.mode.value, "reach": agent.reach, "task": agent.task_id,
+            "skills": ",".join(f"{k}={v}" for k, v in sorted(agent.skills.items())),
+            "attributes": dict(agent.attributes), "misses": agent.misses}
+
+
+@click.group()
+def agents() -> None:
+    """Manage agents: profiles, sign-in on any phone, pause, connection mode."""
+
+
+@agents.command("add")
+@click.argument("agent_id")
+@click.option("--name", default="")
+@click.option("--pin", required=True, help="4-12 digits, for phone login")
+@click.option("--skill", "skills", multiple=True, help="NAME or NAME=LEVEL (1-9); repeat")
+@click.option("--attr", "attrs", multiple=True, help="NAME=VALUE; repeat")
+@click.option("--mode", type=MODES, default=AgentMode.PER_CALL.value)
+@click.pass_context
+@handle_errors
+def add(ctx: click.Context, agent_id: str, name: str, pin: str, skills: tuple[str, ...],
+        attrs: tuple[str, ...], mode: str) -> None:
+    """Create or update an agent's profile (state is kept)."""
+
+    async def work(pool: Any) -> None:
+        current = await pool.get_agent(agent_id) or Agent(id=agent_id)
+        await pool.save_agent(replace(current, name=name or current.name,
+                                      pin_hash=hash_pin(pin, os.urandom(16)),
+                                      skills=_skills(skills) or current.skills,
+                                      attributes=_pairs(attrs, "attribute") or current.attributes,
+                                      mode=AgentMode(mode)))
+
+    run(with_pool(settings_of(ctx), work))
+    click.echo(f"agent {agent_id} saved")
+
+
+@agents.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """All agents with their state, mode and reach."""
+
+    async def work(pool: Any) -> list[Agent]:
+        return await pool.list_agents()  # type: ignore[no-any-return]
+
+    rows = [_row(a) for a in sorted(run(with_pool(settings_of(ctx), work)), key=lambda a: a.id)]
+    emit(rows, as_json, ["id", "name", "state", "mode", "reach", "task", "skills"])
+
+
+def _move(ctx: click.Context, agent_id: str, event: AgentEvent, **kw: Any) -> Agent:
+    async def work(pool: Any) -> Agent:
+        await _agent(pool, agent_id)
+        return await pool.move_agent(agent_id, event, SystemClock().now(), **kw)  # type: ignore[no-any-return]
+
+    return run(with_pool(settings_of(ctx), work))  # type: ignore[no-any-return]
+
+
+@agents.command("login")
+@click.argument("agent_id")
+@click.option("--reach", required=True, help="PJSIP/<endpoint> or an E.164 number (+15551234)")
+@click.option("--mode", type=MODES, help="per_call or persistent (default: the profile's)")
+@click.pass_context
+@handle_errors
+def login(ctx: click.Context, agent_id: str, reach: str, mode: str | None) -> None:
+    """Sign an agent in, reachable at REACH; it becomes ready for tasks."""
+    agent = _move(ctx, agent_id, AgentEvent.LOGIN, reach=validate_reach(reach),
+                  mode=AgentMode(mode) if mode else None)
+    click.echo(f"agent {agent_id} ready at {agent.reach} ({agent.mode.value})")
+
+
+@agents.command("logout")
+@click.argument("agent_id")
+@click.pass_context
+@handle_errors
+def logout(ctx: click.Context, agent_id: str) -> None:
+    """Sign an agent out."""
+    _move(ctx, agent_id, AgentEvent.LOGOUT)
+    click.echo(f"agent {agent_id} logged out")
+
+
+@agents.command("pause")
+@click.argument("agent_id")
+@click.option("--reason", default="break")
+@click.pass_context
+@handle_errors
+def pause(ctx: click.Context, agent_id: str, reason: str) -> None:
+    """Stop giving an agent tasks (after the current one)."""
+    _move(ctx, agent_id, AgentEvent.PAUSE, reason=reason)
+    click.echo(f"agent {agent_id} paused ({reason})")
+
+
+@agents.command("resume")
+@click.argument("agent_id")
+@click.pass_context
+@handle_errors
+def resume(ctx: click.Context, agent_id: str) -> None:
+    """Make a paused agent ready again."""
+    _move(ctx, agent_id, AgentEvent.RESUME)
+    click.echo(f"agent {agent_id} ready")
+
+
+@agents.command("mode")
+@click.argument("agent_id")
+@click.argument("mode", type=MODES)
+@click.pass_context
+@handle_errors
+def mode(ctx: click.Context, agent_id: str, mode: str) -> None:
+    """Switch an agent between per_call and persistent; takes effect at its next task."""
+
+    async def work(pool: Any) -> None:
+        agent = await _agent(pool, agent_id)
+        await pool.save_agent(replace(agent, mode=AgentMode(mode)))
+
+    run(with_pool(settings_of(ctx), work))
+    click.echo(f"agent {agent_id} mode {mode} (from the next task)")

@@ -1,0 +1,74 @@
+"""What every command shares: settings, asyncio, errors to exit codes, tables and JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any, TypeVar
+
+import click
+
+from acdkit.config import Settings
+from acdkit.core.errors import AcdError
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AcdError as exc:
+            click.secho(f"acdkit: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    return ctx.ensure_object(dict)["settings"]  # type: ignore[no-any-return]
+
+
+def jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "items"):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return value
+
+
+def emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) -> None:
+    """Print ``rows`` as JSON for scripts or as an aligned table for people."""
+    if as_json:
+        click.echo(json.dumps(jsonable(list(rows)), indent=2, default=str))
+        return
+    cols = list(columns)
+    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in cols] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(cols)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+async def with_pool(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """Open the Redis pool, run ``work(pool)``, close it."""
+    from acdkit.bootstrap import open_pool
+
+    pool = await open_pool(settings)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()

@@ -1,0 +1,248 @@
+"""One frozen settings object: CLI > ACDKIT_* environment > acdkit.toml > defaults.
+
+Every key has a dotted name (``ari.password``); its environment variable is that name in
+upper case with dots as underscores and an ``ACDKIT_`` prefix (``ACDKIT_ARI_PASSWORD``).
+Secrets are wrapped in ``Secret`` so they never print. A wrong value raises ``ConfigError``
+naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from acdkit.core.errors import ConfigError
+
+ENV_PREFIX = "ACDKIT_"
+DEFAULT_PATH = Path("acdkit.toml")
+
+
+class Secret:
+    """A string that prints as ``'***'``; ``reveal()`` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class AriSettings:
+    url: str = "http://127.0.0.1:8088"
+    username: str = "acdkit"
+    password: Secret = field(default_factory=lambda: Secret(""))
+    app: str = "acdkit"
+    transport: str = "auto"  # auto | websocket | http
+    request_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "acdkit"
+    secret: Secret = field(default_factory=lambda: Secret(""))
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "acdkit"
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    host: str = "127.0.0.1"
+    port: int = 4573
+
+
+@dataclass(frozen=True)
+class CenterSettings:
+    name: str = "acdkit"
+    caller_id: str = ""  # the number customers see when called back
+    default_region: str = "US"
+    timezone: str = "UTC"
+    trunk: str = "pstn"  # PJSIP endpoint that reaches outside numbers
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    ring_timeout: float = 15.0  # seconds an agent's phone rings before the task moves on
+    wrap_up: float = 5.0  # seconds between two tasks
+    max_misses: int = 3  # unanswered offers in a row before the agent is paused
+    whisper: bool = True  # tell the agent who is calling before connecting
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    announce_every: float = 30.0  # seconds between position / wait announcements
+    music_class: str = "default"
+    max_wait: float = 3600.0  # a caller waiting longer than this is sent to the fallback
+
+
+@dataclass(frozen=True)
+class PrioritySettings:
+    base_call: int = 50
+    base_callback: int = 50
+    base_voice_request: int = 20
+    base_outbound: int = 0
+    aging_per_minute: float = 1.0
+    rating_weight: float = 0.0
+    preferred_agent_weight: float = 0.0
+    vip_attribute: str = "vip"
+    vip_weight: float = 0.0
+    hook: str = ""  # dotted path "package.module:function" for a custom rule
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    sweep_interval: float = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    ari: AriSettings = field(default_factory=AriSettings)
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    agi: AgiSettings = field(default_factory=AgiSettings)
+    center: CenterSettings = field(default_factory=CenterSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    priority: PrioritySettings = field(default_factory=PrioritySettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    ivr: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # entry → menu
+    source: str = "defaults"  # where the file layer came from, for `doctor`
+
+
+def load_settings(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from defaults, then ``path`` (or ``ACDKIT_CONFIG``, or ./acdkit.toml
+    when present), then ``ACDKIT_*`` variables of ``env``, then ``overrides`` (dotted keys).
+
+    Raises ``ConfigError`` naming the key for unknown keys and wrong values.
+    """
+    env = os.environ if env is None else env
+    layers: dict[str, Any] = {}
+    path = path or (Path(env["ACDKIT_CONFIG"]) if env.get("ACDKIT_CONFIG") else None)
+    if path is None and DEFAULT_PATH.exists():
+        path = DEFAULT_PATH
+    if path is not None:
+        layers = _read_toml(path)
+    settings: Settings = _build(Settings, layers, "")
+    settings = replace(settings, source=str(path) if path else "defaults")
+    for key, value in _env_values(env).items():
+        settings = _override(settings, key, value)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            settings = _override(settings, key, value)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("config", f"file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    defaults = Settings()
+    for section in fields(Settings):
+        value = getattr(defaults, section.name)
+        if not is_dataclass(value):
+            continue
+        for item in fields(value):
+            name = f"{ENV_PREFIX}{section.name}_{item.name}".upper()
+            if name in env:
+                found[f"{section.name}.{item.name}"] = env[name]
+    return found
+
+
+def _override(settings: Settings, key: str, value: Any) -> Settings:
+    section_name, _, item = key.partition(".")
+    section = getattr(settings, section_name, None)
+    if section is None or not is_dataclass(section) or item not in _names(section):
+        raise ConfigError(key, "no such setting")
+    updated = _build(type(section), {**_as_dict(section), item: value}, section_name + ".")
+    return replace(settings, **{section_name: updated})
+
+
+def _names(section: Any) -> set[str]:
+    return {f.name for f in fields(section)}
+
+
+def _as_dict(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in fields(section)}
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(prefix.rstrip(".") or "config", "must be a table")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)} - {"source"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(prefix + sorted(unknown)[0], "no such setting")
+    values: dict[str, Any] = {}
+    for name in known & set(data):
+        key = prefix + name
+        hint = hints[name]
+        if isinstance(hint, type) and is_dataclass(hint):
+            values[name] = _build(hint, data[name], key + ".")
+        else:
+            values[name] = _coerce(key, hint, data[name])
+    return cls(**values)
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    if hint is Secret:
+        return value if isinstance(value, Secret) else Secret(_coerce(key, str, value))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false",
+                                                        "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected a number, got {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+        return str(value)
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"expected a table, got {value!r}")
+    return value

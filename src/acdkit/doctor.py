@@ -1,0 +1,187 @@
+"""``acdkit doctor``: is everything acdkit needs there, safe and durable?
+
+Each check gives OK, WARN or FAIL with a sentence that names what is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from acdkit.config import Settings
+
+LAB_PASSWORDS = frozenset({"acdkit-lab", "acdkit-lab-ari", "acdkit-lab-ami"})
+
+# Versions that fix advisories in the parts acdkit uses (ARI, AMI), per release branch.
+# CVE-2024-42365: AMI Originate lets a user with write=originate run shell commands.
+ADVISORIES: tuple[tuple[str, dict[int, tuple[int, ...]]], ...] = (
+    ("CVE-2024-42365 (AMI originate command injection)",
+     {18: (18, 24, 2), 20: (20, 9, 2), 21: (21, 4, 2)}),
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    status: str  # OK | WARN | FAIL
+    detail: str
+
+    def as_row(self) -> dict[str, str]:
+        return {"check": self.check, "status": self.status, "detail": self.detail}
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    checks = [check_config(settings)]
+    checks += await check_redis(settings)
+    ari, version = await check_ari(settings)
+    checks += ari
+    checks.append(check_version(version))
+    checks.append(await check_ami(settings))
+    checks += check_addresses(settings)
+    return checks
+
+
+def check_config(settings: Settings) -> Check:
+    missing = [k for k, v in (("ari.password", settings.ari.password),
+                              ("ami.secret", settings.ami.secret)) if not v]
+    if missing:
+        return Check("config", "FAIL", f"{', '.join(missing)} not set (acdkit.toml or "
+                     f"ACDKIT_{missing[0].upper().replace('.', '_')})")
+    return Check("config", "OK", f"from {settings.source}")
+
+
+async def check_redis(settings: Settings) -> list[Check]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
+                               decode_responses=True)
+    where = urlsplit(settings.redis.url).netloc.split("@")[-1]
+    try:
+        await client.ping()
+        conf = {}
+        for key in ("appendonly", "appendfsync", "maxmemory-policy"):
+            conf.update(await client.config_get(key))
+    except Exception as exc:  # any failure here is the finding
+        return [Check("redis", "FAIL", f"cannot reach Redis at {where}: {exc}")]
+    finally:
+        await client.aclose()
+    found = [Check("redis", "OK", f"{where} answers")]
+    durable = conf.get("appendonly") == "yes" and conf.get("appendfsync") == "always"
+    found.append(Check("redis persistence", "OK" if durable else "WARN",
+                       f"appendonly={conf.get('appendonly')} appendfsync="
+                       f"{conf.get('appendfsync')}" + ("" if durable else
+                       ": a crash may lose callbacks; set appendonly yes, appendfsync always")))
+    noevict = conf.get("maxmemory-policy") == "noeviction"
+    found.append(Check("redis eviction", "OK" if noevict else "WARN",
+                       f"maxmemory-policy={conf.get('maxmemory-policy')}" +
+                       ("" if noevict else ": tasks could be evicted; set noeviction")))
+    return found
+
+
+async def check_ari(settings: Settings) -> tuple[list[Check], str]:
+    a = settings.ari
+    auth = aiohttp.BasicAuth(a.username, a.password.reveal())
+    timeout = aiohttp.ClientTimeout(total=5)
+    try:
+        async with aiohttp.ClientSession(auth=auth, timeout=timeout) as http, \
+                http.get(f"{a.url.rstrip('/')}/ari/asterisk/info") as resp:
+            if resp.status == 401:
+                return [Check("ari", "FAIL", f"ARI at {a.url} refused user {a.username!r}: "
+                              "wrong ARI username or password (ari.username/ari.password)")], ""
+            if resp.status != 200:
+                return [Check("ari", "FAIL", f"ARI at {a.url} answered {resp.status}")], ""
+            info = await resp.json()
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return [Check("ari", "FAIL", f"cannot reach ARI at {a.url}: {exc or type(exc).__name__}"
+                      " (is http.conf enabled and Asterisk running?)")], ""
+    version = str(info.get("system", {}).get("version", ""))
+    found = [Check("ari", "OK", f"{a.url} as {a.username}, Asterisk {version}")]
+    found.append(await check_ari_websocket(settings))
+    return found, version
+
+
+async def check_ari_websocket(settings: Settings) -> Check:
+    from acdkit.ari.client import AriClient
+
+    a = settings.ari
+    client = AriClient(a.url, a.username, a.password.reveal(), f"{a.app}-doctor",
+                       request_timeout=3.0)
+    try:
+        await client.connect()
+        transport = client.transport_in_use
+    except Exception as exc:
+        return Check("ari transport", "FAIL", f"events WebSocket failed: {exc}")
+    finally:
+        await client.close()
+    if transport == "websocket":
+        return Check("ari transport", "OK", "REST over the events WebSocket")
+    return Check("ari transport", "WARN", "this Asterisk has no REST over WebSocket "
+                 "(20.14/21.9/22.4 or later): using HTTP for requests")
+
+
+def check_version(version: str) -> Check:
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    if not match:
+        return Check("asterisk version", "WARN", f"cannot read version {version!r}")
+    parts = tuple(int(p) for p in match.groups())
+    hits = [name for name, fixed in ADVISORIES
+            if parts[0] in fixed and parts < fixed[parts[0]]]
+    if parts[0] < 20:
+        hits.append("branch no longer supported")
+    if hits:
+        return Check("asterisk version", "WARN", f"{version}: UPGRADE — " + "; ".join(hits))
+    return Check("asterisk version", "OK", f"{version}: no known ARI/AMI advisory")
+
+
+async def check_ami(settings: Settings) -> Check:
+    m = settings.ami
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(m.host, m.port), 5)
+    except (OSError, TimeoutError) as exc:
+        return Check("ami", "FAIL", f"cannot reach AMI at {m.host}:{m.port}: {exc}")
+    try:
+        await asyncio.wait_for(reader.readline(), 5)  # the banner
+        writer.write(f"Action: Login\r\nUsername: {m.username}\r\nSecret: "
+                     f"{m.secret.reveal()}\r\nEvents: off\r\n\r\n".encode())
+        await writer.drain()
+        reply = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode(errors="replace")
+    except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+        return Check("ami", "FAIL", f"AMI at {m.host}:{m.port} did not answer the login: {exc}")
+    finally:
+        writer.close()
+    if "Response: Success" in reply:
+        return Check("ami", "OK", f"{m.host}:{m.port} as {m.username}")
+    return Check("ami", "FAIL", f"AMI refused user {m.username!r}: wrong AMI username or "
+                 "secret (ami.username/ami.secret)")
+
+
+def check_addresses(settings: Settings) -> list[Check]:
+    found = []
+    for name, host, secret in (
+        ("ari address", urlsplit(settings.ari.url).hostname or "", settings.ari.password.reveal()),
+        ("ami address", settings.ami.host, settings.ami.secret.reveal()),
+        ("agi address", settings.agi.host, ""),
+    ):
+        if _loopback(host):
+            found.append(Check(name, "OK", f"{host} (loopback)"))
+        elif secret in LAB_PASSWORDS:
+            found.append(Check(name, "WARN", f"{host} is not loopback and uses the lab's "
+                               "default password: change it"))
+        else:
+            found.append(Check(name, "WARN", f"{host} is not loopback: use TLS or a private "
+                               "network"))
+    return found
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,96 @@
+"""Redis key names of the pool.
+
+Every key one Lua script touches shares one hash tag, ``{pool}``, so a claim stays atomic even
+on Redis Cluster (DESIGN §8)::
+
+    acdkit:{pool}:task:<id>            hash   one task (codec fields + ``score``)
+    acdkit:{pool}:agent:<id>           hash   one agent
+    acdkit:{pool}:agents               set    every agent id
+    acdkit:{pool}:skills               set    every skill that ever had a queue
+    acdkit:{pool}:q:<skill>            zset   queued task ids, score = routing.pool_score
+    acdkit:{pool}:qage:<skill>         zset   the same ids, score = enqueued_at (for stats)
+    acdkit:{pool}:due                  zset   scheduled task ids, score = due_at
+    acdkit:{pool}:ready:<skill>        set    ready agents having that skill
+    acdkit:{pool}:audit                stream every state change (MAXLEN ~)
+    acdkit:{pool}:audit:task:<id>      stream the story of one task (MAXLEN ~)
+    acdkit:{pool}:audit:agent:<id>     stream the story of one agent (MAXLEN ~)
+    acdkit:{pool}:events               pub/sub wake-ups: ``task_added <id>``, ``agent_ready <id>``
+
+The Lua scripts build some names themselves from ``base`` (they learn an agent's skills or a
+task's holder only inside the script); the names here and in ``lua/_lib.lua`` must agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from acdkit.core.errors import InvalidInput
+
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Return ``value`` if it may go into a key name; raise ``InvalidInput`` naming ``what``."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InvalidInput(f"{what} {value!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under ``prefix`` (``redis.prefix`` in the settings) and one hash tag."""
+
+    prefix: str = "acdkit"
+    tag: str = "pool"
+
+    def __post_init__(self) -> None:
+        for what, value in (("redis prefix", self.prefix), ("pool tag", self.tag)):
+            if not _PREFIX.match(value):
+                raise InvalidInput(f"{what} {value!r} must be 1-64 characters of A-Z a-z 0-9 . _ -")
+
+    @property
+    def base(self) -> str:
+        """The common start of every key, ``acdkit:{pool}:``; the Lua scripts get it as ARGV."""
+        return f"{self.prefix}:{{{self.tag}}}:"
+
+    def task(self, task_id: str) -> str:
+        return f"{self.base}task:{check_id(task_id, 'task id')}"
+
+    def agent(self, agent_id: str) -> str:
+        return f"{self.base}agent:{check_id(agent_id, 'agent id')}"
+
+    def queue(self, skill: str) -> str:
+        return f"{self.base}q:{check_id(skill, 'skill')}"
+
+    def queue_age(self, skill: str) -> str:
+        return f"{self.base}qage:{check_id(skill, 'skill')}"
+
+    def ready(self, skill: str) -> str:
+        return f"{self.base}ready:{check_id(skill, 'skill')}"
+
+    def audit_of(self, kind: str, entity_id: str) -> str:
+        if kind not in ("task", "agent"):
+            raise InvalidInput(f"audit kind {kind!r} is neither task nor agent")
+        return f"{self.base}audit:{kind}:{check_id(entity_id, f'{kind} id')}"
+
+    @property
+    def due(self) -> str:
+        return f"{self.base}due"
+
+    @property
+    def agents(self) -> str:
+        return f"{self.base}agents"
+
+    @property
+    def skills(self) -> str:
+        return f"{self.base}skills"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.base}audit"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}events"
