@@ -7,11 +7,14 @@ import contextlib
 import importlib
 import logging
 import signal
+from dataclasses import replace
 from types import MappingProxyType
 
 from acdkit.config import Settings
 from acdkit.core.agents import AgentEvent, AgentState
+from acdkit.core.dtmf import BusinessHours
 from acdkit.core.errors import AcdError, ConfigError
+from acdkit.core.numbers import NumberPolicy, normalize
 from acdkit.core.routing import PriorityHook, PriorityRules
 from acdkit.core.tasks import TaskKind
 from acdkit.ports import Clock, SystemClock
@@ -33,6 +36,28 @@ def priority_rules(settings: Settings) -> PriorityRules:
         vip_weight=p.vip_weight,
         hook=load_hook(p.hook) if p.hook else None,
     )
+
+
+def number_policy(settings: Settings) -> NumberPolicy:
+    """The dialing policy from ``[center]`` and ``[numbers]``."""
+    n = settings.numbers
+    region = settings.center.default_region
+    policy = NumberPolicy(
+        default_region=region,
+        center_timezone=settings.center.timezone,
+        allowed_countries=frozenset(_csv(n.allowed_countries)) or frozenset({region}),
+        allowed_prefixes=tuple(_csv(n.allowed_prefixes)),
+        max_pending_per_number=n.max_pending_per_number,
+    )
+    if n.calling_hours:
+        policy = replace(policy, calling_hours=BusinessHours.parse(n.calling_hours,
+                                                                    "numbers.calling_hours"))
+    dnc = frozenset(normalize(raw, policy) for raw in _csv(n.do_not_call))
+    return replace(policy, dnc=dnc)
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def load_hook(path: str) -> PriorityHook:

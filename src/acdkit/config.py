@@ -116,6 +116,33 @@ class PrioritySettings:
 
 
 @dataclass(frozen=True)
+class OverflowSettings:
+    """When a waiting caller is offered a callback (core/overflow.py)."""
+
+    wait_over: float = 60.0  # estimated wait in seconds; 0 disables
+    position_over: int = 5  # callers ahead; 0 disables
+    when_no_agents: bool = True
+    when_out_of_hours: bool = True
+    first_after: float = 5.0
+    repeat_every: float = 60.0
+    avg_handle: float = 180.0
+    business_hours: str = "mon-sun 00:00-24:00"  # center hours; also the scheduled-callback window
+    horizon_days: int = 7  # how far ahead a scheduled callback may be
+    voice_requests: bool = False  # offer 3 = leave a voice request
+
+
+@dataclass(frozen=True)
+class NumbersSettings:
+    """The dialing policy (core/numbers.py); the region comes from center.default_region."""
+
+    allowed_countries: str = ""  # comma-separated region codes; empty = the center's only
+    allowed_prefixes: str = ""  # comma-separated E.164 prefixes; empty = any
+    do_not_call: str = ""  # comma-separated E.164 numbers never to dial
+    max_pending_per_number: int = 1
+    calling_hours: str = ""  # e.g. "mon-sat 08:00-21:00"; empty = the policy's default
+
+
+@dataclass(frozen=True)
 class DispatchSettings:
     sweep_interval: float = 5.0
 
@@ -131,6 +158,8 @@ class Settings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     priority: PrioritySettings = field(default_factory=PrioritySettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    overflow: OverflowSettings = field(default_factory=OverflowSettings)
+    numbers: NumbersSettings = field(default_factory=NumbersSettings)
     ivr: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # entry → menu
     source: str = "defaults"  # where the file layer came from, for `doctor`
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from acdkit.config import Settings
+from acdkit.core.errors import AcdError
 
 LAB_PASSWORDS = frozenset({"acdkit-lab", "acdkit-lab-ari", "acdkit-lab-ami"})
 
@@ -111,13 +112,19 @@ async def check_ari_websocket(settings: Settings) -> Check:
     a = settings.ari
     client = AriClient(a.url, a.username, a.password.reveal(), f"{a.app}-doctor",
                        request_timeout=3.0)
+
+    async def ignore(event: object) -> None:
+        return None
+
+    runner = asyncio.create_task(client.run(ignore))
     try:
-        await client.connect()
-        transport = client.transport_in_use
-    except Exception as exc:
+        await client.wait_connected(6.0)
+        transport = client.transport
+    except AcdError as exc:
         return Check("ari transport", "FAIL", f"events WebSocket failed: {exc}")
     finally:
         await client.close()
+        await runner
     if transport == "websocket":
         return Check("ari transport", "OK", "REST over the events WebSocket")
     return Check("ari transport", "WARN", "this Asterisk has no REST over WebSocket "

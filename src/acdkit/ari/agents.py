@@ -8,7 +8,6 @@ keep one call up in their own bridge and tasks are bridged in and out of it.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from dataclasses import dataclass
@@ -38,6 +37,22 @@ class AgentLine:
     retiring: bool = False  # hung up by us (mode switch), not by the agent: no logout
 
 
+async def answered(session: Session, timeout: float) -> Session | None:
+    """Wait until an originated channel enters our app (it answered); None on timeout.
+    Raises ``ChannelGone`` when it hung up first (busy, no answer, failed)."""
+    while True:
+        event = await session.next_event(timeout)
+        if event is None:
+            return None
+        if isinstance(event, ev.StasisStart):
+            return session
+
+
+def say_digits(number: str) -> list[str]:
+    digits = "".join(c for c in number if c.isdigit())
+    return [f"digits:{digits}"] if digits else []
+
+
 def endpoint_for(reach: str, trunk: str) -> str:
     """The ARI endpoint of a validated reach: a PJSIP endpoint, or an E.164 number on the trunk."""
     if reach.startswith("PJSIP/"):
@@ -53,23 +68,24 @@ class AgentConnector:
     # -- the dispatcher's hand-off ---------------------------------------------------------
 
     async def connect(self, agent: Agent, task: Task) -> None:
-        """Ring ``agent`` for ``task`` and bridge it to the waiting customer."""
+        """Ring ``agent`` for the live call ``task`` and bridge it to the waiting caller."""
         call = self.app.calls.get(task.id)
         if call is None or call.customer.gone:
-            await self._customer_vanished(agent, task)
+            await self.end(task.id, agent.id, TaskEvent.ABANDON, "caller gone before connect")
             return
         call.taken.set()
         call.agent_id = agent.id
-        leg = await self._agent_leg(agent, task, call)
+        caller_id = call.customer.caller_number or self.app.settings.center.caller_id
+        leg = await self.reach_agent(agent, task.id, caller_id, call)
         if leg is None:
             await self._missed(agent, task, call)
             return
         if call.customer.gone:
             await self._hang_up_leg(agent, leg)
-            await self._end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
+            await self.end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
             return
-        await self._whisper(leg, task)
-        await self._bridge(agent, task, call, leg)
+        await self.whisper(leg, ["sound:acdkit/whisper-call", *say_digits(task.number)])
+        await self.bridge(agent, task, call, leg)
 
     async def customer_left(self, call: Call) -> None:
         """The customer's channel is gone: end the task and free (or hang up) the agent side."""
@@ -88,47 +104,49 @@ class AgentConnector:
                 await self.app.control.hangup(call.agent_leg)
             if call.bridge_id and line is None:
                 await self.app.control.destroy_bridge(call.bridge_id)
-            await self._end(task.id, call.agent_id, TaskEvent.COMPLETE, "customer hung up")
+            await self.end(task.id, call.agent_id, TaskEvent.COMPLETE, "customer hung up")
 
     # -- the agent's leg -------------------------------------------------------------------
 
-    async def _agent_leg(self, agent: Agent, task: Task, call: Call) -> Session | None:
+    async def reach_agent(self, agent: Agent, task_id: str, caller_id: str,
+                          call: Call | None = None, leg_id: str | None = None,
+                          ) -> Session | None:
+        """The agent on the line: its persistent line, or a new call answered in time."""
         line = self.lines.get(agent.id)
         if line is not None and agent.mode is AgentMode.PER_CALL:
-            await self.retire_line(agent.id)  # mode switched while logged in: next task
+            await self.retire_line(agent.id)  # the mode was switched: it applies from this task
             line = None
         if line is not None and not line.session.gone:
             return line.session
-        args = "agent-line" if agent.mode is AgentMode.PERSISTENT else "agent-leg"
-        session = await self._ring(agent, f"{args},{agent.id},{task.id}", call)
+        kind = "agent-line" if agent.mode is AgentMode.PERSISTENT else "agent-leg"
+        leg_id = leg_id or f"agent-{agent.id}-{next(_legs)}-{task_id[:8]}"
+        if call is not None:
+            call.agent_leg = leg_id
+        session = await self._ring(agent, f"{kind},{agent.id},{task_id}", leg_id, caller_id)
+        if session is None and call is not None:
+            call.agent_leg = None
         if session is not None and agent.mode is AgentMode.PERSISTENT:
             await self.open_line(agent.id, session)
         return session
 
-    async def _ring(self, agent: Agent, app_args: str, call: Call) -> Session | None:
+    async def _ring(self, agent: Agent, app_args: str, leg_id: str,
+                    caller_id: str) -> Session | None:
         """Originate a call to the agent into our app; the session once answered, else None."""
-        app, settings = self.app, self.app.settings
-        leg_id = f"agent-{agent.id}-{next(_legs)}-{call.task_id[:8]}"
+        app = self.app
         session = app.sessions.open(Session(leg_id, app.control, args=tuple(app_args.split(","))))
-        call.agent_leg = leg_id
-        caller_id = call.customer.caller_number or settings.center.caller_id
-        timeout = settings.agents.ring_timeout
+        timeout = app.settings.agents.ring_timeout
         try:
             created = await app.control.originate(
-                endpoint_for(agent.reach, settings.center.trunk), channel_id=leg_id,
-                app_args=app_args, caller_id=caller_id, timeout=int(timeout))
-            if not created:
+                endpoint_for(agent.reach, app.settings.center.trunk), leg_id,
+                app_args=app_args, caller_id=caller_id or None, timeout=int(timeout))
+            if created is None:
                 raise ChannelGone(leg_id)
-            while True:
-                event = await session.next_event(timeout + 5)
-                if event is None:
-                    await app.control.hangup(leg_id)
-                    raise ChannelGone(leg_id)
-                if isinstance(event, ev.StasisStart):
-                    return session
+            if await answered(session, timeout + 5) is None:
+                await app.control.hangup(leg_id)
+                raise ChannelGone(leg_id)
+            return session
         except ChannelGone:
             app.sessions.close(leg_id)
-            call.agent_leg = None
             return None
 
     async def open_line(self, agent_id: str, session: Session) -> AgentLine:
@@ -162,24 +180,26 @@ class AgentConnector:
             call = self.app.calls.get(agent.task_id)
             if call is not None:
                 await self.app.control.hangup(call.customer.channel_id)
-        await self._move_agent(line.agent_id, AgentEvent.LOGOUT)
+        await self.move_agent(line.agent_id, AgentEvent.LOGOUT)
 
     # -- connecting and ending -------------------------------------------------------------
 
-    async def _whisper(self, leg: Session, task: Task) -> None:
-        if not self.app.settings.agents.whisper or not task.number:
+    async def whisper(self, leg: Session, media: list[str]) -> None:
+        """Tell the agent what comes (only the agent hears it)."""
+        if not self.app.settings.agents.whisper:
             return
-        digits = "".join(c for c in task.number if c.isdigit())
         try:
-            await leg.play([f"digits:{digits}"])
+            await leg.play(media)
         except ChannelGone:
             return
 
-    async def _bridge(self, agent: Agent, task: Task, call: Call, leg: Session) -> None:
+    async def bridge(self, agent: Agent, task: Task, call: Call, leg: Session) -> None:
+        """Join the customer to the agent: the agent's line bridge, or a new mixing bridge."""
         control = self.app.control
         line = self.lines.get(agent.id)
         customer = call.customer.channel_id
-        await control.remove_from_bridge(self.app.hold_bridge_id(task.skill), customer)
+        if task.channel_id:  # a live caller waits in its skill's holding bridge
+            await control.remove_from_bridge(self.app.hold_bridge_id(task.skill), customer)
         if line is not None:
             call.bridge_id = line.bridge_id
             await control.add_to_bridge(line.bridge_id, [customer])
@@ -198,7 +218,6 @@ class AgentConnector:
         await leg.hung_up.wait()
         self.app.sessions.close(leg.channel_id)
         if not call.customer.gone:
-            call.ended.set()
             await self.app.control.hangup(call.customer.channel_id)
 
     async def _missed(self, agent: Agent, task: Task, call: Call) -> None:
@@ -206,23 +225,20 @@ class AgentConnector:
         call.taken.clear()
         call.agent_id = None
         if call.customer.gone:
-            await self._end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
+            await self.end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
             return
         log.info("task %s: agent %s did not answer; back in line", task.id, agent.id)
         await self.app.pool.release(task.id, now)
-        await self._move_agent(agent.id, AgentEvent.NO_ANSWER)
+        await self.move_agent(agent.id, AgentEvent.NO_ANSWER)
         self.app.after_wrap_up(agent.id)
-
-    async def _customer_vanished(self, agent: Agent, task: Task) -> None:
-        await self._end(task.id, agent.id, TaskEvent.ABANDON, "caller gone before connect")
 
     async def _hang_up_leg(self, agent: Agent, leg: Session) -> None:
         if agent.id not in self.lines:
             await self.app.control.hangup(leg.channel_id)
 
-    async def _end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str) -> None:
+    async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str) -> None:
         await self._move_task(task_id, event, outcome)
-        await self._move_agent(agent_id, AgentEvent.END)
+        await self.move_agent(agent_id, AgentEvent.END)
         self.app.after_wrap_up(agent_id)
 
     async def _move_task(self, task_id: str, event: TaskEvent, outcome: str) -> None:
@@ -231,7 +247,7 @@ class AgentConnector:
         except (InvalidTransition, NotFound) as exc:
             log.info("task %s: %s not applied: %s", task_id, event, exc)
 
-    async def _move_agent(self, agent_id: str, event: AgentEvent) -> None:
+    async def move_agent(self, agent_id: str, event: AgentEvent) -> None:
         try:
             await self.app.pool.move_agent(agent_id, event, self.app.clock.now(),
                                            max_misses=self.app.settings.agents.max_misses)
@@ -259,7 +275,7 @@ async def agent_login(app: StasisApp, session: Session) -> None:
         await app.pool.move_agent(agent.id, AgentEvent.LOGIN, now, reach=reach)
     except AcdError as exc:
         log.warning("agent %s login refused: %s", agent.id, exc)
-        await session.play(["sound:an-error-has-occurred"])
+        await session.play(["sound:acdkit/failure"])
         await app.control.hangup(session.channel_id)
         return
     log.info("agent %s logged in from %s (%s)", agent.id, reach, agent.mode)

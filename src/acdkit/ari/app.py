@@ -18,15 +18,18 @@ from acdkit.ari.agents import AgentConnector, agent_login
 from acdkit.ari.calls import Calls
 from acdkit.ari.client import AriClient
 from acdkit.ari.control import AriControl
+from acdkit.ari.dialback import run_commands
 from acdkit.ari.queue import serve_caller
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.config import Settings
 from acdkit.core import ivr
 from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.errors import AcdError
-from acdkit.core.tasks import Task
+from acdkit.core.numbers import NumberPolicy
+from acdkit.core.tasks import Task, TaskKind
 from acdkit.dialplan_vars import FAILURE_CONTEXT
-from acdkit.ports import Clock
+from acdkit.ports import Clock, JobQueue
+from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,12 @@ Flow = Callable[["StasisApp", Session], Awaitable[None]]
 
 
 class StasisApp:
-    def __init__(self, settings: Settings, client: AriClient, pool: Pool, clock: Clock) -> None:
+    def __init__(self, settings: Settings, client: AriClient, pool: Pool, clock: Clock,
+                 callbacks: CallbackStore, jobs: JobQueue, policy: NumberPolicy) -> None:
         self.settings = settings
+        self.callbacks = callbacks
+        self.jobs = jobs
+        self.number_policy = policy
         self.client = client
         self.control = AriControl(client)
         self.pool = pool
@@ -69,7 +76,12 @@ class StasisApp:
             log.exception("%s failed", name)
 
     async def run(self) -> None:
-        await self.client.run(self.on_event)
+        """Serve ARI events and the dial-back commands of the jobs until ARI steps down."""
+        commands = asyncio.create_task(run_commands(self), name="commands")
+        try:
+            await self.client.run(self.on_event)
+        finally:
+            commands.cancel()
 
     # -- events ----------------------------------------------------------------------------
 
@@ -78,7 +90,7 @@ class StasisApp:
             self._bridges.clear()  # Asterisk may have restarted: bridges are made again lazily
             self.spawn(self._reconcile(), "reconcile")
             return
-        channel_id = _channel_of(event)
+        channel_id = ev.channel_id(event)
         if channel_id is None:
             return
         if isinstance(event, ev.StasisStart):
@@ -135,9 +147,9 @@ class StasisApp:
 
     async def _reconcile(self) -> None:
         """After a reconnect: flows whose channel did not survive the drop learn it now."""
-        for session in list(self.sessions._by_id.values()):  # noqa: SLF001
+        for session in self.sessions.all():
             if await self.control.get_channel(session.channel_id) is None:
-                session.feed(ev.ChannelDestroyed.synthetic(session.channel_id))
+                session.feed(ev.ChannelDestroyed(channel=ev.Channel(id=session.channel_id)))
 
     # -- holding bridges and wrap-up -------------------------------------------------------
 
@@ -166,15 +178,14 @@ class StasisApp:
         self.spawn(wrapped(), f"wrap-up {agent_id}")
 
     async def on_reserved(self, agent: Agent, task: Task) -> None:
-        """The dispatcher reserved ``agent`` for ``task``: connect them."""
-        await self.connector.connect(agent, task)
+        """The dispatcher reserved ``agent`` for ``task``: connect a live call here; hand a
+        callback to its ``dial_back`` job (which asks us back to dial, agent first)."""
+        if task.kind is TaskKind.CALL:
+            await self.connector.connect(agent, task)
+            return
+        attempt = task.attempts + 1
+        await asyncio.to_thread(self.jobs.enqueue, "callbacks", "acdkit.jobs.dial_back", task.id,
+                                job_id=f"dial-{task.id}-{attempt}")
+        log.info("task %s: agent %s reserved, dial-back attempt %s queued", task.id, agent.id,
+                 attempt)
 
-
-def _channel_of(event: ev.Event) -> str | None:
-    channel = getattr(event, "channel", None)
-    if channel is not None:
-        return str(channel.id)
-    target = getattr(event, "target_uri", "") or ""
-    if target.startswith("channel:"):
-        return str(target.split(":", 1)[1])
-    return None

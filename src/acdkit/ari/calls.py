@@ -17,7 +17,6 @@ class Call:
     task_id: str
     customer: Session
     taken: asyncio.Event = field(default_factory=asyncio.Event)  # an agent is being connected
-    ended: asyncio.Event = field(default_factory=asyncio.Event)  # the agent side hung up
     agent_id: str | None = None
     agent_leg: str | None = None  # the agent's channel while connected
     bridge_id: str | None = None  # the mixing bridge of the conversation

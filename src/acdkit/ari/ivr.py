@@ -26,5 +26,5 @@ async def choose_skill(session: Session, menu: ivr.Menu) -> str:
             session.clear_digits()
             return outcome.skill
         session.clear_digits()
-        await session.play(["sound:option-is-invalid"] if key else [])
+        await session.play(menu.invalid if key else ())
         attempt = outcome.attempt

@@ -7,9 +7,11 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
+from acdkit.ari import callback_offer
 from acdkit.ari.ivr import choose_skill
 from acdkit.ari.session import ChannelGone, Session
-from acdkit.core.tasks import Task, TaskKind, TaskState
+from acdkit.core import overflow
+from acdkit.core.tasks import Task, TaskKind
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
@@ -35,7 +37,7 @@ async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
         await app.pool.add_task(task)
         log.info("task %s queued for %s (caller %s)", task.id, skill, session.caller_number)
         await _wait_for_agent(app, session, task)
-        await call.ended.wait()
+        await session.hung_up.wait()  # the agent's hang-up hangs the caller up too
     except ChannelGone:
         pass
     finally:
@@ -44,23 +46,34 @@ async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
 
 
 async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:
-    """Hold until the connector takes the caller; announce the position meanwhile."""
+    """Hold until the connector takes the caller: announce the position every
+    ``queue.announce_every`` seconds and make the overflow offer when the rules say so."""
     call = app.calls.get(task.id)
-    every = app.settings.queue.announce_every
+    rules = callback_offer.rule(app)
+    last_announce = last_offer = None
+    tick = min(1.0, app.settings.queue.announce_every)
     while call is not None and not call.taken.is_set():
-        event = await session.next_event(every)
-        if event is None and not call.taken.is_set():
-            await _announce(app, session, task.id)
+        await session.next_event(tick)
+        now = app.clock.now()
+        if call.taken.is_set():
+            return
+        view = await callback_offer.queue_view(app, task, now)
+        if view is None:
+            continue
+        reason = overflow.offer_reason(rules, view, last_offer, now)
+        if reason is not None:
+            last_offer = now
+            if await callback_offer.offer(app, session, task, reason):
+                raise ChannelGone(session.channel_id)
+            continue
+        if last_announce is None or now - last_announce >= app.settings.queue.announce_every:
+            if last_announce is not None or view.waited >= app.settings.queue.announce_every:
+                await _announce(app, session, view.position)
+            last_announce = now
 
 
-async def _announce(app: StasisApp, session: Session, task_id: str) -> None:
-    current = await app.pool.get_task(task_id)
-    if current is None or current.state is not TaskState.QUEUED:
-        return
-    position = await app.pool.queue_position(task_id)
-    if position is None:
-        return
+async def _announce(app: StasisApp, session: Session, position: int) -> None:
     media = (["sound:queue-youarenext"] if position == 0 else
-             ["sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting"])
+             ["sound:queue-thereare", f"number:{position + 1}", "sound:queue-callswaiting"])
     # Played on the channel while it sits in the holding bridge: only this caller hears it.
     await app.control.play(session.channel_id, media)

@@ -126,5 +126,8 @@ class Sessions:
         if session is not None:
             session.feed(event)
 
+    def all(self) -> list[Session]:
+        return list(self._by_id.values())
+
     def __len__(self) -> int:
         return len(self._by_id)

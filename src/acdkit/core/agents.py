@@ -85,7 +85,7 @@ class Agent:
 
 def validate_reach(reach: str) -> str:
     """Return ``reach`` if it is a PJSIP endpoint or an E.164 number; raise ``InvalidInput``."""
-    if _ENDPOINT.match(reach) or _NUMBER.match(reach):
+    if _ENDPOINT.fullmatch(reach) or _NUMBER.fullmatch(reach):  # match() lets "...\n" through
         return reach
     raise InvalidInput(f"reach {reach!r} is neither PJSIP/<endpoint> nor an E.164 number")
 
@@ -150,7 +150,7 @@ _ITERATIONS = 100_000
 
 def hash_pin(pin: str, salt: bytes) -> str:
     """Return a salted PBKDF2 hash of a 4–12 digit PIN; raise ``InvalidInput`` on other PINs."""
-    if not _PIN.match(pin):
+    if not _PIN.fullmatch(pin):
         raise InvalidInput("a PIN is 4 to 12 digits")
     digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, _ITERATIONS)
     return f"pbkdf2${_ITERATIONS}${salt.hex()}${digest.hex()}"
@@ -161,6 +161,7 @@ def check_pin(pin: str, pin_hash: str) -> bool:
     try:
         _, rounds, salt, digest = pin_hash.split("$")
         got = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(rounds))
+        want = bytes.fromhex(digest)  # bytes: compare_digest raises TypeError on non-ASCII str
     except ValueError:
         return False
-    return hmac.compare_digest(got.hex(), digest)
+    return hmac.compare_digest(got, want)

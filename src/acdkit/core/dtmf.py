@@ -16,8 +16,8 @@ from acdkit.core.errors import BadDtmf, ConfigError, InvalidInput
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _END_OF_DAY = time.max  # "24:00" as the end of a window
-_HHMM = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_HHMM = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 Window = tuple[time, time]  # [start, end), end == time.max means up to midnight
 
@@ -103,7 +103,7 @@ def _window(text: str, key: str) -> Window:
 
 
 def _clock(text: str, key: str) -> time:
-    match = _HHMM.match(text)
+    match = _HHMM.fullmatch(text)
     if not match:
         raise ConfigError(key, f"expected HH:MM, got {text!r}")
     hour, minute = int(match[1]), int(match[2])
@@ -193,11 +193,18 @@ def say_number(e164: str, region: str | None = None) -> list[str]:
     In ``region`` (the center's) the national form is read (``030 123456``), elsewhere the
     international one without the plus. Raises ``InvalidInput`` when ``e164`` is not E.164.
     """
-    if not _E164.match(e164):
+    if not _E164.fullmatch(e164):
         raise InvalidInput(f"{e164!r} is not an E.164 number")
-    parsed = phonenumbers.parse(e164)
+    try:
+        parsed = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return [f"digits:{e164[1:]}"]
     national = region is not None and phonenumbers.region_code_for_number(parsed) == region
     fmt = (phonenumbers.PhoneNumberFormat.NATIONAL if national
            else phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     groups = re.findall(r"[0-9]+", phonenumbers.format_number(parsed, fmt))
-    return [f"digits:{group}" for group in groups] or [f"digits:{e164[1:]}"]
+    nsn = phonenumbers.national_significant_number(parsed)
+    spoken = "".join(groups)
+    if not (spoken.endswith(nsn) if national else spoken == e164[1:]):
+        return [f"digits:{e164[1:]}"]  # a format that drops or adds digits: read them plainly
+    return [f"digits:{group}" for group in groups]

@@ -54,7 +54,8 @@ class NumberRejected(InvalidInput):
     """The dialing policy refused a number; ``reason`` is a short machine-readable code."""
 
     def __init__(self, number: str, reason: str, detail: str = "") -> None:
-        super().__init__(f"number {number!r} refused: {reason}" + (f" ({detail})" if detail else ""))
+        suffix = f" ({detail})" if detail else ""
+        super().__init__(f"number {number!r} refused: {reason}{suffix}")
         self.number = number
         self.reason = reason
         self.detail = detail

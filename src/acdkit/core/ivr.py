@@ -22,9 +22,9 @@ class Menu:
     """One IVR entry (``Stasis(acdkit,inbound,<entry>)``)."""
 
     entry: str = "main"
-    greeting: tuple[str, ...] = ("sound:hello-world",)
-    prompt: tuple[str, ...] = ("sound:press-1", "sound:for-sales", "sound:press-2",
-                               "sound:for-support")  # "press 1 for sales, press 2 for support"
+    greeting: tuple[str, ...] = ("sound:acdkit/welcome",)
+    prompt: tuple[str, ...] = ("sound:acdkit/menu-main",)  # "for sales press 1, support 2"
+    invalid: tuple[str, ...] = ("sound:acdkit/invalid",)
     choices: Mapping[str, str] = field(default_factory=lambda: _DEFAULT_CHOICES)
     default: str = "sales"
     timeout: float = 5.0  # seconds to wait for a key after the prompt
@@ -70,6 +70,7 @@ def menu_from_config(entry: str, data: Mapping[str, Any]) -> Menu:
         entry=entry,
         greeting=_media(data.get("greeting", Menu.greeting), f"{key}.greeting"),
         prompt=_media(data.get("prompt", Menu.prompt), f"{key}.prompt"),
+        invalid=_media(data.get("invalid", Menu.invalid), f"{key}.invalid"),
         choices=MappingProxyType(dict(choices)),
         default=str(default),
         timeout=float(timeout),

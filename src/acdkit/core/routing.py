@@ -72,9 +72,14 @@ def pool_score(task: Task, rules: PriorityRules) -> float:
 
 
 def effective_priority(task: Task, rules: PriorityRules, now: float) -> float:
-    """Points including aging at ``now``: what ``tasks explain`` and announcements show."""
-    waited_minutes = max(0.0, now - task.enqueued_at) / 60.0
-    return points(task, rules) + rules.aging_per_minute * waited_minutes
+    """Points including aging at ``now``: what ``tasks explain`` and announcements show.
+
+    Exactly ``(now - pool_score) / seconds_per_point`` with aging on, so it orders tasks as the
+    pool does at any ``now``. Not clamped at ``enqueued_at``: with clocks of several nodes a
+    little apart, a clamp would tie tasks the pool tells apart. No aging when the rate is <= 0.
+    """
+    waited_minutes = (now - task.enqueued_at) / 60.0
+    return points(task, rules) + max(0.0, rules.aging_per_minute) * waited_minutes
 
 
 def eligible(agent: Agent, task: Task, now: float) -> bool:

@@ -66,7 +66,9 @@ _ALLOWED: dict[TaskEvent, frozenset[TaskState]] = {
     TaskEvent.FAIL: frozenset({TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RESERVED,
                                TaskState.ACTIVE}),
     TaskEvent.CANCEL: frozenset({TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RESERVED}),
-    TaskEvent.EXPIRE: frozenset({TaskState.SCHEDULED, TaskState.QUEUED}),
+    # Reserved/active too: a callback attempt that ends past its expiry (core.callbacks).
+    TaskEvent.EXPIRE: frozenset({TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RESERVED,
+                                 TaskState.ACTIVE}),
     TaskEvent.ABANDON: frozenset({TaskState.QUEUED, TaskState.RESERVED}),
     TaskEvent.RESCHEDULE: frozenset({TaskState.QUEUED, TaskState.RESERVED, TaskState.ACTIVE,
                                      TaskState.FAILED, TaskState.EXPIRED}),

@@ -34,16 +34,15 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def connect(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
+def client(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
     """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) returning ``str``.
 
-    Connecting is lazy: the first command fails with ``RedisUnavailable`` when Redis is down.
     Commands are never retried by the client: a claim script whose reply timed out may have
     run, and running it again would report a lost claim for a reservation that was made. The
     callers retry whole operations instead (the dispatcher's loop, RQ's retries), and the
     health check replaces a connection that died while idle before it is used.
     """
-    client: aioredis.Redis = aioredis.Redis.from_url(
+    made: aioredis.Redis = aioredis.Redis.from_url(
         url,
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT,
@@ -51,24 +50,39 @@ def connect(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
         health_check_interval=HEALTH_CHECK_INTERVAL,
         retry=Retry(NoBackoff(), retries=0),
     )
-    return client
+    return made
 
 
-def unavailable(err: BaseException) -> RedisUnavailable:
-    """The error to raise for a Redis connection failure ``err``."""
+async def connect(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
+    """A client for ``url`` that answered a PING; raise ``RedisUnavailable`` (naming the
+    address, never the password) when Redis does not answer.
+    """
+    made = client(url, timeout=timeout)
+    try:
+        with translated(url):
+            await made.ping()
+    except BaseException:
+        await made.aclose()
+        raise
+    return made
+
+
+def unavailable(err: BaseException, url: str = "") -> RedisUnavailable:
+    """The error to raise for a Redis connection failure ``err`` (at ``url`` if known)."""
+    where = f" at {redact(url)}" if url else ""
     return RedisUnavailable(
-        f"Redis is unavailable ({err}); is redis-server running and redis.url "
+        f"Redis{where} is unavailable ({err}); is redis-server running and is redis.url "
         "(ACDKIT_REDIS_URL) right?"
     )
 
 
 @contextmanager
-def translated() -> Iterator[None]:
+def translated(url: str = "") -> Iterator[None]:
     """Turn redis-py connection and timeout errors (and OSError) into ``RedisUnavailable``."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as err:
-        raise unavailable(err) from err
+        raise unavailable(err, url) from err
 
 
 def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:

@@ -5,6 +5,7 @@ on Redis Cluster (DESIGN §8)::
 
     acdkit:{pool}:task:<id>            hash   one task (codec fields + ``score``)
     acdkit:{pool}:agent:<id>           hash   one agent
+    acdkit:{pool}:tasks                zset   every task id, score = created_at (listing)
     acdkit:{pool}:agents               set    every agent id
     acdkit:{pool}:skills               set    every skill that ever had a queue
     acdkit:{pool}:q:<skill>            zset   queued task ids, score = routing.pool_score
@@ -78,6 +79,10 @@ class Keys:
     @property
     def due(self) -> str:
         return f"{self.base}due"
+
+    @property
+    def tasks(self) -> str:
+        return f"{self.base}tasks"
 
     @property
     def agents(self) -> str:

@@ -1,0 +1,140 @@
+"""Dial-back, agent first: the Stasis side of a callback attempt.
+
+The ``dial_back`` job (acdkit/jobs.py) owns the attempt and its outcome; it asks this process
+to run attempt *n* through the command list (store/callbacks.py). Here: ring the reserved
+agent, whisper the number, then call the customer with the center's caller ID on a fixed
+channel id (a second dial of the same attempt is refused by Asterisk), bridge both, and report
+the outcome. The call then ends like any other: the task completes when either side leaves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from acdkit.ari import events as ev
+from acdkit.ari.agents import answered, say_digits
+from acdkit.ari.session import ChannelGone, Session
+from acdkit.core.agents import AgentEvent
+from acdkit.core.callbacks import DialOutcome
+from acdkit.core.errors import AcdError
+from acdkit.core.numbers import dial_string
+from acdkit.core.tasks import TaskState
+
+if TYPE_CHECKING:
+    from acdkit.ari.app import StasisApp
+
+log = logging.getLogger(__name__)
+
+# Q.850 causes Asterisk reports when an outgoing call ends before answer (seen on 22.10.1).
+_BUSY = frozenset({17})
+_NO_ANSWER = frozenset({16, 18, 19, 20, 31})
+
+
+def outcome_of_cause(cause: int) -> DialOutcome:
+    if cause in _BUSY:
+        return DialOutcome.BUSY
+    if cause in _NO_ANSWER:
+        return DialOutcome.NO_ANSWER
+    return DialOutcome.FAILED
+
+
+async def run_commands(app: StasisApp) -> None:
+    """Take dial-back commands from the jobs, one flow each."""
+    while True:
+        command = await app.callbacks.next_command(5.0)
+        if command is None:
+            continue
+        if command.get("op") == "dial_back":
+            app.spawn(dial_back(app, command), f"dial-back {command.get('task_id')}")
+        else:
+            log.warning("unknown command %r", command)
+
+
+async def dial_back(app: StasisApp, command: dict[str, Any]) -> None:
+    task_id, attempt = str(command["task_id"]), int(command["attempt"])
+    try:
+        outcome = await _attempt(app, task_id, attempt)
+    except AcdError as exc:
+        log.warning("callback %s attempt %s failed: %s", task_id, attempt, exc)
+        outcome = DialOutcome.FAILED
+    if outcome is not None:
+        await app.callbacks.finish_attempt(task_id, attempt, outcome, app.clock.now())
+
+
+async def _attempt(app: StasisApp, task_id: str, n: int) -> DialOutcome | None:
+    task = await app.pool.get_task(task_id)
+    if task is None or task.state is not TaskState.RESERVED or not task.agent_id:
+        log.info("callback %s attempt %s: not reserved any more, nothing to dial", task_id, n)
+        return DialOutcome.FAILED
+    agent = await app.pool.get_agent(task.agent_id)
+    if agent is None:
+        return DialOutcome.AGENT_NO_ANSWER
+    connector, center = app.connector, app.settings.center
+    await app.callbacks.update_attempt(task_id, n, state="ringing_agent")
+    leg = await connector.reach_agent(agent, task.id, center.caller_id,
+                                      leg_id=f"cb-{task_id}-{n}-a")
+    if leg is None:
+        await connector.move_agent(agent.id, AgentEvent.NO_ANSWER)
+        app.after_wrap_up(agent.id)
+        return DialOutcome.AGENT_NO_ANSWER
+    await connector.whisper(leg, ["sound:acdkit/whisper-callback", *say_digits(task.number)])
+    await app.callbacks.update_attempt(task_id, n, state="ringing_customer")
+    customer_id = f"cb-{task_id}-{n}-c"
+    customer = app.sessions.open(Session(customer_id, app.control, caller_number=task.number))
+    outcome = await _ring_customer(app, customer, task.number)
+    if outcome is not DialOutcome.ANSWERED:
+        app.sessions.close(customer_id)
+        if agent.id not in connector.lines:
+            await app.control.hangup(leg.channel_id)
+        await connector.move_agent(agent.id, AgentEvent.END)
+        app.after_wrap_up(agent.id)
+        return outcome
+    call = app.calls.open(task_id, customer)
+    call.taken.set()
+    call.agent_id, call.agent_leg = agent.id, leg.channel_id
+    await app.callbacks.update_attempt(task_id, n, state="connected")
+    await app.callbacks.finish_attempt(task_id, n, DialOutcome.ANSWERED, app.clock.now())
+    await customer.play(["sound:acdkit/cb-hello"])
+    await connector.bridge(agent, task, call, leg)
+    app.spawn(_until_customer_leaves(app, call), f"callback {task_id}")
+    return None
+
+
+async def _ring_customer(app: StasisApp, customer: Session, number: str) -> DialOutcome:
+    center = app.settings.center
+    timeout = app.settings.agents.ring_timeout * 2
+    try:
+        created = await app.control.originate(
+            dial_string(number, center.trunk), customer.channel_id,
+            app_args=f"callback-customer,{customer.channel_id}",
+            caller_id=center.caller_id or None, timeout=int(timeout))
+        if created is None:
+            return DialOutcome.FAILED
+        if await answered(customer, timeout + 5) is None:
+            await app.control.hangup(customer.channel_id)
+            return DialOutcome.NO_ANSWER
+        return DialOutcome.ANSWERED
+    except ChannelGone:
+        return _cause_outcome(customer)
+
+
+def _cause_outcome(customer: Session) -> DialOutcome:
+    while not customer.queue.empty():
+        event = customer.queue.get_nowait()
+        if isinstance(event, ev.ChannelDestroyed):
+            return outcome_of_cause(event.cause)
+    return DialOutcome.NO_ANSWER
+
+
+async def _until_customer_leaves(app: StasisApp, call: Any) -> None:
+    try:
+        await call.customer.hung_up.wait()
+    finally:
+        await app.connector.customer_left(call)
+        app.calls.close(call.task_id)
+        app.sessions.close(call.customer.channel_id)
+        task = await app.pool.get_task(call.task_id)
+        if task is not None:
+            await app.callbacks.forget_callback(task)
+

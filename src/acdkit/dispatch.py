@@ -1,0 +1,262 @@
+"""The dispatcher: hands each ready agent the best task it may take.
+
+Event-driven: the Lua scripts publish ``task_added <id>`` and ``agent_ready <id>`` on the
+pool's channel, and the dispatcher answers each with ``dispatch_task`` or ``dispatch_agent``.
+A sweep every ``sweep_interval`` seconds catches whatever a message missed (a dispatcher that
+was down, a task that becomes eligible for everyone when its preferred agent's time is up) and
+queues the scheduled tasks that are due. Any number of dispatchers may run: the claim script
+is the truth, wake-ups are only hints.
+
+After a claim, ``on_reserved(agent, task)`` runs in its own asyncio task; if it raises, the
+error is logged and the reservation is released (the task keeps its place, the agent goes to
+``failed_agent_state``), so nothing stays stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from acdkit.core.agents import Agent, AgentEvent, AgentState
+from acdkit.core.errors import AcdError, InvalidTransition, NoSuchTask, RedisUnavailable
+from acdkit.core.routing import PriorityRules, best_task, eligible
+from acdkit.core.tasks import Task, TaskState
+from acdkit.ports import Clock
+from acdkit.store.pool import Pool
+from acdkit.store.scripts import ClaimResult
+
+log = logging.getLogger(__name__)
+
+OnReserved = Callable[[Agent, Task], Awaitable[None]]
+
+_BACKOFF = (0.5, 1.0, 2.0, 5.0)
+
+
+class Dispatcher:
+    """Match ready agents with queued tasks through the core rules and the claim script.
+
+    ``heads``: tasks read from the head of each of an agent's skill queues per page;
+    ``max_scan``: deepest rank read when the heads hold nothing the agent may take;
+    ``max_claims``: claim attempts per dispatch before giving up (others are claiming);
+    ``stale_after``: seconds after which a reservation nobody moved on is released by the
+    sweep (a dispatcher that died between claim and connect); ``None`` disables it.
+    """
+
+    def __init__(self, pool: Pool, rules: PriorityRules, clock: Clock, on_reserved: OnReserved,
+                 *, sweep_interval: float = 5.0, heads: int = 10, max_scan: int = 500,
+                 max_claims: int = 8, failed_agent_state: AgentState = AgentState.PAUSED,
+                 stale_after: float | None = 300.0) -> None:
+        self.pool = pool
+        self.rules = rules  # the pool scores tasks with the same rules when they are queued
+        self.clock = clock
+        self.on_reserved = on_reserved
+        self.sweep_interval = sweep_interval
+        self.heads = heads
+        self.max_scan = max_scan
+        self.max_claims = max_claims
+        self.failed_agent_state = failed_agent_state
+        self.stale_after = stale_after
+        self._pending: set[asyncio.Task[None]] = set()
+        self._wakeups: list[tuple[float, str]] = []  # (epoch seconds, task id), a heap
+        self._waking: set[str] = set()
+
+    # -- one agent, one task ---------------------------------------------------------------
+
+    async def dispatch_agent(self, agent_id: str) -> Task | None:
+        """Reserve the best task ``agent_id`` may take now; return it, or None."""
+        agent = await self.pool.get_agent(agent_id)
+        if agent is None or agent.state is not AgentState.READY or not agent.skills:
+            return None
+        now = self.clock.now()
+        claims = 0
+        for offset in range(0, self.max_scan, self.heads):
+            page = await self.pool.candidates(sorted(agent.skills), self.heads, offset)
+            # A queue that filled its page may hold more below it.
+            deeper = max(Counter(t.skill for _, t in page).values(), default=0) >= self.heads
+            self._note_preferred(page, now)
+            while claims < self.max_claims:
+                task = best_task(agent, page, now)
+                if task is None:
+                    break
+                claims += 1
+                result = await self.pool.try_claim(agent.id, task.id, now)
+                if result is ClaimResult.OK:
+                    return self._reserved(agent, task, now)
+                if result is ClaimResult.AGENT_BUSY:
+                    return None  # another dispatcher served this agent (or it left)
+                page = [(score, t) for score, t in page if t.id != task.id]
+            if claims >= self.max_claims or not deeper:
+                return None
+        return None
+
+    async def dispatch_task(self, task_id: str) -> Agent | None:
+        """Reserve the longest-ready eligible agent for ``task_id``; return it, or None."""
+        task = await self.pool.get_task(task_id)
+        if task is None or task.state is not TaskState.QUEUED:
+            return None
+        now = self.clock.now()
+        agents = [a for a in await self.pool.ready_agents(task.skill) if eligible(a, task, now)]
+        self._note_preferred([(0.0, task)], now)
+        agents.sort(key=lambda a: (a.state_since, a.id))
+        for agent in agents[:self.max_claims]:
+            result = await self.pool.try_claim(agent.id, task.id, now)
+            if result is ClaimResult.OK:
+                self._reserved(agent, task, now)
+                return agent
+            if result in (ClaimResult.TASK_TAKEN, ClaimResult.MISSING):
+                return None
+        return None
+
+    def _reserved(self, agent: Agent, task: Task, now: float) -> Task:
+        """What the claim script wrote, without reading it back; start the connection."""
+        held = replace(task, state=TaskState.RESERVED, agent_id=agent.id)
+        busy = replace(agent, state=AgentState.RESERVED, task_id=task.id, state_since=now)
+        job = asyncio.create_task(self._connect(busy, held), name=f"connect {task.id}")
+        self._pending.add(job)
+        job.add_done_callback(self._pending.discard)
+        return held
+
+    async def _connect(self, agent: Agent, task: Task) -> None:
+        try:
+            await self.on_reserved(agent, task)
+        except Exception:
+            log.exception("task %s: connecting agent %s failed; releasing", task.id, agent.id)
+            try:
+                await self.pool.release(task.id, self.failed_agent_state, self.clock.now(),
+                                        reason="connect_failed",
+                                        from_states=(TaskState.RESERVED,))
+            except AcdError as err:
+                log.warning("task %s: not released after a failed connect: %s", task.id, err)
+
+    async def wait_idle(self) -> None:
+        """Wait until every ``on_reserved`` started so far has finished."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    # -- preferred agents: a task that becomes everyone's at preferred_until ------------------
+
+    def _note_preferred(self, page: list[tuple[float, Task]], now: float) -> None:
+        for _, task in page:
+            until = task.preferred_until
+            if task.preferred_agent and until is not None and until > now \
+                    and task.id not in self._waking:
+                self._waking.add(task.id)
+                heapq.heappush(self._wakeups, (until, task.id))
+
+    def next_wakeup(self) -> float | None:
+        """When the next task's preferred-agent time is up (epoch seconds), if any."""
+        return self._wakeups[0][0] if self._wakeups else None
+
+    async def wake_due(self) -> int:
+        """Dispatch the tasks whose preferred-agent time is up; return how many were tried."""
+        now = self.clock.now()
+        tried = 0
+        while self._wakeups and self._wakeups[0][0] <= now:
+            _, task_id = heapq.heappop(self._wakeups)
+            self._waking.discard(task_id)
+            tried += 1
+            await self.dispatch_task(task_id)
+        return tried
+
+    # -- the slow safety pass ------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Queue due tasks, release stale reservations, offer work to every ready agent.
+
+        Returns the number of reservations made.
+        """
+        now = self.clock.now()
+        for task_id in await self.pool.promote_due(now):
+            log.debug("task %s is due", task_id)
+        agents = await self.pool.list_agents()
+        if await self._release_stale(agents, now):
+            agents = await self.pool.list_agents()
+        ready = sorted((a for a in agents if a.state is AgentState.READY),
+                       key=lambda a: (a.state_since, a.id))
+        waiting = {s.skill for s in await self.pool.stats(
+            {skill for a in ready for skill in a.skills}) if s.waiting}
+        made = 0
+        for agent in ready:
+            if waiting.intersection(agent.skills) and await self.dispatch_agent(agent.id):
+                made += 1
+        return made
+
+    async def _release_stale(self, agents: list[Agent], now: float) -> int:
+        released = 0
+        if self.stale_after is None:
+            return released
+        for agent in agents:
+            if agent.state is AgentState.RESERVED and agent.task_id \
+                    and now - agent.state_since > self.stale_after:
+                log.warning("agent %s: reservation of task %s is stale; releasing",
+                            agent.id, agent.task_id)
+                try:
+                    await self.pool.release(agent.task_id, AgentState.READY, now,
+                                            reason="stale_reservation",
+                                            from_states=(TaskState.RESERVED,))
+                except (InvalidTransition, NoSuchTask):
+                    # The task moved on without its agent: end the agent's side instead.
+                    await self._guarded(self.pool.move_agent(
+                        agent.id, AgentEvent.END, now, expect_task=agent.task_id))
+                released += 1
+        return released
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def handle(self, message: str) -> None:
+        """Act on one wake-up message (``task_added <id>`` or ``agent_ready <id>``)."""
+        kind, _, entity = message.partition(" ")
+        if kind == "task_added" and entity:
+            await self.dispatch_task(entity)
+        elif kind == "agent_ready" and entity:
+            await self.dispatch_agent(entity)
+
+    async def run(self) -> None:
+        """Dispatch on wake-ups and sweep periodically until cancelled; survive Redis outages."""
+        failures = 0
+        while True:
+            try:
+                await self._listen()
+            except (RedisUnavailable, RedisConnectionError, RedisTimeoutError, OSError) as err:
+                delay = _BACKOFF[min(failures, len(_BACKOFF) - 1)]
+                failures += 1
+                log.warning("dispatcher: %s; retrying in %.1f s", err, delay)
+                await asyncio.sleep(delay)
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        pubsub = self.pool.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.pool.keys.events)
+            await self.sweep()  # whatever happened while we were not listening
+            next_sweep = loop.time() + self.sweep_interval
+            while True:
+                timeout = next_sweep - loop.time()
+                wake = self.next_wakeup()
+                if wake is not None:
+                    timeout = min(timeout, wake - self.clock.now())
+                message = await pubsub.get_message(timeout=max(0.0, min(timeout, 1.0)))
+                if message is not None and message.get("type") == "message":
+                    await self._guarded(self.handle(str(message["data"])))
+                await self._guarded(self.wake_due())
+                if loop.time() >= next_sweep:
+                    await self._guarded(self.sweep())
+                    next_sweep = loop.time() + self.sweep_interval
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
+
+    async def _guarded(self, work: Awaitable[object]) -> None:
+        """Run one piece of dispatch work; a bad record must not stop the dispatcher."""
+        try:
+            await work
+        except RedisUnavailable:
+            raise
+        except AcdError as err:
+            log.warning("dispatcher: %s", err)

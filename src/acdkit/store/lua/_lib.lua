@@ -1,0 +1,79 @@
+-- Shared by every acdkit script: scripts.py prepends this file to each of them.
+-- ARGV[1..4] are always: key base ("acdkit:{pool}:"), audit MAXLEN, per-entity audit MAXLEN,
+-- now (epoch seconds). Key names built here must agree with store/keys.py; they all carry the
+-- base's hash tag, so every key a script touches lives in one cluster slot.
+local BASE = ARGV[1]
+local MAXLEN = ARGV[2]
+local EMAXLEN = ARGV[3]
+local NOW = ARGV[4]
+
+local function in_list(value, csv)
+  for item in string.gmatch(csv, '[^,]+') do
+    if item == value then return true end
+  end
+  return false
+end
+
+-- Append one entry to the global stream and to the entity's own stream.
+-- fields: flat list {name, value, ...}; empty values are left out.
+local function audit(kind, entity, event, fields)
+  local entry = {'ts', NOW, 'event', event, 'kind', kind, 'entity', entity}
+  for i = 1, #fields, 2 do
+    if fields[i + 1] and fields[i + 1] ~= '' then
+      entry[#entry + 1] = fields[i]
+      entry[#entry + 1] = fields[i + 1]
+    end
+  end
+  redis.call('XADD', BASE .. 'audit', 'MAXLEN', '~', MAXLEN, '*', unpack(entry))
+  redis.call('XADD', BASE .. 'audit:' .. kind .. ':' .. entity, 'MAXLEN', '~', EMAXLEN, '*',
+    unpack(entry))
+end
+
+local function skills_of(agent_key)
+  local raw = redis.call('HGET', agent_key, 'skills')
+  if not raw or raw == '' then return {} end
+  return cjson.decode(raw)
+end
+
+-- Put a ready agent into (or take it out of) the ready set of each of its skills.
+local function set_ready(agent_key, agent_id, on)
+  for skill, _ in pairs(skills_of(agent_key)) do
+    if on then
+      redis.call('SADD', BASE .. 'ready:' .. skill, agent_id)
+    else
+      redis.call('SREM', BASE .. 'ready:' .. skill, agent_id)
+    end
+  end
+end
+
+-- Remove a task from every index (its skill queue, the age index, the due set).
+local function unindex_task(task_key, task_id)
+  local skill = redis.call('HGET', task_key, 'skill')
+  if skill then
+    redis.call('ZREM', BASE .. 'q:' .. skill, task_id)
+    redis.call('ZREM', BASE .. 'qage:' .. skill, task_id)
+  end
+  redis.call('ZREM', BASE .. 'due', task_id)
+end
+
+-- Put a task where its state says: queued → its skill queue (and a wake-up for dispatchers),
+-- scheduled → the due set; any other state is in no index.
+local function index_task(task_key, task_id)
+  local t = redis.call('HMGET', task_key, 'state', 'skill', 'score', 'enqueued_at', 'due_at')
+  if t[1] == 'queued' then
+    redis.call('ZADD', BASE .. 'q:' .. t[2], t[3], task_id)
+    redis.call('ZADD', BASE .. 'qage:' .. t[2], t[4], task_id)
+    redis.call('SADD', BASE .. 'skills', t[2])
+    redis.call('PUBLISH', BASE .. 'events', 'task_added ' .. task_id)
+  elseif t[1] == 'scheduled' then
+    redis.call('ZADD', BASE .. 'due', t[5], task_id)
+  end
+end
+
+-- Send a task held in state reserved/active back to its queue with its stored score.
+local function requeue_task(task_key, task_id, event, reason)
+  local t = redis.call('HMGET', task_key, 'state', 'agent_id')
+  redis.call('HSET', task_key, 'state', 'queued', 'agent_id', '')
+  index_task(task_key, task_id)
+  audit('task', task_id, event, {'from', t[1], 'to', 'queued', 'agent', t[2], 'reason', reason})
+end

@@ -1,0 +1,431 @@
+"""The pool in Redis: tasks, agents and the claim that joins them.
+
+One async repository for the dispatcher, the Stasis app, the CLI and the jobs (which call it
+through ``asyncio.run``). Decisions are the core's (``tasks.transition``, ``agents.transition``,
+``routing.pool_score``); every write goes through a Lua script under a compare-and-set on the
+state Python read, so a concurrent change makes the loser re-read and decide again, and ends
+in ``InvalidTransition`` (no longer allowed) or ``ClaimLost`` (kept changing under us).
+Redis failures raise ``RedisUnavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, validate_reach
+from acdkit.core.agents import transition as agent_transition
+from acdkit.core.errors import (
+    ClaimLost,
+    InvalidInput,
+    InvalidTransition,
+    NoSuchAgent,
+    NoSuchTask,
+)
+from acdkit.core.routing import PriorityRules, pool_score
+from acdkit.core.tasks import Task, TaskEvent, TaskState
+from acdkit.core.tasks import transition as task_transition
+from acdkit.ports import Clock, SystemClock
+from acdkit.store.audit import ENTITY_MAXLEN, GLOBAL_MAXLEN, Audit
+from acdkit.store.codec import (
+    AGENT_PROFILE,
+    agent_from_hash,
+    agent_to_hash,
+    changed,
+    encode_float,
+    task_from_hash,
+    task_to_hash,
+)
+from acdkit.store.connection import guarded
+from acdkit.store.keys import Keys
+from acdkit.store.scripts import ClaimResult, Scripts
+
+ATTEMPTS = 3  # re-reads after a lost compare-and-set before giving up with ClaimLost
+HOLDING = (TaskState.RESERVED, TaskState.ACTIVE)
+_AGENT_AFTER_RELEASE = frozenset(
+    {AgentState.READY, AgentState.WRAP_UP, AgentState.PAUSED, AgentState.LOGGED_OUT})
+
+
+@dataclass(frozen=True)
+class SkillStats:
+    skill: str
+    waiting: int
+    oldest_enqueued_at: float | None  # the longest-waiting task's enqueue time
+    ready_agents: int
+
+
+def _flat(pairs: dict[str, str]) -> list[str]:
+    return [item for pair in pairs.items() for item in pair]
+
+
+def _csv(states: Iterable[str]) -> str:
+    return ",".join(states)
+
+
+class Pool:
+    """Tasks and agents of one pool (one ``Keys`` prefix) in one Redis."""
+
+    def __init__(self, redis: aioredis.Redis, rules: PriorityRules, *, prefix: str = "acdkit",
+                 keys: Keys | None = None, clock: Clock | None = None,
+                 audit_maxlen: int = GLOBAL_MAXLEN,
+                 entity_audit_maxlen: int = ENTITY_MAXLEN) -> None:
+        self.redis = redis
+        self.rules = rules
+        self.keys = keys or Keys(prefix)
+        self.clock = clock or SystemClock()
+        self.scripts = Scripts.register(redis)
+        self.audit = Audit(redis, self.keys, self.clock, maxlen=audit_maxlen,
+                           entity_maxlen=entity_audit_maxlen)
+
+    async def close(self) -> None:
+        """Close the Redis client (its connections)."""
+        await self.redis.aclose()
+
+    def _argv(self, now: float, *rest: str) -> list[str]:
+        audit = self.audit
+        return [self.keys.base, str(audit.maxlen), str(audit.entity_maxlen), encode_float(now),
+                *rest]
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _new_task_hash(self, task: Task) -> dict[str, str]:
+        if task.state not in (TaskState.QUEUED, TaskState.SCHEDULED):
+            raise InvalidInput(f"task {task.id!r}: a new task is queued or scheduled, "
+                               f"not {task.state}")
+        if task.state is TaskState.SCHEDULED and task.due_at is None:
+            raise InvalidInput(f"task {task.id!r}: a scheduled task needs a due time")
+        if task.agent_id:
+            raise InvalidInput(f"task {task.id!r}: a new task is held by no agent")
+        self.keys.task(task.id)
+        self.keys.queue(task.skill)
+        return {**task_to_hash(task), "score": encode_float(pool_score(task, self.rules))}
+
+    def _add_args(self, task: Task, now: float | None) -> tuple[list[str], list[str]]:
+        pairs = self._new_task_hash(task)
+        when = task.created_at if now is None else now
+        return [self.keys.task(task.id)], self._argv(when, task.id, "", "*", "add", *_flat(pairs))
+
+    @guarded
+    async def add_task(self, task: Task, now: float | None = None) -> None:
+        """Store a new QUEUED task in its skill queue (or a SCHEDULED one in the due set).
+
+        Dispatchers are woken up. Raises ``InvalidInput`` for a task id that exists already,
+        a bad id or skill, or a task in another state.
+        """
+        keys, args = self._add_args(task, now)
+        if await self.scripts.task_state(keys=keys, args=args) == "exists":
+            raise InvalidInput(f"task {task.id!r} already exists")
+
+    @guarded
+    async def add_tasks(self, tasks: Iterable[Task], now: float | None = None,
+                        batch: int = 1_000) -> list[str]:
+        """Add many tasks in pipelined batches; return the ids skipped as already existing."""
+        skipped: list[str] = []
+        todo = list(tasks)
+        for start in range(0, len(todo), batch):
+            chunk = todo[start:start + batch]
+            pipe = self.redis.pipeline(transaction=False)
+            for task in chunk:
+                keys, args = self._add_args(task, now)
+                await self.scripts.task_state(keys=keys, args=args, client=pipe)
+            results = await pipe.execute()
+            skipped += [t.id for t, r in zip(chunk, results, strict=True) if r == "exists"]
+        return skipped
+
+    async def _task_raw(self, task_id: str) -> dict[str, str]:
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.task(task_id)))
+        if not raw:
+            raise NoSuchTask(f"no task {task_id!r}")
+        return raw
+
+    @guarded
+    async def get_task(self, task_id: str) -> Task | None:
+        """The task ``task_id``, or None when there is none."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.task(task_id)))
+        return task_from_hash(raw) if raw else None
+
+    @guarded
+    async def list_tasks(self, limit: int = 1_000, offset: int = 0) -> list[Task]:
+        """Tasks, newest first (by creation time), ``limit`` at most from ``offset``."""
+        ids = cast(list[str], await self.redis.zrevrange(self.keys.tasks, offset,
+                                                          offset + limit - 1))
+        return [task for task in await self._load_tasks(ids) if task is not None]
+
+    async def _load_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self.keys.task(task_id))
+        return [task_from_hash(raw) if raw else None for raw in await pipe.execute()]
+
+    async def _write_task(self, task_id: str, expected: str, expect_agent: str, event: str,
+                          now: float, pairs: dict[str, str]) -> None:
+        status = await self.scripts.task_state(
+            keys=[self.keys.task(task_id)],
+            args=self._argv(now, task_id, expected, expect_agent, event, *_flat(pairs)))
+        if status == "missing":
+            raise NoSuchTask(f"no task {task_id!r}")
+        if status != "ok":
+            raise _Conflict(status)
+
+    @guarded
+    async def update_task(self, task_id: str, now: float, **fields: Any) -> Task:
+        """Change fields other than ``id``, ``state`` and ``agent_id``; return the new task.
+
+        The pool score is recomputed under the current rules, so a queued task moves in line
+        when its priority changes. Raises ``InvalidInput`` for an unknown or forbidden field.
+        """
+        forbidden = {"id", "state", "agent_id"} & set(fields)
+        if forbidden:
+            raise InvalidInput(f"update_task cannot set {sorted(forbidden)[0]!r}: "
+                               "move_task, claim and release change it")
+        for _ in range(ATTEMPTS):
+            raw = await self._task_raw(task_id)
+            task = task_from_hash(raw)
+            try:
+                new = replace(task, **fields)
+            except TypeError as err:
+                raise InvalidInput(f"task {task_id!r}: {err}") from None
+            self.keys.queue(new.skill)
+            if new.state is TaskState.SCHEDULED and new.due_at is None:
+                raise InvalidInput(f"task {task_id!r}: a scheduled task needs a due time")
+            after = {**task_to_hash(new), "score": encode_float(pool_score(new, self.rules))}
+            try:
+                await self._write_task(task_id, task.state, "*", "update", now,
+                                       changed(raw, after))
+                return new
+            except _Conflict:
+                continue
+        raise ClaimLost(f"task {task_id!r} kept changing while being updated")
+
+    @guarded
+    async def move_task(self, task_id: str, event: TaskEvent, now: float, *,
+                        due_at: float | None = None, outcome: str = "",
+                        expect_agent: str | None = None) -> Task:
+        """Apply ``event`` (core ``tasks.transition`` rules) to the stored task atomically.
+
+        ``expect_agent`` makes the change conditional on the task still being held by that
+        agent (``ClaimLost`` otherwise). ``RESERVE`` and ``RELEASE`` involve an agent: use
+        ``claim`` and ``release``. A held task that is rescheduled frees its agent (to wrap-up)
+        in the same step. A task that becomes due is scored anew (its place in line is
+        ``min(enqueued_at, now)``); every other move keeps its stored score.
+        Raises ``NoSuchTask``, ``InvalidTransition``, ``ClaimLost``.
+        """
+        if event in (TaskEvent.RESERVE, TaskEvent.RELEASE):
+            raise InvalidInput(f"task event {event!r} goes through claim() or release()")
+        for _ in range(ATTEMPTS):
+            raw = await self._task_raw(task_id)
+            task = task_from_hash(raw)
+            if expect_agent is not None and task.agent_id != expect_agent:
+                raise ClaimLost(f"task {task_id!r} is not held by agent {expect_agent!r}")
+            new = task_transition(task, event, now, due_at=due_at, outcome=outcome)
+            after = task_to_hash(new)
+            if event is TaskEvent.DUE:
+                after["score"] = encode_float(pool_score(new, self.rules))
+            held_by = "*" if expect_agent is None else expect_agent
+            try:
+                await self._write_task(task_id, task.state, held_by, event, now,
+                                       changed(raw, after))
+                return new
+            except _Conflict:
+                continue
+        raise ClaimLost(f"task {task_id!r} kept changing while taking {event!r}")
+
+    @guarded
+    async def candidates(self, skills: Iterable[str], limit: int,
+                         offset: int = 0) -> list[tuple[float, Task]]:
+        """Up to ``limit`` queued tasks from each skill queue, from rank ``offset``: (score, task).
+
+        Lower scores are served first; a task left the queue when it is missing here.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for skill in skills:
+            pipe.zrange(self.keys.queue(skill), offset, offset + limit - 1, withscores=True)
+        heads = [(task_id, float(score)) for page in await pipe.execute()
+                 for task_id, score in page]
+        tasks = await self._load_tasks([task_id for task_id, _ in heads])
+        return [(score, task) for (_, score), task in zip(heads, tasks, strict=True)
+                if task is not None and task.state is TaskState.QUEUED]
+
+    @guarded
+    async def promote_due(self, now: float, limit: int = 1_000) -> list[str]:
+        """Queue the scheduled tasks due at ``now`` (each atomically); return their ids."""
+        due = cast(list[str], await self.redis.zrangebyscore(
+            self.keys.due, "-inf", encode_float(now), start=0, num=limit))
+        promoted: list[str] = []
+        for task_id in due:
+            try:
+                await self.move_task(task_id, TaskEvent.DUE, now)
+            except (InvalidTransition, ClaimLost):
+                continue  # another process promoted it (or it changed) meanwhile
+            except NoSuchTask:
+                await self.redis.zrem(self.keys.due, task_id)  # a hash deleted by hand
+                continue
+            promoted.append(task_id)
+        return promoted
+
+    @guarded
+    async def next_due(self) -> float | None:
+        """The due time of the next scheduled task, if any."""
+        head = cast(list[tuple[str, float]],
+                    await self.redis.zrange(self.keys.due, 0, 0, withscores=True))
+        return float(head[0][1]) if head else None
+
+    @guarded
+    async def queue_position(self, task_id: str) -> int | None:
+        """How many tasks are ahead of a queued task in its skill queue (0: it is next);
+        None when the task is not queued (or does not exist).
+        """
+        state, skill = await self.redis.hmget(self.keys.task(task_id), ["state", "skill"])
+        if state != TaskState.QUEUED:
+            return None
+        rank = await self.redis.zrank(self.keys.queue(str(skill)), task_id)
+        return None if rank is None else int(cast(int, rank))
+
+    @guarded
+    async def stats(self, skills: Iterable[str] | None = None) -> list[SkillStats]:
+        """Per skill: tasks waiting, the oldest one's enqueue time, ready agents."""
+        names = sorted(skills if skills is not None
+                       else cast(set[str], await self.redis.smembers(self.keys.skills)))
+        pipe = self.redis.pipeline(transaction=False)
+        for skill in names:
+            pipe.zcard(self.keys.queue(skill))
+            pipe.zrange(self.keys.queue_age(skill), 0, 0, withscores=True)
+            pipe.scard(self.keys.ready(skill))
+        got = await pipe.execute()
+        return [SkillStats(skill, int(got[3 * i]),
+                           float(got[3 * i + 1][0][1]) if got[3 * i + 1] else None,
+                           int(got[3 * i + 2])) for i, skill in enumerate(names)]
+
+    # -- agents ----------------------------------------------------------------------------
+
+    async def _agent_raw(self, agent_id: str) -> dict[str, str]:
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.agent(agent_id)))
+        if not raw:
+            raise NoSuchAgent(f"no agent {agent_id!r}")
+        return raw
+
+    async def _write_agent(self, agent_id: str, expected: str, holds: str, event: str,
+                           now: float, pairs: dict[str, str]) -> str:
+        status = cast(str, await self.scripts.agent_state(
+            keys=[self.keys.agent(agent_id)],
+            args=self._argv(now, agent_id, expected, holds, event, *_flat(pairs))))
+        if status == "missing":
+            raise NoSuchAgent(f"no agent {agent_id!r}")
+        return status
+
+    @guarded
+    async def save_agent(self, agent: Agent, now: float | None = None) -> Agent:
+        """Create an agent (logged out) or update its profile (name, PIN hash, skills,
+        attributes, reach, mode), never its state; return the stored agent.
+
+        Raises ``InvalidInput`` for a bad id, skill name or reach.
+        """
+        for skill in agent.skills:
+            self.keys.ready(skill)
+        if agent.reach:
+            validate_reach(agent.reach)
+        now = self.clock.now() if now is None else now
+        for _ in range(ATTEMPTS):
+            new = replace(agent, state=AgentState.LOGGED_OUT, state_since=now, task_id=None)
+            if await self._write_agent(agent.id, "", "", "create", now,
+                                       agent_to_hash(new)) == "ok":
+                return new
+            raw = await self._agent_raw(agent.id)
+            profile = {k: v for k, v in agent_to_hash(agent).items() if k in AGENT_PROFILE}
+            if await self._write_agent(agent.id, "*", raw.get("task_id", ""), "save", now,
+                                       changed(raw, profile)) == "ok":
+                return agent_from_hash({**raw, **profile})
+        raise ClaimLost(f"agent {agent.id!r} kept changing while being saved")
+
+    @guarded
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        """The agent ``agent_id``, or None when there is none."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.agent(agent_id)))
+        return agent_from_hash(raw) if raw else None
+
+    async def _load_agents(self, agent_ids: Iterable[str]) -> list[Agent]:
+        pipe = self.redis.pipeline(transaction=False)
+        for agent_id in sorted(agent_ids):
+            pipe.hgetall(self.keys.agent(agent_id))
+        return [agent_from_hash(raw) for raw in await pipe.execute() if raw]
+
+    @guarded
+    async def list_agents(self) -> list[Agent]:
+        """Every agent, by id."""
+        return await self._load_agents(cast(set[str], await self.redis.smembers(self.keys.agents)))
+
+    @guarded
+    async def ready_agents(self, skill: str) -> list[Agent]:
+        """The ready agents having ``skill`` (from the ready set the scripts maintain)."""
+        ids = cast(set[str], await self.redis.smembers(self.keys.ready(skill)))
+        return await self._load_agents(ids)
+
+    @guarded
+    async def move_agent(self, agent_id: str, event: AgentEvent, now: float, *,
+                         expect_task: str | None = None, reach: str | None = None,
+                         mode: AgentMode | None = None, max_misses: int = 3,
+                         reason: str = "") -> Agent:
+        """Apply ``event`` (core ``agents.transition`` rules) to the stored agent atomically.
+
+        ``expect_task`` makes the change conditional on the agent still holding that task
+        (``ClaimLost`` otherwise). An agent that lets go of a task still *reserved* for it
+        (``LOGOUT``, ``NO_ANSWER``, ``END``) sends that task back to its queue with its place,
+        in the same step; an *active* task stays for the caller to finish. ``RESERVE`` goes
+        through ``claim``.
+        Raises ``NoSuchAgent``, ``InvalidTransition``, ``ClaimLost``.
+        """
+        if event is AgentEvent.RESERVE:
+            raise InvalidInput("agent event 'reserve' goes through claim()")
+        for _ in range(ATTEMPTS):
+            raw = await self._agent_raw(agent_id)
+            agent = agent_from_hash(raw)
+            if expect_task is not None and agent.task_id != expect_task:
+                raise ClaimLost(f"agent {agent_id!r} does not hold task {expect_task!r}")
+            new = agent_transition(agent, event, now, reach=reach, mode=mode,
+                                   max_misses=max_misses, reason=reason)
+            status = await self._write_agent(agent_id, agent.state, agent.task_id or "", event,
+                                             now, changed(raw, agent_to_hash(new)))
+            if status == "ok":
+                return new
+        raise ClaimLost(f"agent {agent_id!r} kept changing while taking {event!r}")
+
+    # -- claim and release -----------------------------------------------------------------
+
+    @guarded
+    async def try_claim(self, agent_id: str, task_id: str, now: float) -> ClaimResult:
+        """Reserve ``agent_id`` for ``task_id`` atomically; say why not when it did not."""
+        return ClaimResult(await self.scripts.claim(
+            keys=[self.keys.agent(agent_id), self.keys.task(task_id)],
+            args=self._argv(now, agent_id, task_id)))
+
+    async def claim(self, agent_id: str, task_id: str, now: float) -> bool:
+        """True when the agent is now reserved for the task (it was ready, the task queued)."""
+        return await self.try_claim(agent_id, task_id, now) is ClaimResult.OK
+
+    @guarded
+    async def release(self, task_id: str, agent_next_state: AgentState, now: float, *,
+                      reason: str = "", missed: bool = False,
+                      from_states: Sequence[TaskState] = HOLDING) -> None:
+        """Send a held task back to its queue with its original score, atomically moving the
+        agent that holds it to ``agent_next_state`` (``missed`` counts a missed offer).
+
+        Raises ``NoSuchTask``, or ``InvalidTransition`` when the task is not in ``from_states``.
+        """
+        if agent_next_state not in _AGENT_AFTER_RELEASE:
+            raise InvalidInput(f"an agent cannot go to {agent_next_state!r} on a release")
+        status = cast(str, await self.scripts.release(
+            keys=[self.keys.task(task_id)],
+            args=self._argv(now, task_id, agent_next_state, reason, "1" if missed else "0",
+                            _csv(from_states))))
+        if status == "missing":
+            raise NoSuchTask(f"no task {task_id!r}")
+        if status != "ok":
+            raise InvalidTransition("task", status.partition(":")[2], TaskEvent.RELEASE)
+
+
+class _Conflict(Exception):
+    """A compare-and-set lost: re-read and decide again."""
+

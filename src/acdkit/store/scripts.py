@@ -1,0 +1,46 @@
+"""The Lua scripts that make every state change of the pool atomic.
+
+Each script is ``lua/_lib.lua`` followed by its own file. Every state change of a task or an
+agent goes through one of them, so the skill queues, the due set and the ready sets can never
+disagree with the hashes, and every change is audited in the same step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib.resources import files
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+
+def source(name: str) -> str:
+    """The full text of script ``name`` (without ``.lua``), library included."""
+    lua = files("acdkit.store").joinpath("lua")
+    return lua.joinpath("_lib.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
+
+
+class ClaimResult(StrEnum):
+    """What ``claim.lua`` answered."""
+
+    OK = "ok"
+    MISSING = "missing"  # the agent or the task does not exist
+    AGENT_BUSY = "agent_busy"  # the agent is no longer ready: stop trying with it
+    TASK_TAKEN = "task_taken"  # the task is no longer queued: try the next one
+    INELIGIBLE = "ineligible"  # the agent lacks the task's skill level (its skills changed)
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """The registered scripts of one client (redis-py loads them on first use)."""
+
+    claim: AsyncScript
+    release: AsyncScript
+    agent_state: AsyncScript
+    task_state: AsyncScript
+
+    @classmethod
+    def register(cls, redis: aioredis.Redis) -> Scripts:
+        return cls(**{name: redis.register_script(source(name))
+                      for name in ("claim", "release", "agent_state", "task_state")})

@@ -1,0 +1,206 @@
+"""The dispatcher against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import pytest
+from poolkit import RULES, T0, StepClock, ready_agent, task
+
+from acdkit.core.agents import Agent, AgentEvent, AgentState
+from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
+from acdkit.dispatch import Dispatcher
+from acdkit.store.pool import Pool
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    """An on_reserved that records what it was given (and may fail)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.got: list[tuple[str, str]] = []
+        self.fail = fail
+        self.event = asyncio.Event()
+
+    async def __call__(self, agent: Agent, task: Task) -> None:
+        assert agent.state is AgentState.RESERVED and agent.task_id == task.id
+        assert task.state is TaskState.RESERVED and task.agent_id == agent.id
+        self.got.append((agent.id, task.id))
+        self.event.set()
+        if self.fail:
+            raise RuntimeError("the phone exploded")
+
+
+def dispatcher(pool: Pool, clock: StepClock, recorder: Recorder, **kw: float) -> Dispatcher:
+    return Dispatcher(pool, RULES, clock, recorder, **kw)  # type: ignore[arg-type]
+
+
+async def test_dispatch_agent_takes_the_best_task_it_may_take(pool: Pool,
+                                                              clock: StepClock) -> None:
+    await pool.add_tasks([
+        task("old-sales", "sales", T0 - 300),
+        task("vip-support", "support", T0, priority=20),
+        task("french", "support", T0 - 3600, required={"lang": "fr"}),
+        task("expert", "support", T0 - 3600, min_level=9),
+    ])
+    await ready_agent(pool, "a1", {"sales": 5, "support": 5})
+    recorder = Recorder()
+    d = dispatcher(pool, clock, recorder)
+    got = await d.dispatch_agent("a1")
+    assert got is not None and got.id == "vip-support"
+    await d.wait_idle()
+    assert recorder.got == [("a1", "vip-support")]
+    assert await d.dispatch_agent("a1") is None  # reserved now
+    assert await d.dispatch_agent("ghost") is None
+
+
+async def test_dispatch_agent_looks_below_the_heads_it_may_not_take(pool: Pool,
+                                                                    clock: StepClock) -> None:
+    await pool.add_tasks([task(f"fr{i}", at=T0 - 100 + i, required={"lang": "fr"})
+                          for i in range(25)] + [task("plain", at=T0)])
+    await ready_agent(pool, "a1")
+    d = dispatcher(pool, clock, Recorder(), heads=10)
+    got = await d.dispatch_agent("a1")
+    assert got is not None and got.id == "plain"
+
+
+async def test_a_lost_claim_moves_on_to_the_next_candidate(pool: Pool,
+                                                           clock: StepClock) -> None:
+    await pool.add_tasks([task("t1", at=T0), task("t2", at=T0 + 1)])
+    await ready_agent(pool, "a1")
+    await ready_agent(pool, "rival")
+    real = pool.candidates
+
+    async def racing(*args: object, **kw: object) -> list[tuple[float, Task]]:
+        page = await real(*args, **kw)  # type: ignore[arg-type]
+        assert await pool.claim("rival", "t1", T0)  # another dispatcher wins t1 meanwhile
+        return page
+
+    pool.candidates = racing  # type: ignore[method-assign]
+    got = await dispatcher(pool, clock, Recorder()).dispatch_agent("a1")
+    assert got is not None and got.id == "t2"
+
+
+async def test_dispatch_task_reserves_the_longest_ready_eligible_agent(
+        pool: Pool, clock: StepClock) -> None:
+    await ready_agent(pool, "fresh", now=T0)
+    await ready_agent(pool, "waiting", now=T0 - 60)
+    await ready_agent(pool, "novice", {"sales": 1}, now=T0 - 600)
+    await pool.add_task(task("t1", min_level=3))
+    recorder = Recorder()
+    d = dispatcher(pool, clock, recorder)
+    agent = await d.dispatch_task("t1")
+    assert agent is not None and agent.id == "waiting"
+    assert await d.dispatch_task("t1") is None
+    assert await d.dispatch_task("missing") is None
+
+
+async def test_a_failed_connect_releases_the_reservation(pool: Pool, clock: StepClock,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    await pool.add_tasks([task("t0", at=T0 - 1), task("t1", at=T0), task("t2", at=T0 + 1)])
+    await ready_agent(pool, "a1")
+    d = dispatcher(pool, clock, Recorder(fail=True))
+    with caplog.at_level(logging.ERROR, logger="acdkit.dispatch"):
+        assert (await d.dispatch_agent("a1")).id == "t0"  # type: ignore[union-attr]
+        await d.wait_idle()
+    assert "connecting agent a1 failed" in caplog.text
+    back = await pool.get_task("t0")
+    assert back is not None and back.state is TaskState.QUEUED and back.agent_id is None
+    assert await pool.queue_position("t0") == 0
+    agent = await pool.get_agent("a1")
+    assert agent is not None
+    assert (agent.state, agent.pause_reason) == (AgentState.PAUSED, "connect_failed")
+
+
+async def test_a_preferred_task_goes_to_others_when_its_time_is_up(pool: Pool,
+                                                                   clock: StepClock) -> None:
+    await ready_agent(pool, "other")
+    await pool.add_task(task("t1", preferred_agent="chosen", preferred_until=T0 + 30))
+    d = dispatcher(pool, clock, Recorder())
+    assert await d.dispatch_task("t1") is None
+    assert await d.dispatch_agent("other") is None
+    assert d.next_wakeup() == T0 + 30
+    clock.advance(29)
+    assert await d.wake_due() == 0
+    clock.advance(1)
+    assert await d.wake_due() == 1
+    held = await pool.get_task("t1")
+    assert held is not None and held.agent_id == "other"
+
+
+async def test_the_preferred_agent_gets_its_task_first(pool: Pool, clock: StepClock) -> None:
+    await ready_agent(pool, "other", now=T0 - 100)
+    await ready_agent(pool, "chosen", now=T0)
+    await pool.add_task(task("t1", preferred_agent="chosen", preferred_until=T0 + 30))
+    agent = await dispatcher(pool, clock, Recorder()).dispatch_task("t1")
+    assert agent is not None and agent.id == "chosen"
+
+
+async def test_the_sweep_promotes_due_tasks_and_serves_ready_agents(pool: Pool,
+                                                                    clock: StepClock) -> None:
+    await pool.add_task(task("cb", kind=TaskKind.CALLBACK, state=TaskState.SCHEDULED,
+                             due_at=T0 + 60))
+    await pool.add_task(task("pref", "support", preferred_agent="x", preferred_until=T0 + 30))
+    await ready_agent(pool, "a1")
+    await ready_agent(pool, "a2", {"support": 1})
+    recorder = Recorder()
+    d = dispatcher(pool, clock, recorder)
+    assert await d.sweep() == 0
+    clock.advance(61)
+    assert await d.sweep() == 2
+    await d.wait_idle()
+    assert sorted(recorder.got) == [("a1", "cb"), ("a2", "pref")]
+
+
+async def test_the_sweep_releases_stale_reservations(pool: Pool, clock: StepClock) -> None:
+    await pool.add_task(task("t1"))
+    await ready_agent(pool, "a1")
+    assert await pool.claim("a1", "t1", T0)  # a dispatcher that died before connecting
+    d = dispatcher(pool, clock, Recorder(), stale_after=120)
+    clock.advance(100)
+    await d.sweep()
+    assert (await pool.get_agent("a1")).state is AgentState.RESERVED  # type: ignore[union-attr]
+    clock.advance(21)
+    await d.sweep()  # released to the queue, then served again at once
+    held = await pool.get_task("t1")
+    assert held is not None and held.state is TaskState.RESERVED
+    assert [e.event for e in await pool.audit.history("t1")] == [
+        "add", "reserve", "release", "reserve"]
+
+
+async def test_run_dispatches_on_wake_ups(pool: Pool, clock: StepClock) -> None:
+    recorder = Recorder()
+    d = dispatcher(pool, clock, recorder, sweep_interval=3600)
+    runner = asyncio.create_task(d.run())
+    try:
+        await asyncio.sleep(0.2)  # subscribed and swept
+        await ready_agent(pool, "a1")
+        await pool.add_task(task("t1"))  # -> task_added t1 -> dispatch_task
+        await asyncio.wait_for(recorder.event.wait(), 5)
+        assert recorder.got == [("a1", "t1")]
+        recorder.event.clear()
+        await pool.add_task(task("t2"))  # no ready agent: waits
+        await pool.move_task("t1", TaskEvent.COMPLETE, T0 + 1)
+        await pool.move_agent("a1", AgentEvent.END, T0 + 1)
+        await pool.move_agent("a1", AgentEvent.WRAPPED, T0 + 2)  # -> agent_ready a1
+        await asyncio.wait_for(recorder.event.wait(), 5)
+        assert recorder.got[-1] == ("a1", "t2")
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+async def test_the_sweep_frees_an_agent_whose_reserved_task_moved_on(pool: Pool,
+                                                                     clock: StepClock) -> None:
+    await pool.add_task(task("t1"))
+    await ready_agent(pool, "a1")
+    assert await pool.claim("a1", "t1", T0)
+    await pool.move_task("t1", TaskEvent.CANCEL, T0 + 1)  # the agent side was never moved
+    clock.advance(301)
+    await dispatcher(pool, clock, Recorder()).sweep()
+    agent = await pool.get_agent("a1")
+    assert agent is not None and (agent.state, agent.task_id) == (AgentState.WRAP_UP, None)

@@ -1,0 +1,501 @@
+"""Run SIPp peers for lab tests: callers, agents and customers (DESIGN.md section 6).
+
+One SIPp process per role, each on its own loopback address, each in its own
+work directory with its message log (``-trace_msg``), error log and stat CSV.
+
+    with agent_peer(noanswer={"agent3"}) as agents:   # background UAS at 127.0.0.3:5070
+        result = caller("100", dtmf="1").run()       # blocks; a SippResult
+        assert result.ok, result
+        assert agents.wait_for_invites(1)[0].user == "agent7"
+
+Every process started here is killed by ``stop()``, at context exit, or at
+interpreter exit, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TypedDict, Unpack
+
+from tests.sipp.dtmfpcap import dtmf_pcap
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "sipp"
+ASTERISK = "127.0.0.1:5060"
+CALLER_IP = "127.0.0.2"
+AGENT_IP, AGENT_PORT = "127.0.0.3", 5070
+CUSTOMER_IP, CUSTOMER_PORT = "127.0.0.4", 5080
+SILENCE = "w"  # the "no DTMF" pcap: SIPp loads play_pcap_audio files at start, so one is needed
+
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+class SippError(RuntimeError):
+    """SIPp is missing, or a SIPp process could not start."""
+
+
+# ---- the message log ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SipMessage:
+    """One SIP message as SIPp logged it (``-trace_msg``)."""
+
+    time: float  # seconds since the epoch
+    sent: bool
+    first_line: str
+    headers: Mapping[str, str]  # lower-case names, first occurrence
+
+    @property
+    def method(self) -> str | None:
+        """The request method; None for a response."""
+        return None if self.first_line.startswith("SIP/2.0") else self.first_line.split(" ", 1)[0]
+
+    @property
+    def status(self) -> int | None:
+        """The response code; None for a request."""
+        parts = self.first_line.split(" ")
+        return int(parts[1]) if self.first_line.startswith("SIP/2.0") else None
+
+    @property
+    def cseq_method(self) -> str:
+        return self.headers.get("cseq", "").split(" ")[-1]
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.get("call-id", "")
+
+    @property
+    def request_user(self) -> str:
+        """The user part of the Request-URI (``agent7`` in ``INVITE sip:agent7@...``)."""
+        return _uri_user(self.first_line.split(" ")[1]) if self.method else ""
+
+
+@dataclass(frozen=True)
+class Invite:
+    """A dialog-creating INVITE a peer received."""
+
+    time: float
+    user: str  # Request-URI user: agentN, or the outside number dialed
+    call_id: str
+    from_header: str
+    from_user: str
+
+
+_ENTRY = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d)\s+(\d\d:\d\d:\d\d\.\d+)\s*$", re.M)
+_URI_USER = re.compile(r"sips?:([^@;>]+)@")
+
+
+def _uri_user(text: str) -> str:
+    match = _URI_USER.search(text)
+    return match.group(1) if match else ""
+
+
+def _parse_entry(stamp: float, text: str) -> SipMessage | None:
+    lines = text.strip("\n").split("\n")
+    if len(lines) < 3 or "message" not in lines[0]:
+        return None
+    body = [line.rstrip("\r") for line in lines[1:]]
+    while body and not body[0]:
+        body.pop(0)
+    headers: dict[str, str] = {}
+    for line in body[1:]:
+        if not line:
+            break
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), value.strip())
+    return SipMessage(stamp, " sent " in f" {lines[0]} ", body[0], headers)
+
+
+def parse_message_log(text: str) -> list[SipMessage]:
+    """Every message in a SIPp ``-trace_msg`` file, in order."""
+    marks = list(_ENTRY.finditer(text))
+    if not marks:
+        return []
+    messages = []
+    ends = [m.start() for m in marks[1:]] + [len(text)]
+    for mark, end in zip(marks, ends, strict=True):
+        stamp = datetime.strptime(f"{mark[1]} {mark[2]}", "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        message = _parse_entry(stamp, text[mark.end():end])
+        if message:
+            messages.append(message)
+    return messages
+
+
+def invites_of(messages: Iterable[SipMessage]) -> list[Invite]:
+    """Received INVITEs that open a dialog, once per Call-ID (no re-INVITEs, no retransmits)."""
+    seen: set[str] = set()
+    invites = []
+    for m in messages:
+        fresh = m.method == "INVITE" and not m.sent and m.call_id not in seen
+        if fresh and ";tag=" not in m.headers.get("to", ""):
+            seen.add(m.call_id)
+            sender = m.headers.get("from", "")
+            invites.append(Invite(m.time, m.request_user, m.call_id, sender, _uri_user(sender)))
+    return invites
+
+
+# ---- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SippResult:
+    """How a SIPp process ended, and what it sent and received."""
+
+    returncode: int | None  # None: killed (stopped, or past its timeout)
+    timed_out: bool
+    successful: int
+    failed: int
+    messages: list[SipMessage]
+    workdir: Path
+    errors: str  # SIPp's stderr and error log, for assertion messages
+
+    @property
+    def ok(self) -> bool:
+        """SIPp exited 0: every call went as its scenario says."""
+        return self.returncode == 0 and not self.timed_out
+
+    def find(self, what: str | int, *, sent: bool | None = None) -> list[SipMessage]:
+        """Messages by method (``"BYE"``) or status (``200``), optionally by direction."""
+        return [m for m in self.messages
+                if (m.status == what if isinstance(what, int) else m.method == what)
+                and (sent is None or m.sent == sent)]
+
+    def first_time(self, what: str | int, *, sent: bool | None = None) -> float | None:
+        found = self.find(what, sent=sent)
+        return found[0].time if found else None
+
+    @property
+    def hung_up_by(self) -> str | None:
+        """``"local"`` or ``"remote"``: who sent the first BYE; None without one."""
+        byes = self.find("BYE")
+        return None if not byes else "local" if byes[0].sent else "remote"
+
+    def __str__(self) -> str:
+        return (f"sipp rc={self.returncode} timed_out={self.timed_out} ok={self.successful} "
+                f"failed={self.failed} dir={self.workdir}\n{self.errors[-2000:]}")
+
+
+def _stat_counts(path: Path) -> tuple[int, int]:
+    """(successful, failed) calls from the last line of a ``-trace_stat`` CSV."""
+    if not path.exists():
+        return 0, 0
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if len(lines) < 2:
+        return 0, 0
+    row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+    return int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", 0))
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+
+def sipp_binary() -> str:
+    """The sipp executable, or SippError saying how to get it."""
+    found = shutil.which("sipp")
+    if not found:
+        raise SippError("sipp not found on PATH: install it (Debian: apt-get install sip-tester, "
+                        "or `make deps`)")
+    return found
+
+
+def free_udp_port(ip: str, *, span: int = 1, low: int = 20000, high: int = 40000) -> int:
+    """A port P on ``ip`` with P..P+span-1 free for UDP right now (even when span > 1)."""
+    for _ in range(200):
+        port = random.randrange(low, high - span) & ~1
+        with contextlib.ExitStack() as stack:
+            try:
+                for p in range(port, port + span):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    sock.bind((ip, p))
+            except OSError:
+                continue
+            return port
+    raise SippError(f"no free UDP port on {ip}")
+
+
+def _udp_bound(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass
+class SippProcess:
+    """One SIPp process: build it, ``start()`` it, then ``wait()`` for it or ``stop()`` it."""
+
+    scenario: Path
+    local_ip: str
+    local_port: int | None = None  # None: a free one
+    remote: str | None = ASTERISK  # None for a peer that only answers
+    service: str | None = None
+    calls: int | None = None  # -m
+    rate: float | None = None  # calls per second
+    limit: int | None = None  # -l, simultaneous calls
+    timeout: float | None = None  # SIPp's own -timeout (seconds); it then fails
+    keys: Mapping[str, str] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
+    workdir: Path | None = None
+    name: str = "sipp"
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _killed: bool = field(default=False, init=False, repr=False)
+
+    def command(self) -> list[str]:
+        """The sipp command line (ports resolved)."""
+        assert self.workdir and self.local_port
+        w = self.workdir
+        args = [sipp_binary(), *([self.remote] if self.remote else []),
+                "-sf", str(self.scenario), "-i", self.local_ip, "-p", str(self.local_port),
+                "-mi", self.local_ip, "-mp", str(free_udp_port(self.local_ip, span=4)),
+                "-bind_local", "-nostdin", "-aa",
+                "-trace_msg", "-message_file", str(w / "messages.log"),
+                "-trace_err", "-error_file", str(w / "errors.log"),
+                "-trace_stat", "-stf", str(w / "stats.csv"), "-fd", "1"]
+        args += _opt("-s", self.service) + _opt("-m", self.calls) + _opt("-l", self.limit)
+        if self.rate is not None:
+            args += ["-r", f"{self.rate:g}", "-rp", "1000"]
+        if self.timeout is not None:
+            args += ["-timeout", f"{self.timeout:g}s", "-timeout_error"]
+        for key, value in self.keys.items():
+            args += ["-key", key, str(value)]
+        for var, value in self.variables.items():
+            args += ["-set", var, str(value)]
+        return [*args, *self.extra_args]
+
+    def start(self, *, ready_timeout: float = 5.0) -> SippProcess:
+        """Start SIPp; return once it holds its SIP port (SippError if it exits first)."""
+        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix=f"acdkit-{self.name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.local_port = self.local_port or free_udp_port(self.local_ip)
+        command = self.command()
+        (self.workdir / "command.txt").write_text(" ".join(command) + "\n")
+        with (self.workdir / "stdout.log").open("wb") as out, \
+                (self.workdir / "stderr.log").open("wb") as err:
+            self.proc = subprocess.Popen(command, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=err, start_new_session=True)
+        _LIVE.add(self.proc)
+        self._wait_ready(ready_timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Until SIPp holds its SIP port; a process that already ran (a quick call) is fine."""
+        assert self.proc and self.local_port
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if _udp_bound(self.local_ip, self.local_port):
+                return
+            time.sleep(0.02)
+        if self.proc.poll() is not None and self.messages():
+            return
+        self._kill()
+        raise SippError(f"{self.name} did not start (rc={self.proc.returncode}):\n"
+                        f"{self._errors()}\ncommand: {self.workdir}/command.txt")
+
+    def run(self, grace: float = 5.0) -> SippResult:
+        """Start SIPp and wait for it: its own ``timeout`` plus ``grace`` (or 60 s)."""
+        self.start()
+        return self.wait((self.timeout or 55.0) + grace)
+
+    def wait(self, timeout: float = 60.0) -> SippResult:
+        """Wait for SIPp to exit; past ``timeout`` seconds kill it (``timed_out``)."""
+        if not self.proc:
+            raise SippError(f"{self.name} was never started")
+        try:
+            self.proc.wait(timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            self._kill()
+            timed_out = True
+        return self.result(timed_out=timed_out)
+
+    def stop(self) -> SippResult:
+        """Kill SIPp (if still running) and return what it did."""
+        if self.proc and self.proc.poll() is None:
+            self._kill()
+        return self.result()
+
+    def _kill(self) -> None:
+        if not self.proc:
+            return
+        self._killed = self.proc.poll() is None
+        _kill_group(self.proc)
+
+    def result(self, *, timed_out: bool = False) -> SippResult:
+        assert self.workdir
+        returncode = None if self._killed or not self.proc else self.proc.returncode
+        successful, failed = _stat_counts(self.workdir / "stats.csv")
+        return SippResult(returncode, timed_out, successful, failed, self.messages(),
+                          self.workdir, self._errors())
+
+    def messages(self) -> list[SipMessage]:
+        """Everything logged so far (SIPp flushes its message log as it goes)."""
+        log = self.workdir / "messages.log" if self.workdir else None
+        return parse_message_log(log.read_text(errors="replace")) if log and log.exists() else []
+
+    def _errors(self) -> str:
+        assert self.workdir
+        parts = [(self.workdir / name) for name in ("stderr.log", "errors.log")]
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in parts if p.exists())
+
+    def __enter__(self) -> SippProcess:
+        return self if self.proc else self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _opt(flag: str, value: object | None) -> list[str]:
+    return [] if value is None else [flag, str(value)]
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM SIPp's process group, SIGKILL it if it lingers; reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(2.0)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(2.0)
+    _LIVE.discard(proc)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in list(_LIVE):
+        if proc.poll() is None:
+            _kill_group(proc)
+
+
+# ---- callers -------------------------------------------------------------------------------
+
+
+def caller(service: str = "100", *, dtmf: str = "", hangup_after: float | None = None,
+           caller_id: str = "4930123456", calls: int = 1, rate: float = 1.0,
+           limit: int | None = None, local_ip: str = CALLER_IP, remote: str = ASTERISK,
+           timeout: float = 60.0, workdir: Path | None = None,
+           scenario: Path = SCENARIOS / "caller.xml") -> SippProcess:
+    """A caller, not started (``.run()`` it, or ``.start()`` it and ``.wait()``).
+
+    It dials ``service`` from ``caller_id``, sends ``dtmf`` after the answer (``w`` = 0.5 s
+    pause, e.g. ``"1wwww2"``), then hangs up after ``hangup_after`` seconds or, with None,
+    waits for the far end's BYE. SIPp fails a call still up after ``timeout`` seconds.
+    """
+    hold_ms = 0 if hangup_after is None else max(1, round(hangup_after * 1000))
+    keys = {"caller_id": caller_id, "dtmf_pcap": str(dtmf_pcap(dtmf or SILENCE))}
+    return SippProcess(scenario, local_ip, remote=remote, service=service, calls=calls,
+                       rate=rate, limit=limit, timeout=timeout, keys=keys,
+                       variables={"hold_ms": str(hold_ms)}, workdir=workdir, name="caller")
+
+
+# ---- answering peers -----------------------------------------------------------------------
+
+
+class Peer(SippProcess):
+    """A background UAS answering for every user at its address (agents or customers)."""
+
+    def invites(self) -> list[Invite]:
+        """The dialog-creating INVITEs received so far, oldest first."""
+        return invites_of(self.messages())
+
+    def wait_for_invites(self, count: int, timeout: float = 10.0) -> list[Invite]:
+        """Wait until ``count`` INVITEs came in; AssertionError with what did come otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            invites = self.invites()
+            if len(invites) >= count:
+                return invites
+            if self.proc and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: wanted {count} INVITEs, got {self.invites()}\n"
+                             f"{self.result()}")
+
+    def open_calls(self) -> set[str]:
+        """Call-IDs of calls received and not yet ended (BYE answered, or INVITE refused)."""
+        calls: set[str] = set()
+        for m in self.messages():
+            if m.method == "INVITE" and not m.sent:
+                calls.add(m.call_id)
+            elif m.status is not None and (m.cseq_method == "BYE" and m.status == 200
+                                           or m.cseq_method == "INVITE" and m.status >= 300):
+                calls.discard(m.call_id)
+        return calls
+
+    def stop(self, grace: float = 2.0) -> SippResult:
+        """Let calls still up end for ``grace`` seconds (so Asterisk's BYE is answered, not
+        retransmitted to the next peer on this port), then kill SIPp."""
+        deadline = time.monotonic() + grace
+        while self.proc and self.proc.poll() is None and self.open_calls() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return super().stop()
+
+
+class Behaviour(TypedDict, total=False):
+    """What a peer's users do. A user list holds Request-URI users (``agent3``, ``4930111``) or
+    is ``"*"`` for everyone; users in no list answer after ``ring_after`` seconds and wait for
+    Asterisk's BYE."""
+
+    busy: Iterable[str] | str  # 486 Busy Here
+    noanswer: Iterable[str] | str  # ring until Asterisk CANCELs
+    hangup: Iterable[str] | str  # answer, hang up after hangup_after seconds
+    dtmf_users: Iterable[str] | str  # answer, then send dtmf
+    dtmf: str  # digits for dtmf_users ("*" to decline, "w" = 0.5 s pause)
+    ring_after: float
+    hangup_after: float
+
+
+def _user_list(users: Iterable[str] | str) -> str:
+    """A user list for uas.xml's -set: "*" (everyone) or ",a,b," (or "" for nobody)."""
+    if isinstance(users, str):
+        return users if users in ("", "*") else f",{users},"
+    listed = ",".join(users)
+    return f",{listed}," if listed else ""
+
+
+def peer(ip: str, port: int, *, name: str, scenario: Path = SCENARIOS / "uas.xml",
+         workdir: Path | None = None, **behaviour: Unpack[Behaviour]) -> Peer:
+    """A peer, not started, answering at ip:port as ``behaviour`` says."""
+    b = behaviour
+    variables = {"busy": _user_list(b.get("busy", ())),
+                 "noanswer": _user_list(b.get("noanswer", ())),
+                 "hangup": _user_list(b.get("hangup", ())),
+                 "dtmf": _user_list(b.get("dtmf_users", ())),
+                 "ring_ms": str(round(b.get("ring_after", 0.0) * 1000)),
+                 "talk_ms": str(round(b.get("hangup_after", 1.0) * 1000))}
+    keys = {"dtmf_pcap": str(dtmf_pcap(b.get("dtmf", "") or SILENCE))}
+    return Peer(scenario, ip, local_port=port, remote=None, workdir=workdir, name=name,
+                keys=keys, variables=variables)
+
+
+def agent_peer(workdir: Path | None = None, **behaviour: Unpack[Behaviour]) -> Peer:
+    """The agents' phones: agent1..agent50 at 127.0.0.3:5070, not started."""
+    return peer(AGENT_IP, AGENT_PORT, name="agents", scenario=SCENARIOS / "agent_uas.xml",
+                workdir=workdir, **behaviour)
+
+
+def customer_peer(workdir: Path | None = None, **behaviour: Unpack[Behaviour]) -> Peer:
+    """Outside numbers (customers) at 127.0.0.4:5080, not started."""
+    return peer(CUSTOMER_IP, CUSTOMER_PORT, name="customers",
+                scenario=SCENARIOS / "customer_uas.xml", workdir=workdir, **behaviour)
