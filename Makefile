@@ -26,19 +26,19 @@ venv: $(VENV)/.installed
 install: deps venv  ## install everything: Debian packages, the venv with acdkit and its dev tools
 
 lab-build: deps  ## build the lab image (Asterisk 22 + SIPp from Debian sid) if missing or changed
-	@$(LAB) bash scripts/lab-build.sh
+	@bash scripts/lab-build.sh
 
 lab-up: install  ## start the lab (Asterisk, Redis) and wait until Asterisk is ready
-	@$(LAB) bash scripts/lab-up.sh
+	@bash scripts/lab-up.sh
 
 lab-down:  ## stop the lab
-	@$(LAB) bash scripts/lab-down.sh
+	@bash scripts/lab-down.sh
 
 lab-logs:  ## follow the lab's Asterisk log
-	@$(LAB) bash scripts/lab-logs.sh
+	@bash scripts/lab-logs.sh
 
 lab-cli:  ## the Asterisk console of the lab
-	@$(LAB) bash scripts/lab-cli.sh
+	@bash scripts/lab-cli.sh
 
 test-unit: install  ## unit tests (pure core, no I/O)
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)

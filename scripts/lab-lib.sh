@@ -51,9 +51,13 @@ lab_ami_greets() {
     "$(lab_setting ami host)" "$(lab_setting ami port)" 2>/dev/null
 }
 
+# Something answers PING at the lab's Redis URL (ours, or one already on the host).
 lab_redis_ready() {
-  redis-cli -u "$(lab_setting redis url)" ping 2>/dev/null | grep -q PONG \
-    || podman exec "$LAB_REDIS" redis-cli -h 127.0.0.1 ping 2>/dev/null | grep -q PONG
+  if command -v redis-cli >/dev/null; then
+    redis-cli -u "$(lab_setting redis url)" ping 2>/dev/null | grep -q PONG
+  else
+    lab_running "$LAB_REDIS" && podman exec "$LAB_REDIS" redis-cli ping 2>/dev/null | grep -q PONG
+  fi
 }
 
 # Wait until Asterisk is ready; on timeout print the container's log tail and fail.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from acdkit.core.callbacks import RetryPolicy
 from acdkit.core.errors import ConfigError
 
 ENV_PREFIX = "ACDKIT_"
@@ -148,6 +149,18 @@ class DispatchSettings:
 
 
 @dataclass(frozen=True)
+class CallbackSettings:
+    max_attempts: int = 3  # customer attempts before a callback fails
+    # Seconds to wait after attempt 1, 2, ...; the last repeats. TOML list or "60,300,900".
+    intervals: tuple[float, ...] = (60.0, 300.0, 900.0)
+    expire_after: float = 86_400.0  # seconds from booking until it expires; 0 = never
+    follow_up: bool = False  # a failed or expired callback becomes an outbound follow-up task
+    # The dial lock's lifetime; the job renews it while it waits, so a dead worker's lock
+    # frees itself this many seconds after the worker died.
+    lock_ttl: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     ari: AriSettings = field(default_factory=AriSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -158,6 +171,7 @@ class Settings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     priority: PrioritySettings = field(default_factory=PrioritySettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)
     overflow: OverflowSettings = field(default_factory=OverflowSettings)
     numbers: NumbersSettings = field(default_factory=NumbersSettings)
     ivr: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # entry → menu
@@ -268,6 +282,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
             return hint(value)
         except (TypeError, ValueError):
             raise ConfigError(key, f"expected a number, got {value!r}") from None
+    if hint == tuple[float, ...]:
+        return _numbers(key, value)
     if hint is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(key, f"expected a string, got {value!r}")
@@ -275,3 +291,22 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if not isinstance(value, Mapping):
         raise ConfigError(key, f"expected a table, got {value!r}")
     return value
+
+
+def _numbers(key: str, value: Any) -> tuple[float, ...]:
+    """A list of numbers from a TOML array or a comma-separated string ("60,300,900")."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(key, f"expected a list of numbers, got {value!r}")
+    try:
+        return tuple(float(_coerce(key, float, item.strip() if isinstance(item, str) else item))
+                     for item in items if not (isinstance(item, str) and not item.strip()))
+    except ConfigError:
+        raise ConfigError(key, f"expected a list of numbers, got {value!r}") from None
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The callback retry policy of ``[callbacks]``; raises ``ConfigError`` naming the key."""
+    c = settings.callbacks
+    return RetryPolicy(max_attempts=c.max_attempts, intervals=c.intervals,
+                       expire_after=c.expire_after or None, follow_up=c.follow_up)

@@ -86,10 +86,10 @@ async def check_redis(settings: Settings) -> list[Check]:
 
 async def check_ari(settings: Settings) -> tuple[list[Check], str]:
     a = settings.ari
-    auth = aiohttp.BasicAuth(a.username, a.password.reveal())
+    headers = {"Authorization": aiohttp.encode_basic_auth(a.username, a.password.reveal())}
     timeout = aiohttp.ClientTimeout(total=5)
     try:
-        async with aiohttp.ClientSession(auth=auth, timeout=timeout) as http, \
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http, \
                 http.get(f"{a.url.rstrip('/')}/ari/asterisk/info") as resp:
             if resp.status == 401:
                 return [Check("ari", "FAIL", f"ARI at {a.url} refused user {a.username!r}: "

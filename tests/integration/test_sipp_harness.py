@@ -142,7 +142,7 @@ def test_busy_and_no_answer_fail_the_caller(far_end: Peer, tmp_path: Path) -> No
     busy = call(far_end, "4930111", tmp_path, timeout=5)
     assert not busy.ok and busy.failed == 1
     assert busy.find(486, sent=False)
-    ringing = call(far_end, "agent3", tmp_path, timeout=1.5)
+    ringing = call(far_end, "agent3", tmp_path, timeout=2)
     assert not ringing.ok
     assert ringing.find(180) and not ringing.find(200)
 

@@ -32,9 +32,10 @@ def ari_get(path: str, timeout: float = 3.0) -> tuple[int, object]:
     ari = lab_settings()["ari"]
 
     async def get() -> tuple[int, object]:
-        auth = aiohttp.BasicAuth(ari["username"], ari["password"])
-        async with aiohttp.ClientSession(auth=auth, timeout=aiohttp.ClientTimeout(total=timeout)) \
-                as http, http.get(f"{ari['url']}/ari/{path}") as resp:
+        headers = {"Authorization": aiohttp.encode_basic_auth(ari["username"], ari["password"])}
+        async with aiohttp.ClientSession(headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
+                http.get(f"{ari['url']}/ari/{path}") as resp:
             body = await resp.json() if resp.content_type == "application/json" else None
             return resp.status, body
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
 import random
 import re
@@ -272,8 +273,8 @@ class SippProcess:
         args += _opt("-s", self.service) + _opt("-m", self.calls) + _opt("-l", self.limit)
         if self.rate is not None:
             args += ["-r", f"{self.rate:g}", "-rp", "1000"]
-        if self.timeout is not None:
-            args += ["-timeout", f"{self.timeout:g}s", "-timeout_error"]
+        if self.timeout is not None:  # SIPp 3.6.1 counts it in whole seconds
+            args += ["-timeout", f"{math.ceil(self.timeout)}s", "-timeout_error"]
         for key, value in self.keys.items():
             args += ["-key", key, str(value)]
         for var, value in self.variables.items():
@@ -391,7 +392,7 @@ def _kill_leftovers() -> None:
 
 
 def caller(service: str = "100", *, dtmf: str = "", hangup_after: float | None = None,
-           caller_id: str = "4930123456", calls: int = 1, rate: float = 1.0,
+           caller_id: str = "4930123456", calls: int = 1, rate: float = 10.0,
            limit: int | None = None, local_ip: str = CALLER_IP, remote: str = ASTERISK,
            timeout: float = 60.0, workdir: Path | None = None,
            scenario: Path = SCENARIOS / "caller.xml") -> SippProcess:
@@ -399,7 +400,9 @@ def caller(service: str = "100", *, dtmf: str = "", hangup_after: float | None =
 
     It dials ``service`` from ``caller_id``, sends ``dtmf`` after the answer (``w`` = 0.5 s
     pause, e.g. ``"1wwww2"``), then hangs up after ``hangup_after`` seconds or, with None,
-    waits for the far end's BYE. SIPp fails a call still up after ``timeout`` seconds.
+    waits for the far end's BYE. ``calls`` calls start at ``rate`` per second (at most
+    ``limit`` at once). SIPp stops, failing any call still up, after ``timeout`` seconds
+    (whole seconds: SIPp 3.6.1 rounds down, so this rounds up).
     """
     hold_ms = 0 if hangup_after is None else max(1, round(hangup_after * 1000))
     keys = {"caller_id": caller_id, "dtmf_pcap": str(dtmf_pcap(dtmf or SILENCE))}

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from acdkit.ari.control import AriControl
 from acdkit.core.errors import AriRequestFailed, ConfigError, InvalidInput
 
 USER, PASSWORD, APP = "acdkit", "s3cret-ari-pw", "acdkit-test"
+FIXTURES = Path(__file__).resolve().parents[1] / "lab" / "fixtures" / "ari"
 CHANNEL = {"id": "c1", "name": "PJSIP/caller-00000001", "state": "Up",
            "caller": {"name": "", "number": "+4930123"}}
 
@@ -38,6 +40,7 @@ class FakeAsterisk:
         self.refuse = False  # True: 503 on the events socket
         self.delays: dict[str, float] = {}  # uri -> seconds before answering; < 0: never
         self.statuses: dict[str, tuple[int, Any]] = {}  # uri -> (status, body)
+        self.verbatim: dict[str, dict[str, Any]] = {}  # uri -> a captured RESTResponse frame
         self.sockets: list[web.WebSocketResponse] = []
         self.connects = 0
         self.ws_requests: list[dict[str, Any]] = []
@@ -79,6 +82,10 @@ class FakeAsterisk:
         if delay < 0:
             return
         await asyncio.sleep(delay)
+        if uri in self.verbatim:
+            await ws.send_str(json.dumps({**self.verbatim[uri],
+                                          "request_id": msg.get("request_id", "")}))
+            return
         if not self.rest_over_ws:
             status, payload = 400, {"message": "Unknown request type."}
         else:
@@ -220,6 +227,23 @@ async def test_non_2xx_raises_unless_accepted(harness: Harness, fake: FakeAsteri
     assert gone.status == 404
     with pytest.raises(AriRequestFailed, match="Allocation failed"):
         await harness.client.request("POST", "channels")
+
+
+async def test_captured_asterisk_responses_decode(harness: Harness, fake: FakeAsterisk) -> None:
+    files = sorted(FIXTURES.glob("RESTResponse*.json")) if FIXTURES.is_dir() else []
+    if not files:
+        pytest.skip("no captured RESTResponse frames yet")
+    for path in files:
+        frame = json.loads(path.read_text())
+        fake.verbatim = {path.stem: frame}
+        status = frame["status_code"]
+        response = await harness.client.request("GET", path.stem,
+                                                ok_statuses={status})
+        assert response.status == status, path.name
+        if "message_body" in frame:
+            assert response.body == json.loads(frame["message_body"]), path.name
+        else:  # 204: Asterisk sends neither content_type nor message_body
+            assert response.body is None, path.name
 
 
 async def test_a_drop_fails_requests_in_flight_and_reconnects(

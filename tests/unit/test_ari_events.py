@@ -153,14 +153,24 @@ def test_parse_event_returns_an_event_or_raises_invalid_input(data: object) -> N
     ev.channel_id(event)  # total on whatever parsed
 
 
+def _captured() -> list[tuple[str, Any]]:
+    """(file name, message) for every captured message: <Type>.json and call-session.jsonl."""
+    if not FIXTURES.is_dir():
+        return []
+    found = [(p.name, json.loads(p.read_text())) for p in sorted(FIXTURES.glob("*.json"))]
+    for p in sorted(FIXTURES.glob("*.jsonl")):
+        found += [(p.name, json.loads(line)) for line in p.read_text().splitlines() if line]
+    return found
+
+
 def test_captured_lab_fixtures_parse() -> None:
-    files = sorted(FIXTURES.glob("*.json")) if FIXTURES.is_dir() else []
-    if not files:
+    captured = [(name, m) for name, m in _captured() if m.get("type") != "RESTResponse"]
+    if not captured:
         pytest.skip(f"no captured ARI events in {FIXTURES} yet")
-    for path in files:
-        data = json.loads(path.read_text())
-        for item in data if isinstance(data, list) else [data]:
-            if isinstance(item, dict) and item.get("type") == "RESTResponse":
-                continue  # responses are the client's business, not events
-            event = ev.parse_event(item)
-            assert isinstance(event, ev.Event), path.name
+    for name, message in captured:
+        event = ev.parse_event(message)
+        modelled = getattr(ev, message["type"], None)
+        if name == f"{message['type']}.json" and modelled is not None:
+            assert type(event) is modelled, name
+        else:
+            assert isinstance(event, ev.Event), name

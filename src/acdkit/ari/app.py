@@ -55,7 +55,6 @@ class StasisApp:
                       for name, data in settings.ivr.items()}
         self._bridges: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.seen: list[tuple[str, str]] = []  # (event type, channel id): for `serve --trace`
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -94,12 +93,13 @@ class StasisApp:
         if channel_id is None:
             return
         if isinstance(event, ev.StasisStart):
-            self.seen.append(("StasisStart", channel_id))
+            log.info("StasisStart %s args=%s from %s", channel_id, ",".join(event.args),
+                     event.channel.caller_number or "?")
             if self.sessions.get(channel_id) is None:
                 self._start_flow(event)
                 return
         if isinstance(event, ev.StasisEnd):
-            self.seen.append(("StasisEnd", channel_id))
+            log.info("StasisEnd %s", channel_id)
         self.sessions.route(channel_id, event)
 
     def _start_flow(self, event: ev.StasisStart) -> None:

@@ -14,8 +14,10 @@ from pathlib import Path
 import click
 
 from acdkit.cli.agents import agents
+from acdkit.cli.callbacks import callbacks
 from acdkit.cli.common import emit, handle_errors, run, settings_of
 from acdkit.cli.tasks import tasks
+from acdkit.cli.worker import worker
 from acdkit.config import load_settings
 
 
@@ -65,3 +67,5 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
 main.add_command(agents)
 main.add_command(tasks)
+main.add_command(callbacks)
+main.add_command(worker)

@@ -16,6 +16,13 @@ on Redis Cluster (DESIGN §8)::
     acdkit:{pool}:audit:task:<id>      stream the story of one task (MAXLEN ~)
     acdkit:{pool}:audit:agent:<id>     stream the story of one agent (MAXLEN ~)
     acdkit:{pool}:events               pub/sub wake-ups: ``task_added <id>``, ``agent_ready <id>``
+    acdkit:{pool}:commands             list   JSON commands from jobs to serve (store/callbacks.py)
+    acdkit:{pool}:attempt:<id>:<n>     hash   dial-back attempt n of callback <id>
+    acdkit:{pool}:attempt-done:<id>:<n> list  the attempt's outcome for a waiter (expires)
+    acdkit:{pool}:attempt-last:<id>    string the highest attempt number opened for <id>
+    acdkit:{pool}:lock:<kind>:<id>     string a lock (``dial`` per task, ``book`` per number)
+    acdkit:{pool}:cb:number:<e164>     set    pending callback ids for one number
+    acdkit:{pool}:rate:<kind>:<who>    string a rate-limit counter (expires with its window)
 
 The Lua scripts build some names themselves from ``base`` (they learn an agent's skills or a
 task's holder only inside the script); the names here and in ``lua/_lib.lua`` must agree.
@@ -30,6 +37,7 @@ from acdkit.core.errors import InvalidInput
 
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_NUMBER = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -37,6 +45,19 @@ def check_id(value: str, what: str = "id") -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise InvalidInput(f"{what} {value!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
     return value
+
+
+def check_number(value: str, what: str = "number") -> str:
+    """Return ``value`` if it is E.164 (``+`` and 2-15 digits); raise ``InvalidInput``."""
+    if not isinstance(value, str) or not _NUMBER.fullmatch(value):
+        raise InvalidInput(f"{what} {value!r} is not an E.164 number")
+    return value
+
+
+def _attempt_no(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidInput(f"attempt number {n!r} must be an integer of 1 or more")
+    return n
 
 
 @dataclass(frozen=True)
@@ -99,3 +120,32 @@ class Keys:
     @property
     def events(self) -> str:
         return f"{self.base}events"
+
+    # -- callbacks (store/callbacks.py) ------------------------------------------------------
+
+    @property
+    def commands(self) -> str:
+        return f"{self.base}commands"
+
+    def attempt(self, task_id: str, n: int) -> str:
+        return f"{self.base}attempt:{check_id(task_id, 'task id')}:{_attempt_no(n)}"
+
+    def attempt_done(self, task_id: str, n: int) -> str:
+        return f"{self.base}attempt-done:{check_id(task_id, 'task id')}:{_attempt_no(n)}"
+
+    def attempt_last(self, task_id: str) -> str:
+        return f"{self.base}attempt-last:{check_id(task_id, 'task id')}"
+
+    def dial_lock(self, task_id: str) -> str:
+        return f"{self.base}lock:dial:{check_id(task_id, 'task id')}"
+
+    def book_lock(self, e164: str) -> str:
+        return f"{self.base}lock:book:{check_number(e164)}"
+
+    def callbacks_of(self, e164: str) -> str:
+        return f"{self.base}cb:number:{check_number(e164)}"
+
+    def rate(self, kind: str, who: str) -> str:
+        """A rate counter: ``who`` is an E.164 number or an id-safe token (a hash)."""
+        subject = who if _NUMBER.fullmatch(who) else check_id(who, "rate subject")
+        return f"{self.base}rate:{check_id(kind, 'rate kind')}:{subject}"

@@ -13,7 +13,7 @@ if t[1] ~= 'queued' then return 'task_taken' end
 local level = tonumber(skills_of(agent_key)[t[2]] or 0) or 0
 if level < (tonumber(t[3]) or 1) then return 'ineligible' end
 
--- M1
+set_ready(agent_key, agent_id, false)
 unindex_task(task_key, task_id)
 redis.call('HSET', agent_key, 'state', 'reserved', 'task_id', task_id, 'state_since', NOW)
 redis.call('HSET', task_key, 'state', 'reserved', 'agent_id', agent_id)

@@ -1,0 +1,16 @@
+"""Settings for the stock RQ command, read from acdkit's own (``ACDKIT_*``, acdkit.toml)::
+
+    rq worker -c workers.settings -S json --with-scheduler \
+        --maintenance-interval 30 --job-monitoring-interval 10
+
+``rq worker`` reads ``REDIS_URL`` and ``QUEUES`` from this module but takes the serializer only
+from ``-S``: acdkit's jobs are JSON (a pickle worker cannot load them). Due callbacks and
+orphaned dial-backs are handled by ``acdkit worker``'s maintenance thread, or by enqueueing
+``acdkit.jobs.promote_due`` and ``acdkit.jobs.recover`` periodically (e.g. from cron).
+"""
+
+from acdkit.config import load_settings
+from acdkit.jobqueue import QUEUES as _QUEUES
+
+REDIS_URL = load_settings().redis.url
+QUEUES = list(_QUEUES)
