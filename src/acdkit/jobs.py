@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from acdkit.config import Settings, load_settings, retry_policy
 from acdkit.core.agents import AgentEvent, AgentState
@@ -149,7 +149,7 @@ class DialBack:
         log.warning("dial_back %s: no outcome for attempt %d in %.0f s: failed", task_id, n,
                     self.wait_timeout)
         return await self.store.finish_attempt(task_id, n, DialOutcome.FAILED,
-                                               self.clock.now(), detail="timeout")
+                                               self.clock.now(), detail="timeout", dialed=False)
 
     async def _gate(self, task: Task) -> str | None:
         """Stop before dialing when the callback expired, the number is outside calling
@@ -275,11 +275,20 @@ async def follow_up(store: CallbackStore, task: Task, now: float) -> None:
 
 async def promote_due_callbacks(store: CallbackStore, retry: RetryPolicy, now: float,
                                 limit: int = 1_000) -> list[str]:
-    """Expire the due callbacks past their deadline (a follow-up task when the policy says
-    so), then queue every due task; return the ids queued."""
-    ids = await store.redis.zrangebyscore(store.keys.due, "-inf", repr(now), start=0, num=limit)
+    """Expire the waiting callbacks past their deadline (a follow-up task when the policy
+    says so): the due ones, and the queued ones that waited longer than ``expire_after``
+    (an instant callback's place is never after its booking); then queue every due task.
+    Returns the ids queued."""
+    redis, keys = store.redis, store.keys
+    ids = cast(list[str], await redis.zrangebyscore(keys.due, "-inf", repr(now), start=0,
+                                                    num=limit))
+    if retry.expire_after is not None:
+        for skill in sorted(cast(set[str], await redis.smembers(keys.skills))):
+            ids += cast(list[str], await redis.zrangebyscore(
+                keys.queue_age(skill), "-inf", repr(now - retry.expire_after), start=0,
+                num=limit))
     for task_id in ids:
-        task = await store.pool.get_task(str(task_id))
+        task = await store.pool.get_task(task_id)
         if task is None or task.kind is not TaskKind.CALLBACK:
             continue
         decision = check_expired(task, now, retry)

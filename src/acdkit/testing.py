@@ -58,20 +58,22 @@ class FakeCallRunner:
 
     ``outcomes`` are used one per command, in order; ``None`` takes the command and never
     ends the attempt (a serve that died mid-call); when they run out, ``default`` is used.
-    ``hang_up``: an answered callback is completed (and its agent wrapped up) at once.
+    ``hang_up``: an answered callback is completed (and its agent wrapped up) at once;
+    ``delay``: seconds each call takes before its outcome.
     ``commands`` lists every command taken, ``dropped`` those ignored as serve would (the
     attempt had an outcome, or the task was no longer reserved for the agent).
     """
 
     def __init__(self, redis_url: str, outcomes: Iterable[DialOutcome | None] = (), *,
                  default: DialOutcome | None = None, prefix: str = "acdkit",
-                 clock: Clock | None = None, hang_up: bool = True) -> None:
+                 clock: Clock | None = None, hang_up: bool = True, delay: float = 0.0) -> None:
         self.redis_url = redis_url
         self.outcomes = list(outcomes)
         self.default = default
         self.prefix = prefix
         self.clock = clock or SystemClock()
         self.hang_up = hang_up
+        self.delay = delay
         self.commands: list[dict[str, Any]] = []
         self.dropped: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
@@ -113,6 +115,7 @@ class FakeCallRunner:
         await store.update_attempt(task_id, n, self.clock.now(), state=AttemptState.RINGING_AGENT)
         if outcome is None:
             return
+        await asyncio.sleep(self.delay)
         now = self.clock.now()
         if outcome is DialOutcome.AGENT_NO_ANSWER:
             await pool.move_agent(agent_id, AgentEvent.NO_ANSWER, now, expect_task=task_id)

@@ -138,6 +138,12 @@ class PoolMachine(RuleBasedStateMachine):
             task_id = data.draw(st.sampled_from(self.tasks))
             self.attempt(self.pool.release(task_id, next_state, self.now, missed=missed))
 
+    @rule(agent_id=agents, next_state=next_states, missed=st.booleans())
+    def release_held(self, agent_id: str, next_state: AgentState, missed: bool) -> None:
+        task_id = self.raw.hget(self.keys.agent(agent_id), "task_id")
+        if task_id:
+            self.attempt(self.pool.release(str(task_id), next_state, self.now, missed=missed))
+
     @rule(data=st.data(), event=task_events)
     def move_task(self, data: st.DataObject, event: TaskEvent) -> None:
         if self.tasks:

@@ -59,11 +59,16 @@ class AriProbe:
 
     async def request(self, method: str, path: str, **params: str | int) -> Any:
         """An ARI REST call; the JSON answer (None when empty). AssertionError on >= 300."""
+        body = await self.raw(method, path, **params)
+        return json.loads(body) if body else None
+
+    async def raw(self, method: str, path: str, **params: str | int) -> bytes:
+        """An ARI REST call's body as bytes (a stored recording). AssertionError on >= 300."""
         async with self.http.request(method, f"{ARI_URL}/ari/{path}",
                                      params={k: str(v) for k, v in params.items()}) as resp:
-            text = await resp.text()
-            assert resp.status < 300, f"{method} {path} -> {resp.status} {text}"
-            return json.loads(text) if text else None
+            body = await resp.read()
+            assert resp.status < 300, f"{method} {path} -> {resp.status} {body[:300]!r}"
+            return body
 
 
 @asynccontextmanager

@@ -19,7 +19,6 @@ import contextlib
 import math
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -28,12 +27,25 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TypedDict, Unpack
+from typing import Self, TypedDict, Unpack
 
+from tests.lab.siplog import (
+    Invite,
+    SipMessage,
+    SippResult,
+    invites_of,
+    parse_message_log,
+    stat_counts,
+)
 from tests.sipp.dtmfpcap import dtmf_pcap
+
+__all__ = [
+    "SCENARIOS", "Behaviour", "Invite", "Peer", "SipMessage", "SippError", "SippProcess",
+    "SippResult", "agent_peer", "caller", "customer_peer", "free_udp_port", "invites_of",
+    "parse_message_log", "peer", "sipp_binary",
+]
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "sipp"
 ASTERISK = "127.0.0.1:5060"
@@ -47,159 +59,6 @@ _LIVE: set[subprocess.Popen[bytes]] = set()
 
 class SippError(RuntimeError):
     """SIPp is missing, or a SIPp process could not start."""
-
-
-# ---- the message log ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SipMessage:
-    """One SIP message as SIPp logged it (``-trace_msg``)."""
-
-    time: float  # seconds since the epoch
-    sent: bool
-    first_line: str
-    headers: Mapping[str, str]  # lower-case names, first occurrence
-
-    @property
-    def method(self) -> str | None:
-        """The request method; None for a response."""
-        return None if self.first_line.startswith("SIP/2.0") else self.first_line.split(" ", 1)[0]
-
-    @property
-    def status(self) -> int | None:
-        """The response code; None for a request."""
-        parts = self.first_line.split(" ")
-        return int(parts[1]) if self.first_line.startswith("SIP/2.0") else None
-
-    @property
-    def cseq_method(self) -> str:
-        return self.headers.get("cseq", "").split(" ")[-1]
-
-    @property
-    def call_id(self) -> str:
-        return self.headers.get("call-id", "")
-
-    @property
-    def request_user(self) -> str:
-        """The user part of the Request-URI (``agent7`` in ``INVITE sip:agent7@...``)."""
-        return _uri_user(self.first_line.split(" ")[1]) if self.method else ""
-
-
-@dataclass(frozen=True)
-class Invite:
-    """A dialog-creating INVITE a peer received."""
-
-    time: float
-    user: str  # Request-URI user: agentN, or the outside number dialed
-    call_id: str
-    from_header: str
-    from_user: str
-
-
-_ENTRY = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d)\s+(\d\d:\d\d:\d\d\.\d+)\s*$", re.M)
-_URI_USER = re.compile(r"sips?:([^@;>]+)@")
-
-
-def _uri_user(text: str) -> str:
-    match = _URI_USER.search(text)
-    return match.group(1) if match else ""
-
-
-def _parse_entry(stamp: float, text: str) -> SipMessage | None:
-    lines = text.strip("\n").split("\n")
-    if len(lines) < 3 or "message" not in lines[0]:
-        return None
-    body = [line.rstrip("\r") for line in lines[1:]]
-    while body and not body[0]:
-        body.pop(0)
-    headers: dict[str, str] = {}
-    for line in body[1:]:
-        if not line:
-            break
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), value.strip())
-    return SipMessage(stamp, " sent " in f" {lines[0]} ", body[0], headers)
-
-
-def parse_message_log(text: str) -> list[SipMessage]:
-    """Every message in a SIPp ``-trace_msg`` file, in order."""
-    marks = list(_ENTRY.finditer(text))
-    if not marks:
-        return []
-    messages = []
-    ends = [m.start() for m in marks[1:]] + [len(text)]
-    for mark, end in zip(marks, ends, strict=True):
-        stamp = datetime.strptime(f"{mark[1]} {mark[2]}", "%Y-%m-%d %H:%M:%S.%f").timestamp()
-        message = _parse_entry(stamp, text[mark.end():end])
-        if message:
-            messages.append(message)
-    return messages
-
-
-def invites_of(messages: Iterable[SipMessage]) -> list[Invite]:
-    """Received INVITEs that open a dialog, once per Call-ID (no re-INVITEs, no retransmits)."""
-    seen: set[str] = set()
-    invites = []
-    for m in messages:
-        fresh = m.method == "INVITE" and not m.sent and m.call_id not in seen
-        if fresh and ";tag=" not in m.headers.get("to", ""):
-            seen.add(m.call_id)
-            sender = m.headers.get("from", "")
-            invites.append(Invite(m.time, m.request_user, m.call_id, sender, _uri_user(sender)))
-    return invites
-
-
-# ---- results -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SippResult:
-    """How a SIPp process ended, and what it sent and received."""
-
-    returncode: int | None  # None: killed (stopped, or past its timeout)
-    timed_out: bool
-    successful: int
-    failed: int
-    messages: list[SipMessage]
-    workdir: Path
-    errors: str  # SIPp's stderr and error log, for assertion messages
-
-    @property
-    def ok(self) -> bool:
-        """SIPp exited 0: every call went as its scenario says."""
-        return self.returncode == 0 and not self.timed_out
-
-    def find(self, what: str | int, *, sent: bool | None = None) -> list[SipMessage]:
-        """Messages by method (``"BYE"``) or status (``200``), optionally by direction."""
-        return [m for m in self.messages
-                if (m.status == what if isinstance(what, int) else m.method == what)
-                and (sent is None or m.sent == sent)]
-
-    def first_time(self, what: str | int, *, sent: bool | None = None) -> float | None:
-        found = self.find(what, sent=sent)
-        return found[0].time if found else None
-
-    @property
-    def hung_up_by(self) -> str | None:
-        """``"local"`` or ``"remote"``: who sent the first BYE; None without one."""
-        byes = self.find("BYE")
-        return None if not byes else "local" if byes[0].sent else "remote"
-
-    def __str__(self) -> str:
-        return (f"sipp rc={self.returncode} timed_out={self.timed_out} ok={self.successful} "
-                f"failed={self.failed} dir={self.workdir}\n{self.errors[-2000:]}")
-
-
-def _stat_counts(path: Path) -> tuple[int, int]:
-    """(successful, failed) calls from the last line of a ``-trace_stat`` CSV."""
-    if not path.exists():
-        return 0, 0
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    if len(lines) < 2:
-        return 0, 0
-    row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
-    return int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", 0))
 
 
 # ---- processes -----------------------------------------------------------------------------
@@ -254,7 +113,7 @@ class SippProcess:
     keys: Mapping[str, str] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
-    workdir: Path | None = None
+    workdir: Path | None = None  # None: a fresh one under $TMPDIR/acdkit-sipp/
     name: str = "sipp"
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _killed: bool = field(default=False, init=False, repr=False)
@@ -281,9 +140,9 @@ class SippProcess:
             args += ["-set", var, str(value)]
         return [*args, *self.extra_args]
 
-    def start(self, *, ready_timeout: float = 5.0) -> SippProcess:
+    def start(self, *, ready_timeout: float = 5.0) -> Self:
         """Start SIPp; return once it holds its SIP port (SippError if it exits first)."""
-        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix=f"acdkit-{self.name}-"))
+        self.workdir = Path(self.workdir or _new_workdir(self.name))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.local_port = self.local_port or free_udp_port(self.local_ip)
         command = self.command()
@@ -342,7 +201,7 @@ class SippProcess:
     def result(self, *, timed_out: bool = False) -> SippResult:
         assert self.workdir
         returncode = None if self._killed or not self.proc else self.proc.returncode
-        successful, failed = _stat_counts(self.workdir / "stats.csv")
+        successful, failed = stat_counts(self.workdir / "stats.csv")
         return SippResult(returncode, timed_out, successful, failed, self.messages(),
                           self.workdir, self._errors())
 
@@ -356,12 +215,24 @@ class SippProcess:
         parts = [(self.workdir / name) for name in ("stderr.log", "errors.log")]
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in parts if p.exists())
 
-    def __enter__(self) -> SippProcess:
+    def __enter__(self) -> Self:
         return self if self.proc else self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _new_workdir(name: str, keep_hours: float = 24.0) -> Path:
+    """A fresh directory under $TMPDIR/acdkit-sipp/ (pruned of ones older than a day)."""
+    base = Path(tempfile.gettempdir()) / "acdkit-sipp"
+    base.mkdir(exist_ok=True)
+    cutoff = time.time() - keep_hours * 3600
+    for old in base.iterdir():
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
 
 
 def _opt(flag: str, value: object | None) -> list[str]:
@@ -391,21 +262,25 @@ def _kill_leftovers() -> None:
 # ---- callers -------------------------------------------------------------------------------
 
 
-def caller(service: str = "100", *, dtmf: str = "", hangup_after: float | None = None,
-           caller_id: str = "4930123456", calls: int = 1, rate: float = 10.0,
+def caller(service: str = "100", *, dtmf: str = "", media: Path | None = None,
+           hangup_after: float | None = None, caller_id: str = "4930123456",
+           calls: int = 1, rate: float = 10.0,
            limit: int | None = None, local_ip: str = CALLER_IP, remote: str = ASTERISK,
            timeout: float = 60.0, workdir: Path | None = None,
            scenario: Path = SCENARIOS / "caller.xml") -> SippProcess:
     """A caller, not started (``.run()`` it, or ``.start()`` it and ``.wait()``).
 
-    It dials ``service`` from ``caller_id``, sends ``dtmf`` after the answer (``w`` = 0.5 s
-    pause, e.g. ``"1wwww2"``), then hangs up after ``hangup_after`` seconds or, with None,
-    waits for the far end's BYE. ``calls`` calls start at ``rate`` per second (at most
-    ``limit`` at once). SIPp stops, failing any call still up, after ``timeout`` seconds
-    (whole seconds: SIPp 3.6.1 rounds down, so this rounds up).
+    It dials ``service`` from ``caller_id``; after the answer it sends ``dtmf`` (``w`` = 0.5 s
+    pause, e.g. ``"1wwww2"``) or plays the pcap ``media`` (audiopcap.speech_pcap); then it
+    hangs up after ``hangup_after`` seconds or, with None, waits for the far end's BYE.
+    ``calls`` calls start at ``rate`` per second (at most ``limit`` at once). SIPp stops,
+    failing any call still up, after ``timeout`` seconds (whole seconds: SIPp 3.6.1 rounds
+    down, so this rounds up).
     """
     hold_ms = 0 if hangup_after is None else max(1, round(hangup_after * 1000))
-    keys = {"caller_id": caller_id, "dtmf_pcap": str(dtmf_pcap(dtmf or SILENCE))}
+    if media and dtmf:
+        raise ValueError("give dtmf or media, not both (audiopcap can put DTMF around speech)")
+    keys = {"caller_id": caller_id, "dtmf_pcap": str(media or dtmf_pcap(dtmf or SILENCE))}
     return SippProcess(scenario, local_ip, remote=remote, service=service, calls=calls,
                        rate=rate, limit=limit, timeout=timeout, keys=keys,
                        variables={"hold_ms": str(hold_ms)}, workdir=workdir, name="caller")
@@ -440,8 +315,8 @@ class Peer(SippProcess):
         for m in self.messages():
             if m.method == "INVITE" and not m.sent:
                 calls.add(m.call_id)
-            elif m.status is not None and (m.cseq_method == "BYE" and m.status == 200
-                                           or m.cseq_method == "INVITE" and m.status >= 300):
+            elif m.status is not None and ((m.cseq_method == "BYE" and m.status == 200)
+                                           or (m.cseq_method == "INVITE" and m.status >= 300)):
                 calls.discard(m.call_id)
         return calls
 

@@ -4,12 +4,12 @@ answer or are busy."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
-
 from tests.lab.ariprobe import AriProbe, ari_probe
-from tests.lab.sipp import Peer, SipMessage, agent_peer, customer_peer
+from tests.lab.sipp import Peer, SipMessage, SippResult, agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
 
@@ -78,3 +78,43 @@ async def test_customer_peer_answers_and_is_busy() -> None:
         invites = customers.wait_for_invites(2)
     assert destroyed["cause"] == 17  # user busy
     assert [i.user for i in invites] == ["4930111", "4930222"]
+
+
+async def test_caller_and_agent_bridged_by_ari() -> None:
+    with agent_peer() as agents:
+        async with ari_probe() as ari:
+            call = asyncio.create_task(asyncio.to_thread(
+                caller("100", caller_id="4930555", hangup_after=None, timeout=30).run))
+            try:
+                inbound = (await ari.next_event("StasisStart", timeout=10))["channel"]["id"]
+                await ari.request("POST", f"channels/{inbound}/answer")
+                agent = await _originate(ari, "PJSIP/agent7")
+                await ari.next_event("StasisStart", channel=agent)
+                bridge = (await ari.request("POST", "bridges", type="mixing"))["id"]
+                await ari.request("POST", f"bridges/{bridge}/addChannel",
+                                  channel=f"{inbound},{agent}")
+                await asyncio.sleep(1.0)
+                await ari.request("DELETE", f"channels/{inbound}")
+                await ari.request("DELETE", f"channels/{agent}")
+                await ari.request("DELETE", f"bridges/{bridge}")
+            finally:
+                result: SippResult = await call
+        _wait_for(agents, "BYE", sent=False)
+    assert result.ok, result
+    assert result.hung_up_by == "remote"
+    assert not agents.open_calls()
+
+
+def test_native_queue_rings_the_agents_and_one_takes_the_call() -> None:
+    """Extension 300 (a plain Queue(sales), ringall over agent1-3): the peer answers all three,
+    Asterisk keeps one and ends the others (BYE or CANCEL); every call ends cleanly."""
+    with agent_peer(ring_after=0.3) as agents:
+        result = caller("300", hangup_after=2.0, timeout=20).run()
+        invites = agents.wait_for_invites(3)
+        deadline = time.monotonic() + 5
+        while agents.open_calls() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        still_open = agents.open_calls()
+    assert result.ok, result
+    assert {i.user for i in invites} == {"agent1", "agent2", "agent3"}
+    assert not still_open

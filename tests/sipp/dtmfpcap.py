@@ -96,11 +96,11 @@ def normalize(digits: str) -> str:
 class _Clock:
     """Sequence numbers and times as a call's packets are laid out."""
 
-    def __init__(self, first_seq: int, first_timestamp: int, ssrc: int) -> None:
+    def __init__(self, first_seq: int, first_timestamp: int, ssrc: int, start_ms: int) -> None:
         self.seq = first_seq
         self.first_timestamp = first_timestamp
         self.ssrc = ssrc
-        self.ms = 0
+        self.ms = start_ms
 
     def packet(self, at_ms: int, rtp_ms: int, pt: int, marker: bool, payload: bytes) -> RtpPacket:
         timestamp = (self.first_timestamp + rtp_ms * CLOCK_RATE // 1000) & 0xFFFFFFFF
@@ -136,9 +136,12 @@ def _pause_packets(clock: _Clock) -> Iterator[RtpPacket]:
 
 
 def dtmf_packets(digits: str, *, first_seq: int = 1000, first_timestamp: int = 8000,
-                 ssrc: int = DEFAULT_SSRC) -> list[RtpPacket]:
-    """The RTP packets that send ``digits`` (with ``w`` pauses), in order."""
-    clock = _Clock(first_seq, first_timestamp, ssrc)
+                 ssrc: int = DEFAULT_SSRC, start_ms: int = 0) -> list[RtpPacket]:
+    """The RTP packets that send ``digits`` (with ``w`` pauses), in order.
+
+    ``start_ms`` places the first one later in the stream (send time and RTP timestamp both
+    count from ``first_timestamp`` at 0 ms), to continue a stream of other packets."""
+    clock = _Clock(first_seq, first_timestamp, ssrc, start_ms)
     packets: list[RtpPacket] = []
     for char in normalize(digits):
         packets.extend(_pause_packets(clock) if char == PAUSE else _digit_packets(clock, char))
@@ -157,7 +160,7 @@ def rtp_bytes(pkt: RtpPacket) -> bytes:
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF

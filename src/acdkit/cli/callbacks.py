@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +51,12 @@ def _row(task: Task) -> dict[str, Any]:
             "number": task.number, "due": _iso(task.due_at), "attempts": task.attempts,
             "agent": task.agent_id, "outcome": task.outcome, "created": _iso(task.created_at),
             "enqueued": _iso(task.enqueued_at)}
+
+
+def _task_json(task: Task) -> dict[str, Any]:
+    # Not jsonable(task): dataclasses.asdict deep-copies, and a MappingProxyType field
+    # (required, attributes) cannot be copied.
+    return {f.name: jsonable(getattr(task, f.name)) for f in fields(task)}
 
 
 def _attempt_row(a: Attempt) -> dict[str, Any]:
@@ -107,7 +114,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
 
     task, attempts, history = _with_store(ctx, work)
     if as_json:
-        emit([{"task": jsonable(task), "attempts": [_attempt_row(a) for a in attempts],
+        emit([{"task": _task_json(task), "attempts": [_attempt_row(a) for a in attempts],
                "history": jsonable(history)}], True, [])
         return
     for key, value in _row(task).items():

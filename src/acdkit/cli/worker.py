@@ -63,9 +63,9 @@ class Maintenance(threading.Thread):
                 try:
                     if pool is None:
                         pool = await open_pool(self.settings)
+                        store = callback_store(pool, self.settings)
                         log.info("maintenance: connected to Redis at %s", url)
                         down = False
-                    store = callback_store(pool, self.settings)
                     await promote_due_callbacks(store, retry, SystemClock().now())
                     for job in await recover_callbacks(store, jobs):
                         log.info("maintenance: re-enqueued %s", job)

@@ -21,10 +21,11 @@ THE CONTRACT between the ``dial_back`` job (``acdkit.jobs``, in an RQ worker) an
    from asking twice.
 3. serve BLPOPs it (``next_command``) and drops it when ``get_attempt`` shows an outcome
    already (the job gave up waiting) or the task is no longer RESERVED for ``agent_id``
-   (cancelled meanwhile). Otherwise it originates the agent leg with the channel id
-   ``agent_leg`` (Asterisk refuses a second channel with the same id: a duplicated command
-   cannot ring twice), whispers, originates ``customer_leg`` to ``number`` with the center's
-   caller ID, bridges both, and reports ``update_attempt(task_id, n, state=...)`` along
+   (cancelled meanwhile; check again before dialing the customer). Otherwise it originates
+   the agent leg with the channel id ``agent_leg`` (Asterisk refuses a second channel with
+   the same id: a duplicated command cannot ring twice), whispers, originates
+   ``customer_leg`` to ``number`` with the center's caller ID, bridges both, and reports
+   ``update_attempt(task_id, n, state=...)`` along
    ``requested → ringing_agent → ringing_customer → connected → ended`` (plus ``detail``).
 4. serve ends every attempt with ``finish_attempt(task_id, n, outcome, now)`` (a
    ``core.callbacks.DialOutcome``; the first outcome wins, later calls return it). It
@@ -52,6 +53,7 @@ repeat; ``acdkit:{pool}:attempt-last:<task_id>`` holds the highest ``n`` opened.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -175,6 +177,7 @@ return {'ok', outcome}
 _SERVE_FIELDS = frozenset({"state", "detail", "agent_leg", "customer_leg"})
 
 
+@functools.cache
 def _with_lib(body: str) -> str:
     return files("acdkit.store").joinpath("lua", "_lib.lua").read_text() + "\n" + body
 
@@ -203,8 +206,7 @@ class CallbackStore(Booking):
 
     @guarded
     async def push_command(self, cmd: Mapping[str, Any]) -> None:
-        """Append ``cmd`` (a JSON-able mapping with an ``op``) to the command list; raises
-        ``InvalidInput`` otherwise."""
+        """Append ``cmd`` (JSON-able, with an ``op``) to the list; else ``InvalidInput``."""
         await self.redis.rpush(self.keys.commands, _encode_command(cmd))
 
     @guarded
@@ -308,12 +310,12 @@ class CallbackStore(Booking):
 
     @guarded
     async def finish_attempt(self, task_id: str, n: int, outcome: DialOutcome, now: float, *,
-                             detail: str = "") -> DialOutcome:
-        """End attempt ``n`` with ``outcome`` at ``now``, wake its waiter and audit it; the
-        first outcome wins: returns the stored one. Counts a dial to the number unless the
-        agent did not answer. Raises ``NotFound`` for a missing attempt."""
+                             detail: str = "", dialed: bool = True) -> DialOutcome:
+        """End attempt ``n`` with ``outcome`` at ``now``, wake its waiter, audit it; the first
+        outcome wins: returns the stored one. Counts a dial to the number unless the agent
+        missed or not ``dialed``. Raises ``NotFound`` for a missing attempt."""
         key = self.keys.attempt(task_id, n)
-        number = cast(str | None, await self.redis.hget(key, "number")) or ""
+        number = (cast(str | None, await self.redis.hget(key, "number")) or "") if dialed else ""
         counter = self.keys.rate("dial", number) if number else key
         status, stored = await self._finish(
             keys=[key, self.keys.attempt_done(task_id, n), counter],
@@ -357,14 +359,12 @@ class CallbackStore(Booking):
 
     @guarded
     async def acquire_dial_lock(self, task_id: str, ttl: float | None = None) -> str | None:
-        """Take the dial lock of ``task_id`` for ``ttl`` seconds (default ``lock_ttl``);
-        return its token, or None when another holder has it."""
+        """Take the dial lock of ``task_id`` for ``ttl`` s (``lock_ttl``): its token, or None."""
         return await self._lock(self.keys.dial_lock(task_id), ttl or self.lock_ttl)
 
     @guarded
     async def renew_dial_lock(self, task_id: str, token: str, ttl: float | None = None) -> bool:
-        """Extend the lock to ``ttl`` seconds from now; False when ``token`` no longer holds
-        it."""
+        """Extend the lock to ``ttl`` seconds from now; False unless ``token`` holds it."""
         return await self._extend(self.keys.dial_lock(task_id), token, ttl or self.lock_ttl)
 
     @guarded

@@ -37,7 +37,7 @@ if held ~= '' and holds ~= held then
   local task_key = BASE .. 'task:' .. held
   local t = redis.call('HMGET', task_key, 'state', 'agent_id')
   if t[1] == 'reserved' and t[2] == agent_id then
-    -- M3
+    requeue_task(task_key, held, 'release', event)
   end
 end
 if event ~= '' then

@@ -2,9 +2,9 @@
 -- KEYS: task hash. ARGV[5..8]: task id, expected states ('' = the task must not exist yet,
 -- '*' = any existing task, else comma-separated), expected agent ('*' = no check, else the
 -- agent_id the task must carry, '' for none), audit event; field/value pairs from ARGV[9].
--- A task that leaves reserved/active for the queue or the due set (a retry later) frees the
--- agent still holding it (to wrap_up) in the same step, so no agent can hold a task that is
--- waiting for another one.
+-- A task that goes back to the queue or the due set (a retry later) frees the agent still
+-- holding it (to wrap_up) in the same step, so no agent can hold a task that is waiting for
+-- another one.
 -- Returns 'ok', 'exists', 'missing' or 'conflict:<state>'.
 local task_key = KEYS[1]
 local task_id, expected, expect_agent, event = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -29,8 +29,8 @@ local t = redis.call('HMGET', task_key, 'state', 'agent_id', 'outcome')
 local who = t[2]
 if not who or who == '' then who = holder end
 audit('task', task_id, event, {'from', old, 'to', t[1], 'agent', who, 'outcome', t[3]})
-if holder ~= '' and (old == 'reserved' or old == 'active')
-    and (t[1] == 'queued' or t[1] == 'scheduled') then
+-- (also from failed/expired: an agent may still hold the task that failed under it)
+if holder ~= '' and (t[1] == 'queued' or t[1] == 'scheduled') then
   local agent_key = BASE .. 'agent:' .. holder
   local a = redis.call('HMGET', agent_key, 'state', 'task_id')
   if a[2] == task_id and (a[1] == 'reserved' or a[1] == 'on_call') then

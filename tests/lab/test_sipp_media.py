@@ -1,16 +1,22 @@
-"""DTMF from SIPp reaches Asterisk digit by digit, in order (DESIGN.md section 7: the shipped
-one-digit pcaps lose the second digit of "42"; tests/sipp/dtmfpcap.py writes one pcap per string).
+"""Media from the SIPp caller reaches Asterisk: DTMF digit by digit, in order (DESIGN.md
+section 7: the shipped one-digit pcaps lose the second digit of "42"; tests/sipp/dtmfpcap.py
+writes one pcap per string), and speech (tests/sipp/audiopcap.py) that ARI can record.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import io
+import math
+import uuid
+import wave
 
 import pytest
-
 from tests.lab.ariprobe import AriProbe, ari_probe
 from tests.lab.sipp import SippResult, agent_peer, caller
+from tests.sipp.audiopcap import speech_pcap
 
 pytestmark = pytest.mark.lab
 
@@ -64,3 +70,38 @@ async def test_agent_presses_star() -> None:
             await ari.request("DELETE", f"channels/{channel}")
         assert event["digit"] == "*"
         assert [i.user for i in agents.invites()] == ["agent5"]
+
+
+def _wav_stats(data: bytes) -> tuple[float, float]:
+    """(seconds, RMS) of a 16-bit mono WAV."""
+    with wave.open(io.BytesIO(data)) as wav:
+        samples = array.array("h", wav.readframes(wav.getnframes()))
+        seconds = wav.getnframes() / wav.getframerate()
+    rms = math.sqrt(sum(s * s for s in samples) / max(len(samples), 1))
+    return seconds, rms
+
+
+async def test_speech_is_recorded_until_pound() -> None:
+    """Speech, then '#': ARI records it on the caller's channel and the '#' ends the recording."""
+    pcap = speech_pcap("my printer is broken, please call me back", before="ww", after="#")
+    name = f"acdkit-sipp-test-{uuid.uuid4().hex[:8]}"
+    async with ari_probe() as ari:
+        call = asyncio.create_task(asyncio.to_thread(
+            caller("100", media=pcap, hangup_after=None, timeout=30).run))
+        try:
+            start = await ari.next_event("StasisStart", timeout=10)
+            channel = start["channel"]["id"]
+            await ari.request("POST", f"channels/{channel}/answer")
+            await ari.request("POST", f"channels/{channel}/record", name=name, format="wav",
+                              maxDurationSeconds=15, terminateOn="#", beep="false")
+            finished = await ari.next_event("RecordingFinished", "RecordingFailed", timeout=20)
+            data = await ari.raw("GET", f"recordings/stored/{name}/file")
+            await ari.request("DELETE", f"recordings/stored/{name}")
+            await ari.request("DELETE", f"channels/{channel}")
+        finally:
+            result: SippResult = await call
+    seconds, rms = _wav_stats(data)
+    assert finished["type"] == "RecordingFinished", finished
+    assert 2.0 < seconds < 8.0  # ~1 s of silence, the sentence, then '#' stops it
+    assert rms > 300  # speech, not silence
+    assert result.ok, result
