@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from acdkit.core.callbacks import RetryPolicy
 from acdkit.core.errors import ConfigError
 
 ENV_PREFIX = "ACDKIT_"
@@ -93,6 +92,7 @@ class AgentSettings:
     wrap_up: float = 5.0  # seconds between two tasks
     max_misses: int = 3  # unanswered offers in a row before the agent is paused
     whisper: bool = True  # tell the agent who is calling before connecting
+    whisper_digits: int = 4  # how many trailing digits of the caller's number it reads
 
 
 @dataclass(frozen=True)
@@ -303,10 +303,3 @@ def _numbers(key: str, value: Any) -> tuple[float, ...]:
                      for item in items if not (isinstance(item, str) and not item.strip()))
     except ConfigError:
         raise ConfigError(key, f"expected a list of numbers, got {value!r}") from None
-
-
-def retry_policy(settings: Settings) -> RetryPolicy:
-    """The callback retry policy of ``[callbacks]``; raises ``ConfigError`` naming the key."""
-    c = settings.callbacks
-    return RetryPolicy(max_attempts=c.max_attempts, intervals=c.intervals,
-                       expire_after=c.expire_after or None, follow_up=c.follow_up)

@@ -50,7 +50,7 @@ class Dispatcher:
     """
 
     def __init__(self, pool: Pool, rules: PriorityRules, clock: Clock, on_reserved: OnReserved,
-                 *, sweep_interval: float = 5.0, heads: int = 10, max_scan: int = 500,
+                 *, sweep_interval: float = 5.0, heads: int = 4, max_scan: int = 500,
                  max_claims: int = 8, failed_agent_state: AgentState = AgentState.PAUSED,
                  stale_after: float | None = 300.0) -> None:
         self.pool = pool
@@ -71,13 +71,12 @@ class Dispatcher:
 
     async def dispatch_agent(self, agent_id: str) -> Task | None:
         """Reserve the best task ``agent_id`` may take now; return it, or None."""
-        agent = await self.pool.get_agent(agent_id)
-        if agent is None or agent.state is not AgentState.READY or not agent.skills:
-            return None
         now = self.clock.now()
         claims = 0
         for offset in range(0, self.max_scan, self.heads):
-            page = await self.pool.candidates(sorted(agent.skills), self.heads, offset)
+            agent, page = await self.pool.agent_candidates(agent_id, self.heads, offset)
+            if agent is None or agent.state is not AgentState.READY:
+                return None
             # A queue that filled its page may hold more below it.
             deeper = max(Counter(t.skill for _, t in page).values(), default=0) >= self.heads
             self._note_preferred(page, now)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar, cast
 
-from acdkit.config import Settings, load_settings, retry_policy
+from acdkit.config import Settings, load_settings
 from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.callbacks import (
     Decision,
@@ -34,6 +34,7 @@ from acdkit.core.callbacks import (
 from acdkit.core.errors import ClaimLost, InvalidInput, InvalidTransition, NoSuchAgent
 from acdkit.core.numbers import NumberPolicy, check_dialable, next_calling_time
 from acdkit.core.tasks import Task, TaskKind, TaskState
+from acdkit.policies import number_policy, retry_policy
 from acdkit.ports import Clock, JobQueue, SystemClock
 from acdkit.store.callbacks import Attempt, CallbackStore, agent_leg
 from acdkit.store.pool import Pool
@@ -53,8 +54,6 @@ def job_id(task_id: str, n: int) -> str:
 
 def callback_store(pool: Pool, settings: Settings) -> CallbackStore:
     """The callback store of ``pool`` configured from ``settings``."""
-    from acdkit.bootstrap import number_policy
-
     return CallbackStore(pool, lock_ttl=settings.callbacks.lock_ttl,
                          number_window=number_policy(settings).number_window)
 
@@ -336,8 +335,6 @@ async def with_store(settings: Settings, work: Callable[[CallbackStore], Awaitab
 
 def dial_back_of(store: CallbackStore, settings: Settings, clock: Clock | None = None) -> DialBack:
     """The ``DialBack`` runner configured from ``settings``."""
-    from acdkit.bootstrap import number_policy
-
     return DialBack(store, retry_policy(settings), number_policy(settings),
                     wait_timeout=2 * settings.agents.ring_timeout + 30,
                     max_misses=settings.agents.max_misses, clock=clock or SystemClock())

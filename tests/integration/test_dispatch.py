@@ -72,14 +72,15 @@ async def test_a_lost_claim_moves_on_to_the_next_candidate(pool: Pool,
     await pool.add_tasks([task("t1", at=T0), task("t2", at=T0 + 1)])
     await ready_agent(pool, "a1")
     await ready_agent(pool, "rival")
-    real = pool.candidates
+    real = pool.agent_candidates
 
-    async def racing(*args: object, **kw: object) -> list[tuple[float, Task]]:
-        page = await real(*args, **kw)  # type: ignore[arg-type]
+    async def racing(*args: object, **kw: object) -> tuple[Agent | None,
+                                                           list[tuple[float, Task]]]:
+        got = await real(*args, **kw)  # type: ignore[arg-type]
         assert await pool.claim("rival", "t1", T0)  # another dispatcher wins t1 meanwhile
-        return page
+        return got
 
-    pool.candidates = racing  # type: ignore[method-assign]
+    pool.agent_candidates = racing  # type: ignore[method-assign]
     got = await dispatcher(pool, clock, Recorder()).dispatch_agent("a1")
     assert got is not None and got.id == "t2"
 

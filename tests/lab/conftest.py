@@ -10,14 +10,17 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from tests.lab.sipp import Peer, agent_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_CONFIG = ROOT / "asterisk" / "acdkit.toml"
+REGISTERED = "ARI app {app} registered"  # what serve logs each time its app is (re)connected
 
 
 def lab_settings() -> dict[str, dict[str, str]]:
@@ -27,22 +30,47 @@ def lab_settings() -> dict[str, dict[str, str]]:
 
 def ari_get(path: str, timeout: float = 3.0) -> tuple[int, object]:
     """A plain HTTP GET on the lab's ARI: (status, JSON body or None)."""
+    return ari_call("GET", path, timeout)
+
+
+def ari_call(method: str, path: str, timeout: float = 3.0) -> tuple[int, object]:
+    """A plain HTTP request on the lab's ARI: (status, JSON body or None); (0, None) when
+    ARI does not answer."""
     import asyncio
 
     ari = lab_settings()["ari"]
 
-    async def get() -> tuple[int, object]:
+    async def call() -> tuple[int, object]:
         headers = {"Authorization": aiohttp.encode_basic_auth(ari["username"], ari["password"])}
         async with aiohttp.ClientSession(headers=headers,
                                          timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
-                http.get(f"{ari['url']}/ari/{path}") as resp:
+                http.request(method, f"{ari['url']}/ari/{path}") as resp:
             body = await resp.json() if resp.content_type == "application/json" else None
             return resp.status, body
 
     try:
-        return asyncio.run(get())
+        return asyncio.run(call())
     except (aiohttp.ClientError, OSError, TimeoutError):
         return 0, None
+
+
+def lab_channels() -> list[dict[str, object]]:
+    """Every channel the lab's Asterisk has now (ARI sees them all, in any app or none)."""
+    status, body = ari_get("channels")
+    return list(body) if status == 200 and isinstance(body, list) else []
+
+
+def hang_up_all(wait: float = 5.0) -> list[str]:
+    """Hang up every channel left on the lab's Asterisk and wait until they are gone; return
+    the names of those that were there. Tests call it before they stop their SIPp peers, so
+    Asterisk's BYEs are answered instead of retransmitted to the next test's peer."""
+    left = lab_channels()
+    for channel in left:
+        ari_call("DELETE", f"channels/{channel['id']}")
+    deadline = time.monotonic() + wait
+    while lab_channels() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [str(c.get("name")) for c in left]
 
 
 def lab_is_up() -> bool:
@@ -69,23 +97,35 @@ class Serve:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "ACDKIT_CONFIG": str(LAB_CONFIG), "ACDKIT_REDIS_URL": self.redis_url,
-                **self.extra_env}
+        # PYTHONPATH: a priority hook in tests/ (tests.lab.hooks) must be importable by serve.
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        return {**os.environ, "PYTHONPATH": path, "ACDKIT_CONFIG": str(LAB_CONFIG),
+                "ACDKIT_REDIS_URL": self.redis_url, **self.extra_env}
 
     def start(self, wait: float = 15.0) -> Serve:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "serve"],
-                                     env=self.env(), stdout=log, stderr=subprocess.STDOUT)
-        self.wait_registered(wait)
+        before = self.registrations()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "serve"],
+                                         env=self.env(), cwd=ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        self.wait_registered(wait, more_than=before)
         return self
 
-    def wait_registered(self, wait: float) -> None:
-        deadline = time.monotonic() + wait
+    def registrations(self) -> int:
+        """How many times serve has logged its ARI app as registered so far."""
+        return self.log().count(REGISTERED.format(app=lab_settings()["ari"]["app"]))
+
+    def wait_registered(self, wait: float, more_than: int = 0) -> float:
+        """Wait until serve logs its app registered (more than ``more_than`` times in all);
+        return the seconds it took. ARI's ``GET applications/NAME`` is no sign: Asterisk keeps
+        an app it has seen after its WebSocket is gone."""
+        started = time.monotonic()
+        deadline = started + wait
         while time.monotonic() < deadline:
             assert self.proc is not None and self.proc.poll() is None, self.log()
-            if ari_get(f"applications/{lab_settings()['ari']['app']}")[0] == 200:
-                return
-            time.sleep(0.1)
+            if self.registrations() > more_than:
+                return time.monotonic() - started
+            time.sleep(0.05)
         raise AssertionError(f"serve did not register the app in {wait}s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -98,9 +138,11 @@ class Serve:
                 self.proc.wait(5)
         self.proc = None
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run `acdkit ARGS` with the same settings as this serve."""
-        done = subprocess.run([sys.executable, "-m", "acdkit", *args], env=self.env(),
+    def cli(self, *args: str, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `acdkit ARGS` with the same settings as this serve (and ``env`` on top)."""
+        done = subprocess.run([sys.executable, "-m", "acdkit", *args],
+                              env={**self.env(), **(env or {})}, cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
         if check:
             assert done.returncode == 0, f"acdkit {' '.join(args)}: {done.stderr}{done.stdout}"
@@ -116,4 +158,27 @@ def serve(lab: Path, redis_url: str, tmp_path: Path) -> Iterator[Serve]:
     server = Serve(redis_url, tmp_path / "serve.log")
     yield server
     server.stop()
-    sys.stdout.write(f"\n--- serve log ---\n{server.log()[-6000:]}\n")
+    left = hang_up_all()  # a test that failed half-way must not leave calls to the next one
+    sys.stdout.write(f"\n--- serve log ---\n{server.log()[-6000:]}\n"
+                     + (f"--- channels left over and hung up: {left}\n" if left else ""))
+
+
+@pytest.fixture
+def phones(serve: Serve, tmp_path: Path) -> Iterator[Callable[..., Peer]]:
+    """Start the agents' SIPp phones: ``phones(**behaviour)`` is a started ``agent_peer``.
+
+    At the end of the test every call still up is hung up while the phones still answer
+    (then they stop, then serve): no BYE or INVITE of this test is retransmitted to the next
+    test's phones on the same address.
+    """
+    started: list[Peer] = []
+
+    def start(**behaviour: Any) -> Peer:
+        phone = agent_peer(workdir=tmp_path / f"agents-{len(started) + 1}", **behaviour)
+        started.append(phone.start())
+        return phone
+
+    yield start
+    hang_up_all()
+    for phone in started:
+        phone.stop()

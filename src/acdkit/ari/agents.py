@@ -48,8 +48,9 @@ async def answered(session: Session, timeout: float) -> Session | None:
             return session
 
 
-def say_digits(number: str) -> list[str]:
-    digits = "".join(c for c in number if c.isdigit())
+def say_digits(number: str, last: int = 0) -> list[str]:
+    """The media that reads ``number`` digit by digit (only the ``last`` digits if > 0)."""
+    digits = "".join(c for c in number if c.isdigit())[-last if last > 0 else 0:]
     return [f"digits:{digits}"] if digits else []
 
 
@@ -84,8 +85,24 @@ class AgentConnector:
             await self._hang_up_leg(agent, leg)
             await self.end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
             return
-        await self.whisper(leg, ["sound:acdkit/whisper-call", *say_digits(task.number)])
+        waited = round(self.app.clock.now() - task.enqueued_at)
+        await self.whisper(leg, ["sound:acdkit/whisper-call",
+                                 *say_digits(task.number, self.app.settings.agents.whisper_digits),
+                                 f"number:{waited}", "sound:seconds"])
+        # The whisper takes seconds: either side may have hung up meanwhile.
+        if call.customer.gone:
+            await self._hang_up_leg(agent, leg)
+            await self.end(task.id, agent.id, TaskEvent.ABANDON, "caller left during the whisper")
+            return
+        if leg.gone:  # the agent hung up before being connected: like a missed offer
+            if agent.id not in self.lines:
+                self.app.sessions.close(leg.channel_id)
+            await self._missed(agent, task, call)
+            return
         await self.bridge(agent, task, call, leg)
+        if call.customer.gone:
+            # Gone while being bridged: its flow's clean-up saw the task still reserved.
+            await self.customer_left(call)
 
     async def customer_left(self, call: Call) -> None:
         """The customer's channel is gone: end the task and free (or hang up) the agent side."""
@@ -152,7 +169,7 @@ class AgentConnector:
     async def open_line(self, agent_id: str, session: Session) -> AgentLine:
         """Keep ``session`` as the agent's persistent line, in a bridge of its own."""
         bridge_id = f"line-{agent_id}"
-        await self.app.control.create_bridge(bridge_id, kind="mixing")
+        await self.app.ensure_bridge(bridge_id, "mixing")
         await self.app.control.add_to_bridge(bridge_id, [session.channel_id])
         line = AgentLine(agent_id, session, bridge_id)
         self.lines[agent_id] = line
@@ -221,14 +238,13 @@ class AgentConnector:
             await self.app.control.hangup(call.customer.channel_id)
 
     async def _missed(self, agent: Agent, task: Task, call: Call) -> None:
-        now = self.app.clock.now()
         call.taken.clear()
         call.agent_id = None
         if call.customer.gone:
             await self.end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
             return
         log.info("task %s: agent %s did not answer; back in line", task.id, agent.id)
-        await self.app.pool.release(task.id, now)
+        # The store puts the task back with its place in the same step as the miss.
         await self.move_agent(agent.id, AgentEvent.NO_ANSWER)
         self.app.after_wrap_up(agent.id)
 

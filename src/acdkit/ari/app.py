@@ -28,6 +28,7 @@ from acdkit.core.errors import AcdError
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind
 from acdkit.dialplan_vars import FAILURE_CONTEXT
+from acdkit.jobs import enqueue_dial_back
 from acdkit.ports import Clock, JobQueue
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
@@ -54,6 +55,7 @@ class StasisApp:
         self.menus = {name: ivr.menu_from_config(name, data)
                       for name, data in settings.ivr.items()}
         self._bridges: set[str] = set()
+        self._bridge_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- wiring ----------------------------------------------------------------------------
@@ -159,11 +161,17 @@ class StasisApp:
     async def hold(self, skill: str, channel_id: str) -> None:
         """Put a caller in the skill's holding bridge, which plays music on hold."""
         bridge_id = self.hold_bridge_id(skill)
-        if bridge_id not in self._bridges:
-            await self.control.create_bridge(bridge_id, kind="holding", name=bridge_id)
-            await self.control.start_bridge_moh(bridge_id, self.settings.queue.music_class)
-            self._bridges.add(bridge_id)
+        async with self._bridge_lock:
+            if bridge_id not in self._bridges:
+                await self.ensure_bridge(bridge_id, "holding")
+                await self.control.start_bridge_moh(bridge_id, self.settings.queue.music_class)
+                self._bridges.add(bridge_id)
         await self.control.add_to_bridge(bridge_id, [channel_id], role="participant")
+
+    async def ensure_bridge(self, bridge_id: str, kind: str) -> None:
+        """Create a bridge unless it exists: bridges outlive a restart of serve."""
+        if await self.control.get_bridge(bridge_id) is None:
+            await self.control.create_bridge(bridge_id, kind=kind, name=bridge_id)
 
     def after_wrap_up(self, agent_id: str) -> None:
         """Schedule the end of an agent's wrap-up; the sweep catches it if we die first."""
@@ -183,9 +191,6 @@ class StasisApp:
         if task.kind is TaskKind.CALL:
             await self.connector.connect(agent, task)
             return
-        attempt = task.attempts + 1
-        await asyncio.to_thread(self.jobs.enqueue, "callbacks", "acdkit.jobs.dial_back", task.id,
-                                job_id=f"dial-{task.id}-{attempt}")
-        log.info("task %s: agent %s reserved, dial-back attempt %s queued", task.id, agent.id,
-                 attempt)
+        job = await enqueue_dial_back(self.callbacks, self.jobs, task.id)
+        log.info("task %s: agent %s reserved, job %s queued", task.id, agent.id, job)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -111,7 +111,7 @@ async def choose_time(app: StasisApp, session: Session) -> float | None:
         now = datetime.fromtimestamp(app.clock.now(), tz)
         try:
             when = parse_hhmm(digits, now, tz, business_hours=hours,
-                              horizon=app.settings.overflow.horizon_days)
+                              horizon=timedelta(days=app.settings.overflow.horizon_days))
         except BadDtmf as bad:
             log.info("channel %s: time %r refused: %s", session.channel_id, digits, bad.reason)
             await session.play(["sound:acdkit/refused-time"])
@@ -134,19 +134,21 @@ async def _book(app: StasisApp, session: Session, call_task: Task, number: str,
                        due_at=due_at, enqueued_at=due_at or call_task.enqueued_at,
                        source=f"overflow:{call_task.source}", outcome="")
     try:
-        booked: Task = (await app.callbacks.book_callback(
-            callback, policy=app.number_policy, caller_number=session.caller_number,
-            now=now)).task
+        result = await app.callbacks.book_callback(
+            callback, policy=app.number_policy, caller_number=session.caller_number, now=now)
     except NumberRejected as refused:
         await _refuse(session, refused)
         return None
+    booked: Task = result.task
     try:
         await app.pool.move_task(call_task.id, TaskEvent.CANCEL, now,
                                  outcome=f"caller chose callback {booked.id}")
     except InvalidTransition:
         log.info("task %s: an agent took the call during the offer", call_task.id)
-        await app.pool.move_task(booked.id, TaskEvent.CANCEL, now, outcome="caller was served")
-        await app.callbacks.forget_callback(booked)
+        if not result.updated:  # an update kept an older pending callback: leave it be
+            await app.pool.move_task(booked.id, TaskEvent.CANCEL, now,
+                                     outcome="caller was served")
+            await app.callbacks.forget_callback(booked)
         return None
     log.info("task %s became callback %s for %s%s", call_task.id, booked.id, number,
              f" due {due_at:.0f}" if due_at else "")

@@ -54,22 +54,26 @@ async def run_commands(app: StasisApp) -> None:
 async def dial_back(app: StasisApp, command: dict[str, Any]) -> None:
     task_id, attempt = str(command["task_id"]), int(command["attempt"])
     try:
-        outcome = await _attempt(app, task_id, attempt)
+        outcome, dialed = await _attempt(app, task_id, attempt, str(command.get("agent_id", "")))
     except AcdError as exc:
         log.warning("callback %s attempt %s failed: %s", task_id, attempt, exc)
-        outcome = DialOutcome.FAILED
+        outcome, dialed = DialOutcome.FAILED, True
     if outcome is not None:
-        await app.callbacks.finish_attempt(task_id, attempt, outcome, app.clock.now())
+        await app.callbacks.finish_attempt(task_id, attempt, outcome, app.clock.now(),
+                                           dialed=dialed)
 
 
-async def _attempt(app: StasisApp, task_id: str, n: int) -> DialOutcome | None:
+async def _attempt(app: StasisApp, task_id: str, n: int,
+                   agent_id: str) -> tuple[DialOutcome | None, bool]:
+    """Run attempt ``n``; its outcome (None once answered: already reported) and whether the
+    customer was dialed. The agent's state after a miss is ours; after a customer who did not
+    answer it is the job's, which settles task and agent in one step."""
+    if not await _still_wanted(app, task_id, n, agent_id):
+        return DialOutcome.FAILED, False
     task = await app.pool.get_task(task_id)
-    if task is None or task.state is not TaskState.RESERVED or not task.agent_id:
-        log.info("callback %s attempt %s: not reserved any more, nothing to dial", task_id, n)
-        return DialOutcome.FAILED
-    agent = await app.pool.get_agent(task.agent_id)
-    if agent is None:
-        return DialOutcome.AGENT_NO_ANSWER
+    agent = await app.pool.get_agent(agent_id)
+    if task is None or agent is None:
+        return DialOutcome.FAILED, False
     connector, center = app.connector, app.settings.center
     await app.callbacks.update_attempt(task_id, n, state="ringing_agent")
     leg = await connector.reach_agent(agent, task.id, center.caller_id,
@@ -77,19 +81,20 @@ async def _attempt(app: StasisApp, task_id: str, n: int) -> DialOutcome | None:
     if leg is None:
         await connector.move_agent(agent.id, AgentEvent.NO_ANSWER)
         app.after_wrap_up(agent.id)
-        return DialOutcome.AGENT_NO_ANSWER
-    await connector.whisper(leg, ["sound:acdkit/whisper-callback", *say_digits(task.number)])
+        return DialOutcome.AGENT_NO_ANSWER, False
+    await connector.whisper(leg, ["sound:acdkit/whisper-callback",
+                                  *say_digits(task.number, app.settings.agents.whisper_digits)])
+    if not await _still_wanted(app, task_id, n, agent_id):  # the job gave up meanwhile
+        await _drop_leg(app, agent.id, leg)
+        return DialOutcome.FAILED, False
     await app.callbacks.update_attempt(task_id, n, state="ringing_customer")
     customer_id = f"cb-{task_id}-{n}-c"
     customer = app.sessions.open(Session(customer_id, app.control, caller_number=task.number))
     outcome = await _ring_customer(app, customer, task.number)
     if outcome is not DialOutcome.ANSWERED:
         app.sessions.close(customer_id)
-        if agent.id not in connector.lines:
-            await app.control.hangup(leg.channel_id)
-        await connector.move_agent(agent.id, AgentEvent.END)
-        app.after_wrap_up(agent.id)
-        return outcome
+        await _drop_leg(app, agent.id, leg)
+        return outcome, True
     call = app.calls.open(task_id, customer)
     call.taken.set()
     call.agent_id, call.agent_leg = agent.id, leg.channel_id
@@ -98,7 +103,24 @@ async def _attempt(app: StasisApp, task_id: str, n: int) -> DialOutcome | None:
     await customer.play(["sound:acdkit/cb-hello"])
     await connector.bridge(agent, task, call, leg)
     app.spawn(_until_customer_leaves(app, call), f"callback {task_id}")
-    return None
+    return None, True
+
+
+async def _still_wanted(app: StasisApp, task_id: str, n: int, agent_id: str) -> bool:
+    """The job still waits for this attempt and the task is still reserved for the agent."""
+    attempt = await app.callbacks.get_attempt(task_id, n)
+    task = await app.pool.get_task(task_id)
+    wanted = (attempt is not None and attempt.outcome is None and task is not None
+              and task.state is TaskState.RESERVED and task.agent_id == agent_id)
+    if not wanted:
+        log.info("callback %s attempt %s: no longer wanted, not dialing", task_id, n)
+    return wanted
+
+
+async def _drop_leg(app: StasisApp, agent_id: str, leg: Session) -> None:
+    """Hang up a per-call agent leg; a persistent line stays up for the next task."""
+    if agent_id not in app.connector.lines:
+        await app.control.hangup(leg.channel_id)
 
 
 async def _ring_customer(app: StasisApp, customer: Session, number: str) -> DialOutcome:

@@ -46,17 +46,19 @@ async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
 
 
 async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:
-    """Hold until the connector takes the caller: announce the position every
-    ``queue.announce_every`` seconds and make the overflow offer when the rules say so."""
+    """Hold until the connector bridges the caller: announce the position every
+    ``queue.announce_every`` seconds and make the overflow offer when the rules say so.
+    While an agent is being rung the caller only listens; if that agent misses the call, the
+    task is back in line and the announcements go on."""
     call = app.calls.get(task.id)
     rules = callback_offer.rule(app)
     last_announce = last_offer = None
     tick = min(1.0, app.settings.queue.announce_every)
-    while call is not None and not call.taken.is_set():
+    while call is not None and call.bridge_id is None:
         await session.next_event(tick)
         now = app.clock.now()
-        if call.taken.is_set():
-            return
+        if call.taken.is_set() or call.bridge_id is not None:
+            continue
         view = await callback_offer.queue_view(app, task, now)
         if view is None:
             continue

@@ -12,6 +12,7 @@ from acdkit.cli.common import emit, handle_errors, run, settings_of, with_pool
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, hash_pin, validate_reach
 from acdkit.core.errors import InvalidInput, NoSuchAgent
 from acdkit.ports import SystemClock
+from acdkit.store.pool import Pool
 
 MODES = click.Choice([m.value for m in AgentMode])
 
@@ -35,11 +36,11 @@ def _skills(values: tuple[str, ...]) -> dict[str, int]:
     return skills
 
 
-async def _agent(pool: Any, agent_id: str) -> Agent:
+async def _agent(pool: Pool, agent_id: str) -> Agent:
     agent = await pool.get_agent(agent_id)
     if agent is None:
         raise NoSuchAgent(f"no agent {agent_id!r} (see `acdkit agents list`)")
-    return agent  # type: ignore[no-any-return]
+    return agent
 
 
 def _row(agent: Agent) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def add(ctx: click.Context, agent_id: str, name: str, pin: str, skills: tuple[st
         attrs: tuple[str, ...], mode: str) -> None:
     """Create or update an agent's profile (state is kept)."""
 
-    async def work(pool: Any) -> None:
+    async def work(pool: Pool) -> None:
         current = await pool.get_agent(agent_id) or Agent(id=agent_id)
         await pool.save_agent(replace(current, name=name or current.name,
                                       pin_hash=hash_pin(pin, os.urandom(16)),
@@ -86,19 +87,19 @@ def add(ctx: click.Context, agent_id: str, name: str, pin: str, skills: tuple[st
 def list_(ctx: click.Context, as_json: bool) -> None:
     """All agents with their state, mode and reach."""
 
-    async def work(pool: Any) -> list[Agent]:
-        return await pool.list_agents()  # type: ignore[no-any-return]
+    async def work(pool: Pool) -> list[Agent]:
+        return await pool.list_agents()
 
     rows = [_row(a) for a in sorted(run(with_pool(settings_of(ctx), work)), key=lambda a: a.id)]
     emit(rows, as_json, ["id", "name", "state", "mode", "reach", "task", "skills"])
 
 
 def _move(ctx: click.Context, agent_id: str, event: AgentEvent, **kw: Any) -> Agent:
-    async def work(pool: Any) -> Agent:
+    async def work(pool: Pool) -> Agent:
         await _agent(pool, agent_id)
-        return await pool.move_agent(agent_id, event, SystemClock().now(), **kw)  # type: ignore[no-any-return]
+        return await pool.move_agent(agent_id, event, SystemClock().now(), **kw)
 
-    return run(with_pool(settings_of(ctx), work))  # type: ignore[no-any-return]
+    return run(with_pool(settings_of(ctx), work))
 
 
 @agents.command("login")
@@ -153,7 +154,7 @@ def resume(ctx: click.Context, agent_id: str) -> None:
 def mode(ctx: click.Context, agent_id: str, mode: str) -> None:
     """Switch an agent between per_call and persistent; takes effect at its next task."""
 
-    async def work(pool: Any) -> None:
+    async def work(pool: Pool) -> None:
         agent = await _agent(pool, agent_id)
         await pool.save_agent(replace(agent, mode=AgentMode(mode)))
 

@@ -7,13 +7,14 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from typing import Any, TypeVar
 
 import click
 
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError
+from acdkit.store.pool import Pool
 
 T = TypeVar("T")
 
@@ -39,8 +40,10 @@ def settings_of(ctx: click.Context) -> Settings:
 
 
 def jsonable(value: Any) -> Any:
+    """Plain JSON values from dataclasses, enums and read-only mappings (asdict cannot copy
+    the MappingProxyType fields of tasks and agents)."""
     if is_dataclass(value) and not isinstance(value, type):
-        return {k: jsonable(v) for k, v in asdict(value).items()}
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -63,7 +66,7 @@ def emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) 
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
-async def with_pool(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+async def with_pool(settings: Settings, work: Callable[[Pool], Coroutine[Any, Any, T]]) -> T:
     """Open the Redis pool, run ``work(pool)``, close it."""
     from acdkit.bootstrap import open_pool
 

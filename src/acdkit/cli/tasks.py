@@ -9,6 +9,7 @@ import click
 from acdkit.cli.common import emit, handle_errors, jsonable, run, settings_of, with_pool
 from acdkit.core.errors import NoSuchTask
 from acdkit.core.tasks import Task, TaskState
+from acdkit.store.pool import Pool
 
 
 def _row(task: Task) -> dict[str, Any]:
@@ -30,8 +31,8 @@ def tasks() -> None:
 def list_(ctx: click.Context, state: tuple[str, ...], as_json: bool) -> None:
     """Tasks, newest first."""
 
-    async def work(pool: Any) -> list[Task]:
-        return await pool.list_tasks()  # type: ignore[no-any-return]
+    async def work(pool: Pool) -> list[Task]:
+        return await pool.list_tasks()
 
     found = run(with_pool(settings_of(ctx), work))
     rows = [_row(t) for t in sorted(found, key=lambda t: -t.created_at)
@@ -47,7 +48,7 @@ def list_(ctx: click.Context, state: tuple[str, ...], as_json: bool) -> None:
 def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """One task and its whole history from the audit stream."""
 
-    async def work(pool: Any) -> tuple[Task | None, list[Any]]:
+    async def work(pool: Pool) -> tuple[Task | None, list[Any]]:
         return await pool.get_task(task_id), await pool.audit.history(task_id)
 
     task, history = run(with_pool(settings_of(ctx), work))

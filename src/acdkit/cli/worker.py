@@ -15,14 +15,15 @@ import threading
 
 import click
 import redis
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from acdkit.cli.common import handle_errors, settings_of
-from acdkit.config import Settings, retry_policy
+from acdkit.config import Settings
 from acdkit.core.errors import AcdError, RedisUnavailable
 from acdkit.jobqueue import QUEUES, RqJobQueue
 from acdkit.jobs import callback_store, promote_due_callbacks, recover_callbacks
+from acdkit.policies import retry_policy
 from acdkit.ports import SystemClock
 from acdkit.store.connection import redact, unavailable
 
@@ -101,7 +102,11 @@ def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
         raise unavailable(err, settings.redis.url) from err
     log.info("worker: connected to Redis at %s", redact(settings.redis.url))
     queues = [Queue(q, connection=connection, serializer=JSONSerializer) for q in QUEUES]
-    rq_worker = Worker(queues, name=name, connection=connection, serializer=JSONSerializer,
+    # SimpleWorker runs each job in this process: a forked work horse could inherit a lock
+    # held by the maintenance thread (logging, Redis) and hang, and a fork per job would add
+    # its cost to every dial-back. A SIGKILL still loses only the running job, which
+    # `recover` re-enqueues.
+    rq_worker = SimpleWorker(queues, name=name, connection=connection, serializer=JSONSerializer,
                        maintenance_interval=MAINTENANCE_INTERVAL,
                        job_monitoring_interval=JOB_MONITORING_INTERVAL)
     keeper = Maintenance(settings)

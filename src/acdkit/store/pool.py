@@ -10,6 +10,7 @@ Redis failures raise ``RedisUnavailable``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -233,21 +234,34 @@ class Pool:
                 continue
         raise ClaimLost(f"task {task_id!r} kept changing while taking {event!r}")
 
+    async def _peek(self, agent_id: str, skills: Sequence[str], limit: int,
+                    offset: int) -> tuple[Agent | None, list[tuple[float, Task]]]:
+        if agent_id:
+            self.keys.agent(agent_id)
+        for skill in skills:
+            self.keys.queue(skill)
+        reply = await self.scripts.peek(
+            keys=[self.keys.tasks],
+            args=self._argv(0.0, agent_id, str(limit), str(offset), *skills))
+        raw_agent, heads = json.loads(reply)
+        agent = agent_from_hash(raw_agent) if raw_agent else None
+        page = [(float(score), task_from_hash(raw)) for _, score, raw in heads or [] if raw]
+        return agent, [(score, task) for score, task in page if task.state is TaskState.QUEUED]
+
     @guarded
     async def candidates(self, skills: Iterable[str], limit: int,
                          offset: int = 0) -> list[tuple[float, Task]]:
         """Up to ``limit`` queued tasks from each skill queue, from rank ``offset``: (score, task).
 
-        Lower scores are served first; a task left the queue when it is missing here.
+        Lower scores are served first. One round trip (a read-only script).
         """
-        pipe = self.redis.pipeline(transaction=False)
-        for skill in skills:
-            pipe.zrange(self.keys.queue(skill), offset, offset + limit - 1, withscores=True)
-        heads = [(task_id, float(score)) for page in await pipe.execute()
-                 for task_id, score in page]
-        tasks = await self._load_tasks([task_id for task_id, _ in heads])
-        return [(score, task) for (_, score), task in zip(heads, tasks, strict=True)
-                if task is not None and task.state is TaskState.QUEUED]
+        return (await self._peek("", sorted(skills), limit, offset))[1]
+
+    @guarded
+    async def agent_candidates(self, agent_id: str, limit: int, offset: int = 0,
+                               ) -> tuple[Agent | None, list[tuple[float, Task]]]:
+        """The agent (None if unknown) and ``candidates`` of all its skills, in one round trip."""
+        return await self._peek(agent_id, (), limit, offset)
 
     @guarded
     async def promote_due(self, now: float, limit: int = 1_000) -> list[str]:

@@ -39,8 +39,9 @@ class Scripts:
     release: AsyncScript
     agent_state: AsyncScript
     task_state: AsyncScript
+    peek: AsyncScript  # read only
 
     @classmethod
     def register(cls, redis: aioredis.Redis) -> Scripts:
         return cls(**{name: redis.register_script(source(name))
-                      for name in ("claim", "release", "agent_state", "task_state")})
+                      for name in ("claim", "release", "agent_state", "task_state", "peek")})

@@ -1,0 +1,145 @@
+"""`make demo`: the mission's main story on the lab, printed as a timeline.
+
+1. Agent 1 signs in (its phone is a SIPp peer at 127.0.0.3) and takes a first caller.
+2. While it is busy, a second caller waits, is offered a callback, presses 1 and confirms its
+   number; it is hung up with a reference.
+3. The agent frees: the worker calls the agent first, then the customer (a SIPp peer on the
+   pstn trunk at 127.0.0.4), and both are bridged.
+4. A third caller books a callback for a time a minute ahead (HHMM by DTMF); it is dialed on
+   time.
+
+Runs `acdkit serve` and `acdkit worker` from .venv against the lab (asterisk/acdkit.toml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.lab.sipp import agent_peer, caller, customer_peer  # noqa: E402
+
+from acdkit.config import load_settings  # noqa: E402
+from acdkit.store.connection import connect  # noqa: E402
+
+CONFIG = ROOT / "asterisk" / "acdkit.toml"
+LOGS = ROOT / "var" / "demo"
+ENV = {**os.environ, "ACDKIT_CONFIG": str(CONFIG), "PYTHONPATH": str(ROOT)}
+START = time.time()
+
+
+def say(text: str) -> None:
+    print(f"  +{time.time() - START:6.1f}s  {text}", flush=True)
+
+
+def acdkit(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "acdkit", *args], env=ENV, text=True,
+                          capture_output=True, check=True)
+    return done.stdout.strip()
+
+
+def background(name: str, *args: str) -> subprocess.Popen[bytes]:
+    log = (LOGS / f"{name}.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "acdkit", "-v", *args], env=ENV,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+async def reset_pool() -> None:
+    settings = load_settings(CONFIG, ENV)
+    redis = await connect(settings.redis.url)
+    keys = [k async for k in redis.scan_iter(f"{settings.redis.prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+def wait_registered(timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "acdkit" in subprocess.run(
+                ["curl", "-s", "-u", "acdkit:acdkit-lab-ari",
+                 "http://127.0.0.1:8088/ari/applications"], capture_output=True,
+                text=True).stdout:
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"acdkit serve did not register; see {LOGS / 'serve.log'}")
+
+
+def tasks() -> str:
+    return acdkit("tasks", "list")
+
+
+def main() -> int:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    print("acdkit demo: a caller overflows to a callback and is called back, agent first\n")
+    asyncio.run(reset_pool())
+    acdkit("agents", "add", "1", "--name", "Alice", "--pin", "1234", "--skill", "sales")
+    acdkit("agents", "login", "1", "--reach", "PJSIP/agent1")
+    say("agent 1 (Alice) signed in, reachable at PJSIP/agent1 (a SIPp phone at 127.0.0.3)")
+    serve, worker = background("serve", "serve"), background("worker", "worker")
+    agents = agent_peer(hangup={"agent1"}, hangup_after=12).start()
+    customers = customer_peer(hangup={"*"}, hangup_after=4).start()
+    try:
+        wait_registered()
+        say("acdkit serve connected to ARI; acdkit worker listening on RQ")
+        first = caller("100", dtmf="1", caller_id="12125550111", timeout=60).start()
+        agents.wait_for_invites(1, timeout=20)
+        say("caller +12125550111 pressed 1 (sales) and is talking to agent 1")
+        # The second caller waits, hears the offer, presses 1 (callback), confirms its number.
+        second = caller("100", dtmf="1" + "w" * 18 + "1" + "w" * 8 + "1",
+                        caller_id="12125550123", timeout=60).start()
+        say("caller +12125550123 pressed 1 (sales): agent busy, waiting with music")
+        result = second.wait(60)
+        say(f"caller +12125550123 chose an instant callback, confirmed its number, and was "
+            f"hung up by acdkit ({'ok' if result.ok else 'FAILED'})")
+        print(indent(tasks()))
+        first.wait(60)
+        say("agent 1 finished the first call; wrap-up, then ready")
+        invite = customers.wait_for_invites(1, timeout=60)[0]
+        agent_invites = agents.invites()
+        say(f"worker dialed agent 1 first (INVITE at +{agent_invites[-1].time - START:.1f}s), "
+            f"then the customer {invite.user} (INVITE at +{invite.time - START:.1f}s)")
+        time.sleep(6)
+        say("customer and agent were bridged; the customer hung up after 4 s")
+        print(indent(acdkit("callbacks", "list")))
+        scheduled(customers)
+    finally:
+        for proc in (serve, worker):
+            proc.terminate()
+        agents.stop()
+        customers.stop()
+    print(f"\nlogs: {LOGS}/serve.log, {LOGS}/worker.log")
+    return 0
+
+
+def scheduled(customers: object) -> None:
+    tz = ZoneInfo(load_settings(CONFIG, ENV).center.timezone)
+    when = (datetime.now(tz) + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    hhmm = when.strftime("%H%M")
+    third = caller("100", dtmf="1" + "w" * 18 + "2" + "w" * 8 + "1" + "w" * 12 + hhmm
+                   + "w" * 10 + "1", caller_id="12125550177", timeout=90).start()
+    say(f"caller +12125550177 asks for a callback at {hhmm} ({when:%H:%M %Z})")
+    third.wait(90)
+    print(indent(acdkit("callbacks", "list")))
+    got = customers.wait_for_invites(2, timeout=240)[-1]  # type: ignore[attr-defined]
+    late = got.time - when.timestamp()
+    say(f"scheduled callback dialed {got.user} at "
+        f"{datetime.fromtimestamp(got.time, tz):%H:%M:%S} ({late:+.1f}s from its time)")
+    time.sleep(6)
+    print(indent(acdkit("callbacks", "list")))
+
+
+def indent(text: str) -> str:
+    return "\n".join("        " + line for line in text.splitlines())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

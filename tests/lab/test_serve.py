@@ -1,0 +1,115 @@
+"""`acdkit serve` against the lab: a call in and out of the app, an Asterisk restart under
+it, `acdkit doctor`, and what a caller gets when serve is not running (DESIGN.md sections 4.6
+and 6: never strand a caller)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from tests.lab.center import FAST, add_agents, eventually, task_story, tasks
+from tests.lab.conftest import ROOT, Peer, Serve, lab_channels
+from tests.lab.rtp import RtpCounter
+from tests.lab.sipp import caller
+
+pytestmark = pytest.mark.lab
+
+RECONNECT_WITHIN = 10.0
+
+
+def _channel_of(log: str, number: str) -> str:
+    """The id of the channel serve saw enter the app from caller ``number``."""
+    found = re.findall(rf"StasisStart (\S+) args=inbound,main from {number}\b", log)
+    assert len(found) == 1, f"StasisStart from {number}: {found}\n{log}"
+    return found[0]
+
+
+def test_a_call_enters_and_leaves_the_app(serve: Serve) -> None:
+    """The app answers, plays the menu, queues the caller (no agent); the caller hangs up:
+    the channel enters and leaves the app and its task ends abandoned."""
+    serve.extra_env.update(FAST)
+    serve.start()
+    with RtpCounter() as rtp:
+        result = caller("100", dtmf="1", hangup_after=3, caller_id="4930100001",
+                        timeout=15).run()
+    assert result.ok, result
+    assert result.first_time(200, sent=False) is not None
+    assert result.hung_up_by == "local"
+    assert rtp.packets > 50, "the caller heard nothing (no RTP from Asterisk in 3 s)"
+    channel = _channel_of(serve.log(), "4930100001")
+    eventually(lambda: f"StasisEnd {channel}" in serve.log(), 5, what=f"StasisEnd {channel}")
+    [task] = eventually(lambda: [t for t in tasks(serve) if t["state"] == "abandoned"],
+                        5, what="the task abandoned")
+    assert (task["number"], task["skill"], task["agent"]) == ("4930100001", "sales", None)
+    _, history = task_story(serve, task["id"])
+    assert [h["event"] for h in history] == ["add", "abandon"]
+
+
+def test_serve_survives_an_asterisk_restart(serve: Serve, phones: Callable[..., Peer]) -> None:
+    serve.extra_env.update(FAST)
+    serve.start()
+    add_agents(serve, "1")
+    before = serve.registrations()
+    restart = time.monotonic()
+    subprocess.run(["bash", "-c", "source scripts/podman-env.sh && "
+                    "bash scripts/lab-restart-asterisk.sh"], cwd=ROOT, check=True,
+                   capture_output=True)
+    back = time.monotonic()
+    took = serve.wait_registered(RECONNECT_WITHIN, more_than=before)
+    log = serve.log()
+    assert "ARI disconnected" in log and "ARI reconnect" in log, log
+    print(f"Asterisk restarted in {back - restart:.1f} s; serve registered again "
+          f"{took:.1f} s after it was back")
+
+    agents = phones()
+    result = caller("100", dtmf="1", hangup_after=3, caller_id="4930100002", timeout=15).run()
+    assert result.ok, result
+    [invite] = agents.wait_for_invites(1)
+    assert (invite.user, invite.from_user) == ("agent1", "4930100002")
+    [task] = eventually(lambda: [t for t in tasks(serve) if t["state"] == "completed"], 5,
+                        what="the task completed")
+    assert (task["number"], task["agent"]) == ("4930100002", "1")
+
+
+def test_doctor_names_a_wrong_ari_password(serve: Serve) -> None:
+    wrong = serve.cli("doctor", check=False, env={"ACDKIT_ARI_PASSWORD": "wrong"})
+    assert wrong.returncode != 0
+    assert "wrong ARI username or password" in wrong.stdout + wrong.stderr
+
+    right = serve.cli("doctor", "--json", check=False)
+    assert right.returncode == 0, right.stdout + right.stderr
+    status = {row["check"]: row["status"] for row in json.loads(right.stdout)}
+    assert status["ari"] == status["ari transport"] == status["ami"] == "OK", status
+    assert status["redis"] == "OK" and "FAIL" not in status.values(), status
+
+
+def test_without_serve_a_caller_reaches_the_fallback_queue(lab: object) -> None:
+    """No app connected: Stasis() fails, the dialplan apologises and queues the caller."""
+    apps: list[str] = []
+    call = caller("100", hangup_after=7, caller_id="4930100003", timeout=20)
+    done = threading.Event()
+
+    def watch() -> None:  # what the caller's channel runs, until it is in Queue() or gone
+        while not done.is_set() and "Queue" not in apps:
+            for channel in lab_channels():
+                if channel.get("caller", {}).get("number") == "4930100003":  # type: ignore[union-attr]
+                    app = channel.get("dialplan", {}).get("app_name")  # type: ignore[union-attr]
+                    if app and (not apps or apps[-1] != app):
+                        apps.append(str(app))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    with RtpCounter() as rtp:
+        watcher.start()
+        result = call.run()
+    done.set()
+    watcher.join()
+    assert result.ok, result
+    assert result.first_time(200, sent=False) is not None  # answered, not left ringing
+    assert rtp.packets > 100, "the caller heard nothing"
+    assert "Queue" in apps, apps
