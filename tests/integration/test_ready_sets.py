@@ -4,6 +4,7 @@ the hashes: ready sets, skill queues, the due set and who holds what (hypothesis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -73,10 +74,8 @@ class PoolMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(work)
 
     def attempt(self, work: Coroutine[Any, Any, object]) -> None:
-        try:
+        with contextlib.suppress(*REFUSED):
             self.run(work)
-        except REFUSED:
-            pass
 
     def teardown(self) -> None:
         self.run(self.pool.close())

@@ -15,7 +15,7 @@ T = TypeVar("T")
 # Short timers, no overflow offer (it would talk over the queue), no whisper (a tests that
 # wants it turns it back on): each ACD test then runs in seconds.
 FAST = {
-    "ACDKIT_AGENTS_WRAP_UP": "1",
+    "ACDKIT_AGENTS_WRAP_UP": "0.5",
     "ACDKIT_AGENTS_RING_TIMEOUT": "3",
     "ACDKIT_AGENTS_WHISPER": "false",
     "ACDKIT_OVERFLOW_WHEN_NO_AGENTS": "false",

@@ -62,7 +62,7 @@ async def offer(app: StasisApp, session: Session, task: Task, reason: str) -> bo
     if choice not in (overflow.OfferChoice.INSTANT_CALLBACK,
                       overflow.OfferChoice.SCHEDULED_CALLBACK):
         return False
-    number = await confirm_number(app, session)
+    number = await confirm_number(app, session, task)
     if number is None:
         return False
     due_at = None
@@ -79,7 +79,7 @@ async def offer(app: StasisApp, session: Session, task: Task, reason: str) -> bo
     return True
 
 
-async def confirm_number(app: StasisApp, session: Session) -> str | None:
+async def confirm_number(app: StasisApp, session: Session, task: Task) -> str | None:
     """The caller ID read back (1 = yes, 2 = another), or a number keyed in; E.164 or None."""
     policy = app.number_policy
     raw = session.caller_number
@@ -87,7 +87,7 @@ async def confirm_number(app: StasisApp, session: Session) -> str | None:
         try:
             number = normalize(raw, policy) if raw else None
         except NumberRejected as refused:
-            await _refuse(session, refused)
+            await _refuse(app, session, task, refused)
             number = None
         if number is not None:
             key = await _ask(session, ["sound:acdkit/cb-number-is", *say_number(number),
@@ -137,7 +137,7 @@ async def _book(app: StasisApp, session: Session, call_task: Task, number: str,
         result = await app.callbacks.book_callback(
             callback, policy=app.number_policy, caller_number=session.caller_number, now=now)
     except NumberRejected as refused:
-        await _refuse(session, refused)
+        await _refuse(app, session, call_task, refused)
         return None
     booked: Task = result.task
     try:
@@ -155,8 +155,12 @@ async def _book(app: StasisApp, session: Session, call_task: Task, number: str,
     return booked
 
 
-async def _refuse(session: Session, refused: NumberRejected) -> None:
+async def _refuse(app: StasisApp, session: Session, task: Task,
+                  refused: NumberRejected) -> None:
+    """Say why in plain words, and record it in the task's history."""
     log.info("channel %s: number refused: %s", session.channel_id, refused.reason)
+    await app.pool.audit.append(task.id, "callback_refused", reason=refused.reason,
+                                number=refused.number[-20:])
     await session.play([prompt_for(refused.reason)])
 
 

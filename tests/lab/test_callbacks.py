@@ -1,0 +1,211 @@
+"""Callback on overflow, for real: SIPp callers press keys (RFC 2833 pcaps), `acdkit serve`
+and `acdkit worker` run as processes, the agent and the customer are SIPp phones."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from tests.lab.conftest import Serve
+from tests.lab.sipp import agent_peer, caller, customer_peer
+
+pytestmark = pytest.mark.lab
+
+CUSTOMER = "12125550123"  # the caller's own number (caller ID), a valid US number
+# IVR "1" (sales) at once; the offer comes after overflow.first_after (2 s here); "1" =
+# instant callback; then "1" confirms the number read back.
+INSTANT = "1" + "w" * 10 + "1" + "w" * 8 + "1"
+FAST = {"ACDKIT_OVERFLOW_FIRST_AFTER": "2", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
+        "ACDKIT_AGENTS_WRAP_UP": "1", "ACDKIT_AGENTS_WHISPER": "false",
+        "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3"}
+
+
+class Worker:
+    """`acdkit worker` as a process with the same settings as a `Serve`."""
+
+    def __init__(self, serve: Serve, log: Path) -> None:
+        self.serve, self.log_path = serve, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        out = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "worker"],
+                                     env=self.serve.env(), stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+
+@pytest.fixture
+def center(serve: Serve, tmp_path: Path) -> Iterator[tuple[Serve, Worker]]:
+    """serve + worker, agent 1 signed in at PJSIP/agent1 and paused (busy)."""
+    serve.extra_env.update(FAST)
+    serve.cli("agents", "add", "1", "--name", "Alice", "--pin", "1234", "--skill", "sales")
+    serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")
+    serve.cli("agents", "pause", "1")
+    serve.start()
+    worker = Worker(serve, tmp_path / "worker.log").start()
+    yield serve, worker
+    worker.stop()
+    sys.stdout.write(f"\n--- worker log ---\n{worker.log_path.read_text()[-4000:]}\n")
+
+
+def callbacks(serve: Serve) -> list[dict[str, Any]]:
+    return json.loads(serve.cli("callbacks", "list", "--json").stdout)  # type: ignore[no-any-return]
+
+
+def show(serve: Serve, task_id: str) -> dict[str, Any]:
+    return json.loads(serve.cli("callbacks", "show", task_id, "--json").stdout)[0]  # type: ignore[no-any-return]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def book_instant(serve: Serve) -> dict[str, Any]:
+    result = caller("100", dtmf=INSTANT, caller_id=CUSTOMER, timeout=60).run()
+    assert result.ok, result
+    assert result.hung_up_by == "remote", "acdkit hangs up after the confirmation"
+    booked = callbacks(serve)
+    assert len(booked) == 1, booked
+    assert booked[0]["number"] == f"+{CUSTOMER}"
+    return booked[0]
+
+
+def state_of(serve: Serve, task_id: str) -> str:
+    return str(show(serve, task_id)["task"]["state"])
+
+
+def test_instant_callback_dials_the_agent_first_then_the_customer(
+        center: tuple[Serve, Worker]) -> None:
+    serve, _ = center
+    with agent_peer() as agents, customer_peer(hangup={"*"}, hangup_after=2) as customers:
+        agents.start()
+        customers.start()
+        booked = book_instant(serve)
+        assert booked["state"] == "queued"  # in the pool with the caller's place
+        serve.cli("agents", "resume", "1")
+        customer_invite = customers.wait_for_invites(1, timeout=30)[0]
+        agent_invite = agents.invites()[0]
+        assert agent_invite.user == "agent1"
+        assert customer_invite.user == CUSTOMER
+        answered = [m for m in agents.messages() if m.sent and m.status == 200
+                    and m.call_id == agent_invite.call_id]
+        assert answered and answered[0].time < customer_invite.time, \
+            "the agent answered before the customer was dialed"
+        wait_for("completed", lambda: state_of(serve, booked["id"]) == "completed", 20)
+    history = [e["event"] for e in show(serve, booked["id"])["history"]]
+    assert "booked" in history and "attempt_answered" in history
+
+
+def test_scheduled_callback_is_dialed_on_time(center: tuple[Serve, Worker]) -> None:
+    serve, _ = center
+    serve.cli("agents", "resume", "1")  # an agent is free: only the time holds the callback
+    tz = ZoneInfo("America/New_York")  # the lab's center.timezone
+    now = datetime.now(tz)
+    when = (now + timedelta(minutes=1 if now.second < 40 else 2)).replace(second=0,
+                                                                          microsecond=0)
+    hhmm = when.strftime("%H%M")
+    # Keep the caller waiting long enough for the offer: the agent is ready, so the call
+    # itself would be answered. Make the agent unreachable for live calls: pause it again.
+    serve.cli("agents", "pause", "1")
+    dtmf = "1" + "w" * 10 + "2" + "w" * 8 + "1" + "w" * 12 + hhmm + "w" * 12 + "1"
+    with agent_peer() as agents, customer_peer(hangup={"*"}, hangup_after=2) as customers:
+        agents.start()
+        customers.start()
+        result = caller("100", dtmf=dtmf, caller_id=CUSTOMER, timeout=90).run()
+        assert result.ok, result
+        booked = callbacks(serve)
+        assert [b["state"] for b in booked] == ["scheduled"], booked
+        serve.cli("agents", "resume", "1")
+        invite = customers.wait_for_invites(1, timeout=when.timestamp() - time.time() + 30)[0]
+        assert abs(invite.time - when.timestamp()) <= 5.0, \
+            f"dialed {invite.time - when.timestamp():+.1f} s from its time"
+        assert agents.invites()[0].time < invite.time
+
+
+def test_no_answer_twice_then_answered_takes_three_attempts(
+        center: tuple[Serve, Worker]) -> None:
+    serve, _ = center
+    with agent_peer() as agents:
+        agents.start()
+        ringing = customer_peer(noanswer={"*"}).start()
+        booked = book_instant(serve)
+        serve.cli("agents", "resume", "1")
+        ringing.wait_for_invites(2, timeout=60)
+        ringing.stop()
+        with customer_peer(hangup={"*"}, hangup_after=2) as answering:
+            answering.start()
+            answering.wait_for_invites(1, timeout=60)
+            wait_for("completed", lambda: state_of(serve, booked["id"]) == "completed", 30)
+    story = show(serve, booked["id"])
+    outcomes = [e["event"] for e in story["history"] if e["event"].startswith("attempt_")]
+    assert outcomes == ["attempt_no_answer", "attempt_no_answer", "attempt_answered"], outcomes
+    assert story["task"]["attempts"] == 3
+
+
+def test_a_premium_rate_number_is_refused_and_nothing_is_stored(
+        center: tuple[Serve, Worker]) -> None:
+    serve, _ = center
+    # The caller ID is a premium-rate number; the caller then keys another premium number.
+    dtmf = "1" + "w" * 10 + "1" + "w" * 10 + "19005550199#"
+    result = caller("100", dtmf=dtmf, caller_id="19005550123", hangup_after=30,
+                    timeout=60).run()
+    assert result.ok, result
+    assert callbacks(serve) == []
+    log = serve.log()
+    assert "number refused: premium_rate" in log
+    calls = json.loads(serve.cli("tasks", "list", "--json").stdout)
+    refusals = [e for t in calls for e in json.loads(
+        serve.cli("tasks", "show", t["id"], "--json").stdout)[0]["history"]
+        if e["event"] == "callback_refused"]
+    assert refusals and {r["fields"]["reason"] for r in refusals} == {"premium_rate"}
+
+
+def test_a_worker_killed_mid_attempt_never_dials_twice(
+        center: tuple[Serve, Worker]) -> None:
+    serve, worker = center
+    with agent_peer() as agents:
+        agents.start()
+        # The customer's phone rings 3 s before answering: the worker dies meanwhile.
+        with customer_peer(ring_after=3, hangup={"*"}, hangup_after=2) as customers:
+            customers.start()
+            booked = book_instant(serve)
+            serve.cli("agents", "resume", "1")
+            customers.wait_for_invites(1, timeout=30)
+            worker.kill()
+            time.sleep(2)
+            worker.start()
+            wait_for("completed", lambda: state_of(serve, booked["id"]) == "completed", 60)
+            invites = customers.invites()
+    assert len(invites) == 1, f"the customer was dialed {len(invites)} times"
+    assert len(agents.invites()) == 1
+
