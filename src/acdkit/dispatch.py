@@ -66,6 +66,8 @@ class Dispatcher:
         self._pending: set[asyncio.Task[None]] = set()
         self._wakeups: list[tuple[float, str]] = []  # (epoch seconds, task id), a heap
         self._waking: set[str] = set()
+        self._next_due: float | None = None  # the next scheduled task's due time, if known
+        self._failures = 0
 
     # -- one agent, one task ---------------------------------------------------------------
 
@@ -150,13 +152,21 @@ class Dispatcher:
                 heapq.heappush(self._wakeups, (until, task.id))
 
     def next_wakeup(self) -> float | None:
-        """When the next task's preferred-agent time is up (epoch seconds), if any."""
-        return self._wakeups[0][0] if self._wakeups else None
+        """When a task's preferred-agent time is up or a scheduled task is due, if ever."""
+        times = [self._wakeups[0][0]] if self._wakeups else []
+        times += [] if self._next_due is None else [self._next_due]
+        return min(times, default=None)
 
     async def wake_due(self) -> int:
-        """Dispatch the tasks whose preferred-agent time is up; return how many were tried."""
+        """Queue and dispatch the scheduled tasks that are due, and dispatch the tasks whose
+        preferred-agent time is up; return how many tasks were tried."""
         now = self.clock.now()
         tried = 0
+        if self._next_due is not None and self._next_due <= now:
+            for task_id in await self.pool.promote_due(now):
+                tried += 1
+                await self.dispatch_task(task_id)
+            self._next_due = await self.pool.next_due()
         while self._wakeups and self._wakeups[0][0] <= now:
             _, task_id = heapq.heappop(self._wakeups)
             self._waking.discard(task_id)
@@ -174,6 +184,7 @@ class Dispatcher:
         now = self.clock.now()
         for task_id in await self.pool.promote_due(now):
             log.debug("task %s is due", task_id)
+        self._next_due = await self.pool.next_due()
         agents = await self.pool.list_agents()
         if await self._release_stale(agents, now):
             agents = await self.pool.list_agents()
@@ -219,13 +230,12 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Dispatch on wake-ups and sweep periodically until cancelled; survive Redis outages."""
-        failures = 0
         while True:
             try:
                 await self._listen()
             except (RedisUnavailable, RedisConnectionError, RedisTimeoutError, OSError) as err:
-                delay = _BACKOFF[min(failures, len(_BACKOFF) - 1)]
-                failures += 1
+                delay = _BACKOFF[min(self._failures, len(_BACKOFF) - 1)]
+                self._failures += 1
                 log.warning("dispatcher: %s; retrying in %.1f s", err, delay)
                 await asyncio.sleep(delay)
 
@@ -235,6 +245,7 @@ class Dispatcher:
         try:
             await pubsub.subscribe(self.pool.keys.events)
             await self.sweep()  # whatever happened while we were not listening
+            self._failures = 0
             next_sweep = loop.time() + self.sweep_interval
             while True:
                 timeout = next_sweep - loop.time()

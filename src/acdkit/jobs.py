@@ -310,6 +310,8 @@ async def recover_callbacks(store: CallbackStore, jobs: JobQueue) -> list[str]:
                 await store.dial_lock_held(task_id):
             continue
         last = await store.last_attempt(task_id)
+        if last is not None and last.outcome is DialOutcome.ANSWERED:
+            continue  # connected: serve finishes the task when the call ends
         if last is None or last.decided:
             if task.state is not TaskState.RESERVED:
                 continue

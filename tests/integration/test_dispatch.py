@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 import pytest
 from poolkit import RULES, T0, StepClock, ready_agent, task
@@ -205,3 +206,39 @@ async def test_the_sweep_frees_an_agent_whose_reserved_task_moved_on(pool: Pool,
     await dispatcher(pool, clock, Recorder()).sweep()
     agent = await pool.get_agent("a1")
     assert agent is not None and (agent.state, agent.task_id) == (AgentState.WRAP_UP, None)
+
+
+async def test_a_scheduled_task_is_dispatched_when_due_without_waiting_for_a_sweep(
+        pool: Pool, clock: StepClock) -> None:
+    await ready_agent(pool, "a1")
+    await pool.add_task(task("cb", kind=TaskKind.CALLBACK, state=TaskState.SCHEDULED,
+                             due_at=T0 + 60))
+    recorder = Recorder()
+    d = dispatcher(pool, clock, recorder)
+    await d.sweep()
+    assert d.next_wakeup() == T0 + 60
+    clock.advance(60)
+    assert await d.wake_due() == 1
+    await d.wait_idle()
+    assert recorder.got == [("a1", "cb")]
+    assert d.next_wakeup() is None
+
+
+async def test_run_survives_redis_being_down(caplog: pytest.LogCaptureFixture,
+                                             clock: StepClock) -> None:
+    from acdkit.store.connection import client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = Pool(client(f"redis://127.0.0.1:{port}/0"), RULES, clock=clock)
+    d = dispatcher(down, clock, Recorder())
+    with caplog.at_level(logging.WARNING, logger="acdkit.dispatch"):
+        runner = asyncio.create_task(d.run())
+        await asyncio.sleep(0.8)
+        assert not runner.done()  # still retrying
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    await down.close()
+    assert "dispatcher: " in caplog.text and "retrying in 0.5 s" in caplog.text

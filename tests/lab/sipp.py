@@ -141,7 +141,10 @@ class SippProcess:
         return [*args, *self.extra_args]
 
     def start(self, *, ready_timeout: float = 5.0) -> Self:
-        """Start SIPp; return once it holds its SIP port (SippError if it exits first)."""
+        """Start SIPp; return once it holds its SIP port (SippError if it exits first).
+        A process already running is left as it is (``with peer: peer.start()`` is fine)."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self
         self.workdir = Path(self.workdir or _new_workdir(self.name))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.local_port = self.local_port or free_udp_port(self.local_ip)

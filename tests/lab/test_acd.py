@@ -8,15 +8,15 @@ phones' SIP messages and from the CLI's ``--json`` output.
 
 from __future__ import annotations
 
-import threading
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from tests.lab.center import FAST, add_agents, agents, eventually, task_story, tasks
-from tests.lab.conftest import Serve
+from tests.lab.conftest import Serve, ari_call, lab_channels
 from tests.lab.rtp import RtpCounter
-from tests.lab.sipp import Peer, SippProcess, SippResult, caller
+from tests.lab.sipp import Peer, SippProcess, caller
 
 pytestmark = pytest.mark.lab
 
@@ -143,8 +143,6 @@ def test_a_persistent_agent_keeps_one_line_for_many_calls(serve: Serve, phones: 
 
     # Hanging up the line logs the agent out.
     serve.cli("agents", "pause", "1")  # nothing new may reach it while the test hangs up
-    from tests.lab.conftest import ari_call, lab_channels
-
     [line] = [c for c in lab_channels() if str(c["name"]).startswith("PJSIP/agent1-")]
     ari_call("DELETE", f"channels/{line['id']}")
     eventually(lambda: agents(serve)["1"]["state"] == "logged_out", 5, what="agent 1 logged out")
@@ -215,7 +213,7 @@ def test_a_missed_call_goes_to_the_next_agent_and_keeps_its_place(
     assert agent["state"] in ("wrap_up", "paused") and agent["misses"] == 1, agent
 
 
-# ---- (e) priorities, and one call at a time per agent ---------------------------------------------
+# ---- (e) priorities, and one call at a time per agent -----------------------------------------
 
 
 def test_waiting_callers_are_served_by_priority_one_call_per_agent(
@@ -254,5 +252,5 @@ def test_waiting_callers_are_served_by_priority_one_call_per_agent(
     for agent in ("agent1", "agent2"):
         calls = [(i.time, bye_of(phone, i.call_id)) for i in invites if i.user == agent]
         assert calls, f"{agent} got no call"
-        for (_, (_, ended_at)), (next_invite, _) in zip(calls, calls[1:], strict=False):
+        for (_, (_, ended_at)), (next_invite, _) in itertools.pairwise(calls):
             assert next_invite > ended_at, f"{agent} had two calls at once: {calls}"

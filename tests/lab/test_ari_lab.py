@@ -1,9 +1,9 @@
 """The ARI adapter against the lab's real Asterisk (22.10.1 in podman).
 
-Module-local fixture for now: credentials come from ``asterisk/acdkit.toml`` (``[ari]``) when
-it exists, else from the ``[acdkit]`` user in ``asterisk/etc/ari.conf``; the tests skip when
-ARI does not answer. Move to the shared ``lab`` fixture of ``tests/lab/conftest.py`` once it
-no longer needs ``acdkit.toml``/``aiohttp.BasicAuth``.
+Credentials come from ``asterisk/acdkit.toml`` (``[ari]``) when it exists, else from the
+``[acdkit]`` user in ``asterisk/etc/ari.conf``. Every test depends on the session's ``lab``
+fixture (tests/lab/conftest.py), which brings the lab up: ARI not answering is a failure,
+never a skip.
 
 Each test registers its own app name (``acdkit-labtest-<pid>``), never ``acdkit``: connecting
 as ``acdkit`` would take the app away from a running ``acdkit serve`` (ApplicationReplaced).
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.lab.sipp import agent_peer
 
 from acdkit.ari import events as ev
 from acdkit.ari.client import AriClient
@@ -68,7 +69,7 @@ class Lab:
             await self.client.wait_connected(5.0)
         except Exception:
             await self.stop()
-            pytest.skip("the lab's ARI does not answer (is acdkit-asterisk up?)")
+            raise
         return self
 
     async def wait_for(self, match: Callable[[ev.Event], bool], timeout: float = 5.0) -> Any:
@@ -82,6 +83,12 @@ class Lab:
         await self.client.close()
         if self.task is not None:
             await asyncio.wait_for(self.task, 5.0)
+
+
+@pytest.fixture(autouse=True)
+def _lab_up(lab: Path) -> Path:
+    """Every test here needs the lab: the session fixture brings it up (or fails)."""
+    return lab
 
 
 @pytest.fixture
@@ -182,15 +189,22 @@ async def test_a_call_through_the_app(ari_lab: Lab) -> None:
 
 
 async def test_originate_an_agent_endpoint(ari_lab: Lab) -> None:
-    """PJSIP/agent7 may have no SIPp UAS behind it: the dial starts either way, and ends."""
-    leg = unique("labtest-agent7")
-    created = await ari_lab.control.originate("PJSIP/agent7", leg, timeout=2,
-                                          app_args=["agent-leg", "7"])
-    assert created is not None and created.name.startswith("PJSIP/agent7-")
-    assert await ari_lab.control.originate("PJSIP/acdkit-no-such-endpoint", unique("x")) is None
-    await ari_lab.control.hangup(leg)  # True if it still rang, False if it already failed
-    await ari_lab.wait_for(lambda e: isinstance(e, ev.ChannelDestroyed | ev.StasisEnd)
-                       and e.channel.id == leg, timeout=10)
+    """Originate to PJSIP/agent7 (a SIPp phone that rings and never answers), then hang up.
+
+    The phone must be there: an INVITE nobody answers cannot be CANCELled, so Asterisk
+    retransmits it for 32 s (timer B) to 127.0.0.3:5070, where the next tests' phones get it.
+    """
+    with agent_peer(noanswer={"agent7"}) as phone:
+        leg = unique("labtest-agent7")
+        created = await ari_lab.control.originate("PJSIP/agent7", leg, timeout=2,
+                                                  app_args=["agent-leg", "7"])
+        assert created is not None and created.name.startswith("PJSIP/agent7-")
+        assert await ari_lab.control.originate("PJSIP/acdkit-no-such-endpoint",
+                                               unique("x")) is None
+        await ari_lab.control.hangup(leg)  # True if it still rang, False if it already failed
+        await ari_lab.wait_for(lambda e: isinstance(e, ev.ChannelDestroyed | ev.StasisEnd)
+                               and e.channel.id == leg, timeout=10)
+    assert [i.user for i in phone.invites()] == ["agent7"]
 
 
 async def test_a_second_connection_takes_the_app_over(ari_lab: Lab) -> None:

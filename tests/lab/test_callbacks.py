@@ -37,9 +37,10 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        out = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "worker"],
-                                     env=self.serve.env(), stdout=out, stderr=subprocess.STDOUT)
+        with self.log_path.open("ab") as out:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "worker"],
+                                         env=self.serve.env(), stdout=out,
+                                         stderr=subprocess.STDOUT)
         return self
 
     def kill(self) -> None:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import pytest
 from tests.lab.center import FAST, add_agents, eventually, task_story, tasks
-from tests.lab.conftest import ROOT, Peer, Serve, lab_channels
+from tests.lab.conftest import ROOT, Serve, lab_channels
 from tests.lab.rtp import RtpCounter
-from tests.lab.sipp import caller
+from tests.lab.sipp import Peer, caller
 
 pytestmark = pytest.mark.lab
 

@@ -222,7 +222,7 @@ class AgentConnector:
             await control.add_to_bridge(line.bridge_id, [customer])
         else:
             call.bridge_id = f"call-{task.id}"
-            await control.create_bridge(call.bridge_id, kind="mixing")
+            await self.app.ensure_bridge(call.bridge_id, "mixing")
             await control.add_to_bridge(call.bridge_id, [customer, leg.channel_id])
             self.app.spawn(self._watch_leg(call, leg), f"leg {leg.channel_id}")
         now = self.app.clock.now()

@@ -98,11 +98,14 @@ async def _attempt(app: StasisApp, task_id: str, n: int,
     call = app.calls.open(task_id, customer)
     call.taken.set()
     call.agent_id, call.agent_leg = agent.id, leg.channel_id
-    await app.callbacks.update_attempt(task_id, n, state="connected")
-    await app.callbacks.finish_attempt(task_id, n, DialOutcome.ANSWERED, app.clock.now())
-    await customer.play(["sound:acdkit/cb-hello"])
+    # Active before the job hears "answered": a held callback with an answered attempt is
+    # never dialed again, and an active one belongs to this call until it ends. The watcher
+    # starts after the bridge: a customer who already hung up is seen at once.
     await connector.bridge(agent, task, call, leg)
     app.spawn(_until_customer_leaves(app, call), f"callback {task_id}")
+    await app.callbacks.update_attempt(task_id, n, state="connected")
+    await app.callbacks.finish_attempt(task_id, n, DialOutcome.ANSWERED, app.clock.now())
+    await app.control.play(customer_id, "sound:acdkit/cb-hello")
     return None, True
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from acdkit.ari import events as ev
 from acdkit.ari.control import AriControl
+from acdkit.core.errors import AriRequestFailed
 
 _ids = itertools.count(1)
 
@@ -73,7 +74,13 @@ class Session:
     async def _until_finished(self, playback_id: str, interruptible: bool) -> str | None:
         while True:
             if interruptible and self.digits:
-                await self.control.stop_playback(playback_id)
+                try:
+                    await self.control.stop_playback(playback_id)
+                except AriRequestFailed as exc:
+                    # Asterisk 22.10.1 answers 500 "Could not stop playback" for media it
+                    # cannot control (``digits:``): that playback ends by itself, shortly.
+                    if exc.status != 500:
+                        raise
                 return self.digits[0]
             event = await self.next_event(30.0)
             if isinstance(event, ev.PlaybackFinished) and event.playback_id == playback_id:

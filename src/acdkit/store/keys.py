@@ -42,7 +42,7 @@ _NUMBER = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
 def check_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it may go into a key name; raise ``InvalidInput`` naming ``what``."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidInput(f"{what} {value!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
     return value
 
@@ -69,7 +69,7 @@ class Keys:
 
     def __post_init__(self) -> None:
         for what, value in (("redis prefix", self.prefix), ("pool tag", self.tag)):
-            if not _PREFIX.match(value):
+            if not _PREFIX.fullmatch(value):
                 raise InvalidInput(f"{what} {value!r} must be 1-64 characters of A-Z a-z 0-9 . _ -")
 
     @property

@@ -1,4 +1,4 @@
-"""The pool in Redis: tasks, agents and the claim that joins them.
+"""The pool in Redis: tasks, agents (``store/agents.py``) and the claim that joins them.
 
 One async repository for the dispatcher, the Stasis app, the CLI and the jobs (which call it
 through ``asyncio.run``). Decisions are the core's (``tasks.transition``, ``agents.transition``,
@@ -15,36 +15,28 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-
-from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, validate_reach
-from acdkit.core.agents import transition as agent_transition
+from acdkit.core.agents import Agent, AgentState
 from acdkit.core.errors import (
     ClaimLost,
     InvalidInput,
     InvalidTransition,
-    NoSuchAgent,
     NoSuchTask,
 )
-from acdkit.core.routing import PriorityRules, pool_score
+from acdkit.core.routing import pool_score
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.core.tasks import transition as task_transition
-from acdkit.ports import Clock, SystemClock
-from acdkit.store.audit import ENTITY_MAXLEN, GLOBAL_MAXLEN, Audit
+from acdkit.store.agents import AgentRepository
+from acdkit.store.base import ATTEMPTS, Conflict, flat, joined
 from acdkit.store.codec import (
-    AGENT_PROFILE,
     agent_from_hash,
-    agent_to_hash,
     changed,
     encode_float,
     task_from_hash,
     task_to_hash,
 )
 from acdkit.store.connection import guarded
-from acdkit.store.keys import Keys
-from acdkit.store.scripts import ClaimResult, Scripts
+from acdkit.store.scripts import ClaimResult
 
-ATTEMPTS = 3  # re-reads after a lost compare-and-set before giving up with ClaimLost
 HOLDING = (TaskState.RESERVED, TaskState.ACTIVE)
 _AGENT_AFTER_RELEASE = frozenset(
     {AgentState.READY, AgentState.WRAP_UP, AgentState.PAUSED, AgentState.LOGGED_OUT})
@@ -58,37 +50,8 @@ class SkillStats:
     ready_agents: int
 
 
-def _flat(pairs: dict[str, str]) -> list[str]:
-    return [item for pair in pairs.items() for item in pair]
-
-
-def _csv(states: Iterable[str]) -> str:
-    return ",".join(states)
-
-
-class Pool:
+class Pool(AgentRepository):
     """Tasks and agents of one pool (one ``Keys`` prefix) in one Redis."""
-
-    def __init__(self, redis: aioredis.Redis, rules: PriorityRules, *, prefix: str = "acdkit",
-                 keys: Keys | None = None, clock: Clock | None = None,
-                 audit_maxlen: int = GLOBAL_MAXLEN,
-                 entity_audit_maxlen: int = ENTITY_MAXLEN) -> None:
-        self.redis = redis
-        self.rules = rules
-        self.keys = keys or Keys(prefix)
-        self.clock = clock or SystemClock()
-        self.scripts = Scripts.register(redis)
-        self.audit = Audit(redis, self.keys, self.clock, maxlen=audit_maxlen,
-                           entity_maxlen=entity_audit_maxlen)
-
-    async def close(self) -> None:
-        """Close the Redis client (its connections)."""
-        await self.redis.aclose()
-
-    def _argv(self, now: float, *rest: str) -> list[str]:
-        audit = self.audit
-        return [self.keys.base, str(audit.maxlen), str(audit.entity_maxlen), encode_float(now),
-                *rest]
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -107,7 +70,7 @@ class Pool:
     def _add_args(self, task: Task, now: float | None) -> tuple[list[str], list[str]]:
         pairs = self._new_task_hash(task)
         when = task.created_at if now is None else now
-        return [self.keys.task(task.id)], self._argv(when, task.id, "", "*", "add", *_flat(pairs))
+        return [self.keys.task(task.id)], self._argv(when, task.id, "", "*", "add", *flat(pairs))
 
     @guarded
     async def add_task(self, task: Task, now: float | None = None) -> None:
@@ -165,11 +128,11 @@ class Pool:
                           now: float, pairs: dict[str, str]) -> None:
         status = await self.scripts.task_state(
             keys=[self.keys.task(task_id)],
-            args=self._argv(now, task_id, expected, expect_agent, event, *_flat(pairs)))
+            args=self._argv(now, task_id, expected, expect_agent, event, *flat(pairs)))
         if status == "missing":
             raise NoSuchTask(f"no task {task_id!r}")
         if status != "ok":
-            raise _Conflict(status)
+            raise Conflict(status)
 
     @guarded
     async def update_task(self, task_id: str, now: float, **fields: Any) -> Task:
@@ -197,7 +160,7 @@ class Pool:
                 await self._write_task(task_id, task.state, "*", "update", now,
                                        changed(raw, after))
                 return new
-            except _Conflict:
+            except Conflict:
                 continue
         raise ClaimLost(f"task {task_id!r} kept changing while being updated")
 
@@ -230,7 +193,7 @@ class Pool:
                 await self._write_task(task_id, task.state, held_by, event, now,
                                        changed(raw, after))
                 return new
-            except _Conflict:
+            except Conflict:
                 continue
         raise ClaimLost(f"task {task_id!r} kept changing while taking {event!r}")
 
@@ -313,99 +276,6 @@ class Pool:
                            float(got[3 * i + 1][0][1]) if got[3 * i + 1] else None,
                            int(got[3 * i + 2])) for i, skill in enumerate(names)]
 
-    # -- agents ----------------------------------------------------------------------------
-
-    async def _agent_raw(self, agent_id: str) -> dict[str, str]:
-        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.agent(agent_id)))
-        if not raw:
-            raise NoSuchAgent(f"no agent {agent_id!r}")
-        return raw
-
-    async def _write_agent(self, agent_id: str, expected: str, holds: str, event: str,
-                           now: float, pairs: dict[str, str]) -> str:
-        status = cast(str, await self.scripts.agent_state(
-            keys=[self.keys.agent(agent_id)],
-            args=self._argv(now, agent_id, expected, holds, event, *_flat(pairs))))
-        if status == "missing":
-            raise NoSuchAgent(f"no agent {agent_id!r}")
-        return status
-
-    @guarded
-    async def save_agent(self, agent: Agent, now: float | None = None) -> Agent:
-        """Create an agent (logged out) or update its profile (name, PIN hash, skills,
-        attributes, reach, mode), never its state; return the stored agent.
-
-        Raises ``InvalidInput`` for a bad id, skill name or reach.
-        """
-        for skill in agent.skills:
-            self.keys.ready(skill)
-        if agent.reach:
-            validate_reach(agent.reach)
-        now = self.clock.now() if now is None else now
-        for _ in range(ATTEMPTS):
-            new = replace(agent, state=AgentState.LOGGED_OUT, state_since=now, task_id=None)
-            if await self._write_agent(agent.id, "", "", "create", now,
-                                       agent_to_hash(new)) == "ok":
-                return new
-            raw = await self._agent_raw(agent.id)
-            profile = {k: v for k, v in agent_to_hash(agent).items() if k in AGENT_PROFILE}
-            if await self._write_agent(agent.id, "*", raw.get("task_id", ""), "save", now,
-                                       changed(raw, profile)) == "ok":
-                return agent_from_hash({**raw, **profile})
-        raise ClaimLost(f"agent {agent.id!r} kept changing while being saved")
-
-    @guarded
-    async def get_agent(self, agent_id: str) -> Agent | None:
-        """The agent ``agent_id``, or None when there is none."""
-        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.agent(agent_id)))
-        return agent_from_hash(raw) if raw else None
-
-    async def _load_agents(self, agent_ids: Iterable[str]) -> list[Agent]:
-        pipe = self.redis.pipeline(transaction=False)
-        for agent_id in sorted(agent_ids):
-            pipe.hgetall(self.keys.agent(agent_id))
-        return [agent_from_hash(raw) for raw in await pipe.execute() if raw]
-
-    @guarded
-    async def list_agents(self) -> list[Agent]:
-        """Every agent, by id."""
-        return await self._load_agents(cast(set[str], await self.redis.smembers(self.keys.agents)))
-
-    @guarded
-    async def ready_agents(self, skill: str) -> list[Agent]:
-        """The ready agents having ``skill`` (from the ready set the scripts maintain)."""
-        ids = cast(set[str], await self.redis.smembers(self.keys.ready(skill)))
-        return await self._load_agents(ids)
-
-    @guarded
-    async def move_agent(self, agent_id: str, event: AgentEvent, now: float, *,
-                         expect_task: str | None = None, reach: str | None = None,
-                         mode: AgentMode | None = None, max_misses: int = 3,
-                         reason: str = "") -> Agent:
-        """Apply ``event`` (core ``agents.transition`` rules) to the stored agent atomically.
-
-        ``expect_task`` makes the change conditional on the agent still holding that task
-        (``ClaimLost`` otherwise). An agent that lets go of a task still *reserved* for it
-        (``LOGOUT``, ``NO_ANSWER``, ``END``) sends that task back to its queue with its place,
-        in the same step; an *active* task stays for the caller to finish. ``RESERVE`` goes
-        through ``claim``.
-        Raises ``NoSuchAgent``, ``InvalidTransition``, ``ClaimLost``.
-        """
-        if event is AgentEvent.RESERVE:
-            raise InvalidInput("agent event 'reserve' goes through claim()")
-        for _ in range(ATTEMPTS):
-            raw = await self._agent_raw(agent_id)
-            agent = agent_from_hash(raw)
-            if expect_task is not None and agent.task_id != expect_task:
-                raise ClaimLost(f"agent {agent_id!r} does not hold task {expect_task!r}")
-            new = agent_transition(agent, event, now, reach=reach, mode=mode,
-                                   max_misses=max_misses, reason=reason)
-            status = await self._write_agent(agent_id, agent.state, agent.task_id or "", event,
-                                             now, changed(raw, agent_to_hash(new)))
-            if status == "ok":
-                return new
-        raise ClaimLost(f"agent {agent_id!r} kept changing while taking {event!r}")
-
     # -- claim and release -----------------------------------------------------------------
 
     @guarded
@@ -433,13 +303,9 @@ class Pool:
         status = cast(str, await self.scripts.release(
             keys=[self.keys.task(task_id)],
             args=self._argv(now, task_id, agent_next_state, reason, "1" if missed else "0",
-                            _csv(from_states))))
+                            joined(from_states))))
         if status == "missing":
             raise NoSuchTask(f"no task {task_id!r}")
         if status != "ok":
             raise InvalidTransition("task", status.partition(":")[2], TaskEvent.RELEASE)
-
-
-class _Conflict(Exception):
-    """A compare-and-set lost: re-read and decide again."""
 

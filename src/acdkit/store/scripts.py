@@ -40,8 +40,10 @@ class Scripts:
     agent_state: AsyncScript
     task_state: AsyncScript
     peek: AsyncScript  # read only
+    ready: AsyncScript  # read only
 
     @classmethod
     def register(cls, redis: aioredis.Redis) -> Scripts:
         return cls(**{name: redis.register_script(source(name))
-                      for name in ("claim", "release", "agent_state", "task_state", "peek")})
+                      for name in ("claim", "release", "agent_state", "task_state", "peek",
+                                   "ready")})

@@ -21,9 +21,7 @@ else
   unindex_task(task_key, task_id)
 end
 if #ARGV >= 9 then redis.call('HSET', task_key, unpack(ARGV, 9)) end
-if expected == '' then
-  redis.call('ZADD', BASE .. 'tasks', redis.call('HGET', task_key, 'created_at'), task_id)
-end
+redis.call('ZADD', BASE .. 'tasks', redis.call('HGET', task_key, 'created_at'), task_id)
 index_task(task_key, task_id)
 local t = redis.call('HMGET', task_key, 'state', 'agent_id', 'outcome')
 local who = t[2]

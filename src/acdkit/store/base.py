@@ -1,0 +1,53 @@
+"""What the repositories of the pool share: the client, key names, scripts, audit, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+
+from acdkit.core.routing import PriorityRules
+from acdkit.ports import Clock, SystemClock
+from acdkit.store.audit import ENTITY_MAXLEN, GLOBAL_MAXLEN, Audit
+from acdkit.store.codec import encode_float
+from acdkit.store.keys import Keys
+from acdkit.store.scripts import Scripts
+
+ATTEMPTS = 3  # re-reads after a lost compare-and-set before giving up with ClaimLost
+
+
+class Conflict(Exception):
+    """A compare-and-set lost: re-read and decide again."""
+
+
+def flat(pairs: dict[str, str]) -> list[str]:
+    return [item for pair in pairs.items() for item in pair]
+
+
+def joined(states: Iterable[str]) -> str:
+    return ",".join(states)
+
+
+class PoolBase:
+    """The connection, key names, scripts and audit that every repository of the pool shares."""
+
+    def __init__(self, redis: aioredis.Redis, rules: PriorityRules, *, prefix: str = "acdkit",
+                 keys: Keys | None = None, clock: Clock | None = None,
+                 audit_maxlen: int = GLOBAL_MAXLEN,
+                 entity_audit_maxlen: int = ENTITY_MAXLEN) -> None:
+        self.redis = redis
+        self.rules = rules
+        self.keys = keys or Keys(prefix)
+        self.clock = clock or SystemClock()
+        self.scripts = Scripts.register(redis)
+        self.audit = Audit(redis, self.keys, self.clock, maxlen=audit_maxlen,
+                           entity_maxlen=entity_audit_maxlen)
+
+    async def close(self) -> None:
+        """Close the Redis client (its connections)."""
+        await self.redis.aclose()
+
+    def _argv(self, now: float, *rest: str) -> list[str]:
+        audit = self.audit
+        return [self.keys.base, str(audit.maxlen), str(audit.entity_maxlen), encode_float(now),
+                *rest]
