@@ -86,7 +86,7 @@ def main() -> int:
     say("agent 1 (Alice) signed in, reachable at PJSIP/agent1 (a SIPp phone at 127.0.0.3)")
     serve, worker = background("serve", "serve"), background("worker", "worker")
     agents = agent_peer(hangup={"agent1"}, hangup_after=12).start()
-    customers = customer_peer(hangup={"*"}, hangup_after=4).start()
+    customers = customer_peer(hangup="*", hangup_after=4).start()
     try:
         wait_registered()
         say("acdkit serve connected to ARI; acdkit worker listening on RQ")

@@ -108,7 +108,7 @@ def state_of(serve: Serve, task_id: str) -> str:
 def test_instant_callback_dials_the_agent_first_then_the_customer(
         center: tuple[Serve, Worker]) -> None:
     serve, _ = center
-    with agent_peer() as agents, customer_peer(hangup={"*"}, hangup_after=2) as customers:
+    with agent_peer() as agents, customer_peer(hangup="*", hangup_after=2) as customers:
         agents.start()
         customers.start()
         booked = book_instant(serve)
@@ -139,7 +139,7 @@ def test_scheduled_callback_is_dialed_on_time(center: tuple[Serve, Worker]) -> N
     # itself would be answered. Make the agent unreachable for live calls: pause it again.
     serve.cli("agents", "pause", "1")
     dtmf = "1" + "w" * 10 + "2" + "w" * 8 + "1" + "w" * 12 + hhmm + "w" * 12 + "1"
-    with agent_peer() as agents, customer_peer(hangup={"*"}, hangup_after=2) as customers:
+    with agent_peer() as agents, customer_peer(hangup="*", hangup_after=2) as customers:
         agents.start()
         customers.start()
         result = caller("100", dtmf=dtmf, caller_id=CUSTOMER, timeout=90).run()
@@ -158,12 +158,12 @@ def test_no_answer_twice_then_answered_takes_three_attempts(
     serve, _ = center
     with agent_peer() as agents:
         agents.start()
-        ringing = customer_peer(noanswer={"*"}).start()
+        ringing = customer_peer(noanswer="*").start()
         booked = book_instant(serve)
         serve.cli("agents", "resume", "1")
         ringing.wait_for_invites(2, timeout=60)
         ringing.stop()
-        with customer_peer(hangup={"*"}, hangup_after=2) as answering:
+        with customer_peer(hangup="*", hangup_after=2) as answering:
             answering.start()
             answering.wait_for_invites(1, timeout=60)
             wait_for("completed", lambda: state_of(serve, booked["id"]) == "completed", 30)
@@ -197,7 +197,7 @@ def test_a_worker_killed_mid_attempt_never_dials_twice(
     with agent_peer() as agents:
         agents.start()
         # The customer's phone rings 3 s before answering: the worker dies meanwhile.
-        with customer_peer(ring_after=3, hangup={"*"}, hangup_after=2) as customers:
+        with customer_peer(ring_after=3, hangup="*", hangup_after=2) as customers:
             customers.start()
             booked = book_instant(serve)
             serve.cli("agents", "resume", "1")
