@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 
 def ari_client(settings: Settings) -> AriClient:
     a = settings.ari
+    # Backoff capped at 5 s: after an Asterisk restart calls come back within seconds.
     return AriClient(a.url, a.username, a.password.reveal(), a.app,
-                     request_timeout=a.request_timeout, transport=a.transport)
+                     request_timeout=a.request_timeout, transport=a.transport,
+                     backoff_max=5.0)
 
 
 async def open_pool(settings: Settings) -> Pool:

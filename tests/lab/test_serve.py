@@ -10,12 +10,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from tests.lab.center import FAST, add_agents, eventually, task_story, tasks
 from tests.lab.conftest import ROOT, Serve, lab_channels
 from tests.lab.rtp import RtpCounter
-from tests.lab.sipp import Peer, caller
+from tests.lab.sipp import Peer, agent_peer, caller
 
 pytestmark = pytest.mark.lab
 
@@ -88,8 +89,10 @@ def test_doctor_names_a_wrong_ari_password(serve: Serve) -> None:
     assert status["redis"] == "OK" and "FAIL" not in status.values(), status
 
 
-def test_without_serve_a_caller_reaches_the_fallback_queue(lab: object) -> None:
-    """No app connected: Stasis() fails, the dialplan apologises and queues the caller."""
+def test_without_serve_a_caller_reaches_the_fallback_queue(lab: object, tmp_path: Path) -> None:
+    """No app connected: Stasis() fails, the dialplan answers, apologises and queues the
+    caller in Queue(sales), which rings the agents' phones (agent1-3, here never answering:
+    an INVITE nobody answers would be retransmitted into the next tests' phones)."""
     apps: list[str] = []
     call = caller("100", hangup_after=7, caller_id="4930100003", timeout=20)
     done = threading.Event()
@@ -104,12 +107,17 @@ def test_without_serve_a_caller_reaches_the_fallback_queue(lab: object) -> None:
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
-    with RtpCounter() as rtp:
+    with agent_peer(noanswer="*", workdir=tmp_path / "agents") as phones, \
+            RtpCounter() as rtp:
         watcher.start()
         result = call.run()
-    done.set()
-    watcher.join()
+        done.set()
+        watcher.join()
+        eventually(lambda: not phones.open_calls(), 5, what="the queue's ringing ended")
     assert result.ok, result
     assert result.first_time(200, sent=False) is not None  # answered, not left ringing
     assert rtp.packets > 100, "the caller heard nothing"
     assert "Queue" in apps, apps
+    rung = phones.invites()
+    assert {i.user for i in rung} == {"agent1", "agent2", "agent3"}, rung
+    assert {i.from_user for i in rung} == {"4930100003"}
