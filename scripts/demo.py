@@ -62,15 +62,15 @@ async def reset_pool() -> None:
 
 
 def wait_registered(timeout: float = 15.0) -> None:
+    """Until serve logs that its ARI app is registered (Asterisk keeps listing an app for a
+    while after its WebSocket is gone, so the application list proves nothing)."""
     deadline = time.monotonic() + timeout
+    log = LOGS / "serve.log"
     while time.monotonic() < deadline:
-        if "acdkit" in subprocess.run(
-                ["curl", "-s", "-u", "acdkit:acdkit-lab-ari",
-                 "http://127.0.0.1:8088/ari/applications"], capture_output=True,
-                text=True).stdout:
+        if "registered; requests over" in log.read_text(errors="replace"):
             return
-        time.sleep(0.2)
-    raise SystemExit(f"acdkit serve did not register; see {LOGS / 'serve.log'}")
+        time.sleep(0.1)
+    raise SystemExit(f"acdkit serve did not register; see {log}")
 
 
 def tasks() -> str:
@@ -85,7 +85,7 @@ def main() -> int:
     acdkit("agents", "login", "1", "--reach", "PJSIP/agent1")
     say("agent 1 (Alice) signed in, reachable at PJSIP/agent1 (a SIPp phone at 127.0.0.3)")
     serve, worker = background("serve", "serve"), background("worker", "worker")
-    agents = agent_peer(hangup={"agent1"}, hangup_after=12).start()
+    agents = agent_peer(hangup={"agent1"}, hangup_after=30).start()
     customers = customer_peer(hangup="*", hangup_after=4).start()
     try:
         wait_registered()
@@ -93,6 +93,7 @@ def main() -> int:
         first = caller("100", dtmf="1", caller_id="12125550111", timeout=60).start()
         agents.wait_for_invites(1, timeout=20)
         say("caller +12125550111 pressed 1 (sales) and is talking to agent 1")
+        time.sleep(1)
         # The second caller waits, hears the offer, presses 1 (callback), confirms its number.
         second = caller("100", dtmf="1" + "w" * 18 + "1" + "w" * 8 + "1",
                         caller_id="12125550123", timeout=60).start()
@@ -102,7 +103,7 @@ def main() -> int:
             f"hung up by acdkit ({'ok' if result.ok else 'FAILED'})")
         print(indent(tasks()))
         first.wait(60)
-        say("agent 1 finished the first call; wrap-up, then ready")
+        say("the first call ended; agent 1 wraps up, then is ready")
         invite = customers.wait_for_invites(1, timeout=60)[0]
         agent_invites = agents.invites()
         say(f"worker dialed agent 1 first (INVITE at +{agent_invites[-1].time - START:.1f}s), "
@@ -124,11 +125,15 @@ def scheduled(customers: object) -> None:
     tz = ZoneInfo(load_settings(CONFIG, ENV).center.timezone)
     when = (datetime.now(tz) + timedelta(minutes=2)).replace(second=0, microsecond=0)
     hhmm = when.strftime("%H%M")
+    acdkit("agents", "pause", "1")
+    say("agent 1 takes a break (paused): the next caller will wait")
     third = caller("100", dtmf="1" + "w" * 18 + "2" + "w" * 8 + "1" + "w" * 12 + hhmm
                    + "w" * 10 + "1", caller_id="12125550177", timeout=90).start()
     say(f"caller +12125550177 asks for a callback at {hhmm} ({when:%H:%M %Z})")
     third.wait(90)
     print(indent(acdkit("callbacks", "list")))
+    acdkit("agents", "resume", "1")
+    say("agent 1 is back (ready); the scheduled callback waits for its time")
     got = customers.wait_for_invites(2, timeout=240)[-1]  # type: ignore[attr-defined]
     late = got.time - when.timestamp()
     say(f"scheduled callback dialed {got.user} at "

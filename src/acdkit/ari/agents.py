@@ -99,6 +99,15 @@ class AgentConnector:
                 self.app.sessions.close(leg.channel_id)
             await self._missed(agent, task, call)
             return
+        current = await self.app.pool.get_task(task.id)
+        if current is None or current.state is not TaskState.RESERVED:
+            # The caller took a callback while the agent was being rung: free the agent.
+            log.info("task %s is %s now: agent %s not connected", task.id,
+                     current.state if current else "gone", agent.id)
+            await self._hang_up_leg(agent, leg)
+            await self.move_agent(agent.id, AgentEvent.END)
+            self.app.after_wrap_up(agent.id)
+            return
         await self.bridge(agent, task, call, leg)
         if call.customer.gone:
             # Gone while being bridged: its flow's clean-up saw the task still reserved.

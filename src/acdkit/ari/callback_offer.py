@@ -128,6 +128,10 @@ async def _book(app: StasisApp, session: Session, call_task: Task, number: str,
     """Store the callback, then take the caller out of line; None when refused or when an
     agent took the call meanwhile (the callback is then cancelled)."""
     now = app.clock.now()
+    current = await app.pool.get_task(call_task.id)
+    if current is None or current.state is not TaskState.QUEUED:
+        log.info("task %s: an agent is taking the call; no callback", call_task.id)
+        return None
     callback = replace(call_task, id=uuid.uuid4().hex[:16], kind=TaskKind.CALLBACK,
                        number=number, channel_id=None, agent_id=None, created_at=now,
                        state=TaskState.SCHEDULED if due_at else TaskState.QUEUED,
