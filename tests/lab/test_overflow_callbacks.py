@@ -212,3 +212,25 @@ def test_a_worker_killed_mid_attempt_never_dials_twice(
     assert len(invites) == 1, f"the customer was dialed {len(invites)} times"
     assert len(agents.invites()) == 1
 
+
+
+def test_a_failed_callback_is_replayed_and_completed(center: tuple[Serve, Worker]) -> None:
+    serve, _ = center
+    with agent_peer() as agents:
+        agents.start()
+        with customer_peer(noanswer="*") as ringing:
+            ringing.start()
+            booked = book_instant(serve)
+            serve.cli("agents", "resume", "1")
+            wait_for("failed", lambda: state_of(serve, booked["id"]) == "failed", 60)
+        assert len(ringing.invites()) == 3  # callbacks.max_attempts
+        replayed = serve.cli("callbacks", "replay", booked["id"])
+        assert replayed.returncode == 0
+        with customer_peer(hangup="*", hangup_after=2) as answering:
+            answering.start()
+            answering.wait_for_invites(1, timeout=30)
+            wait_for("completed", lambda: state_of(serve, booked["id"]) == "completed", 30)
+    events = [e["event"] for e in show(serve, booked["id"])["history"]]
+    assert "replayed" in events, events
+    assert events.index("attempt_answered") > max(
+        i for i, e in enumerate(events) if e == "attempt_no_answer")
