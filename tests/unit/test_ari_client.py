@@ -231,8 +231,7 @@ async def test_non_2xx_raises_unless_accepted(harness: Harness, fake: FakeAsteri
 
 async def test_captured_asterisk_responses_decode(harness: Harness, fake: FakeAsterisk) -> None:
     files = sorted(FIXTURES.glob("RESTResponse*.json")) if FIXTURES.is_dir() else []
-    if not files:
-        pytest.skip("no captured RESTResponse frames yet")
+    assert files, f"no captured RESTResponse frames in {FIXTURES}"
     for path in files:
         frame = json.loads(path.read_text())
         fake.verbatim = {path.stem: frame}
