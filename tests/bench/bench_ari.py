@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import configparser
 import json
 import os
 import statistics
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +25,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from acdkit.ari import events as ev  # noqa: E402
 from acdkit.ari.client import AriClient  # noqa: E402
+from acdkit.config import load_settings  # noqa: E402
 
 WARMUP = 50
 
 
 def lab_credentials() -> tuple[str, str, str]:
-    """(url, username, password): asterisk/acdkit.toml [ari], else asterisk/etc/ari.conf."""
-    toml = ROOT / "asterisk" / "acdkit.toml"
-    if toml.exists():
-        ari = tomllib.loads(toml.read_text())["ari"]
-        return ari["url"], ari["username"], ari["password"]
-    conf = configparser.ConfigParser(strict=False, inline_comment_prefixes=(";",),
-                                     comment_prefixes=(";",))
-    conf.read(ROOT / "asterisk" / "etc" / "ari.conf")
-    return "http://127.0.0.1:8088", "acdkit", conf["acdkit"]["password"]
+    """(url, username, password) of the lab's ARI, from asterisk/acdkit.toml."""
+    ari = load_settings(ROOT / "asterisk" / "acdkit.toml", env={}).ari
+    return ari.url, ari.username, ari.password.reveal()
 
 
 def percentile(samples: list[float], q: float) -> float:

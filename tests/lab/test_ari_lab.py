@@ -15,15 +15,14 @@ Calls into the app are Local channels: ``Local/100@acdkit-callers`` runs
 from __future__ import annotations
 
 import asyncio
-import configparser
 import os
-import tomllib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.lab.conftest import lab_settings
 from tests.lab.sipp import agent_peer
 
 from acdkit.ari import events as ev
@@ -32,20 +31,13 @@ from acdkit.ari.control import AriControl
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = f"acdkit-labtest-{os.getpid()}"
 
 
 def lab_credentials() -> tuple[str, str, str]:
-    """(url, username, password) of the lab's ARI."""
-    toml = ROOT / "asterisk" / "acdkit.toml"
-    if toml.exists():
-        ari = tomllib.loads(toml.read_text())["ari"]
-        return ari["url"], ari["username"], ari["password"]
-    conf = configparser.ConfigParser(strict=False, inline_comment_prefixes=(";",),
-                                     comment_prefixes=(";",))
-    conf.read(ROOT / "asterisk" / "etc" / "ari.conf")
-    return "http://127.0.0.1:8088", "acdkit", conf["acdkit"]["password"]
+    """(url, username, password) of the lab's ARI (asterisk/acdkit.toml)."""
+    ari = lab_settings()["ari"]
+    return ari["url"], ari["username"], ari["password"]
 
 
 class Lab:
