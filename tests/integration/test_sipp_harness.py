@@ -4,13 +4,12 @@ the answering peer on loopback addresses of their own (not the lab's 127.0.0.2-4
 from __future__ import annotations
 
 import os
-import socket
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.lab.rtp import RtpSniffer
 from tests.lab.sipp import (
     SCENARIOS,
     Peer,
@@ -22,50 +21,9 @@ from tests.lab.sipp import (
     parse_message_log,
     peer,
 )
-from tests.sipp.dtmfpcap import RtpPacket, digits_of, events_of, parse_rtp
+from tests.sipp.dtmfpcap import digits_of, events_of, parse_rtp
 
 CALLER_IP, PEER_IP = "127.0.0.12", "127.0.0.13"
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4  # loopback shows each packet twice: keep the incoming copy
-
-
-class RtpSniffer:
-    """RTP from one loopback address to another, read off ``lo`` (an AF_PACKET socket: root)."""
-
-    def __init__(self, src: str, dst: str) -> None:
-        self.src, self.dst = socket.inet_aton(src), socket.inet_aton(dst)
-        self.packets: list[RtpPacket] = []
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.bind(("lo", 0))
-        self.sock.settimeout(0.1)
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            try:
-                frame, address = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            if address[2] != PACKET_OUTGOING:
-                self._take(frame[14:])  # lo frames carry an all-zero Ethernet header
-
-    def _take(self, ip: bytes) -> None:
-        ihl = (ip[0] & 0x0F) * 4
-        if ip[9] != 17 or ip[12:16] != self.src or ip[16:20] != self.dst:
-            return
-        payload = ip[ihl + 8:]
-        if len(payload) >= 12 and payload[0] >> 6 == 2:
-            self.packets.append(parse_rtp(payload))
-
-    def close(self) -> list[RtpPacket]:
-        self._done.set()
-        self._thread.join(2)
-        self.sock.close()
-        return self.packets
-
-
 @pytest.fixture
 def sniffer() -> Iterator[RtpSniffer]:
     if os.geteuid() != 0:  # the lab and CI run as root: a failure, never a silent skip

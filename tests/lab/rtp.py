@@ -1,6 +1,7 @@
-"""Count the RTP Asterisk sends to a SIPp peer: read off ``lo`` with an AF_PACKET socket
+"""Read the RTP one loopback address sends another, off ``lo`` with an AF_PACKET socket
 (root, as the lab and CI run). SIPp's caller scenario does not record what it hears, so this
-is how a test knows a caller was played audio, not left in silence."""
+is how a test knows a caller was played audio, not left in silence; the SIPp harness tests
+decode the DTMF events it carries."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import socket
 import threading
 from types import TracebackType
 
+from tests.sipp.dtmfpcap import RtpPacket, parse_rtp
+
 ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4  # loopback shows each packet twice: count the incoming copy
+PACKET_OUTGOING = 4  # loopback shows each packet twice: keep the incoming copy
 SIP_PORT = 5060
 
 
-class RtpCounter:
-    """RTP packets (UDP, version 2) from ``src`` to ``dst``, not SIP, counted as they pass."""
+class RtpSniffer:
+    """RTP packets (UDP, version 2, not from the SIP port) from ``src`` to ``dst``, kept in
+    ``packets`` as they pass."""
 
     def __init__(self, src: str = "127.0.0.1", dst: str = "127.0.0.2") -> None:
         self.src, self.dst = socket.inet_aton(src), socket.inet_aton(dst)
-        self.packets = 0
+        self.packets: list[RtpPacket] = []
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.sock.bind(("lo", 0))
         self.sock.settimeout(0.1)
@@ -32,24 +36,25 @@ class RtpCounter:
                 frame, address = self.sock.recvfrom(65535)
             except TimeoutError:
                 continue
-            if address[2] != PACKET_OUTGOING and self._is_rtp(frame[14:]):
-                self.packets += 1
+            if address[2] != PACKET_OUTGOING:
+                self._take(frame[14:])  # lo frames carry an all-zero Ethernet header
 
-    def _is_rtp(self, ip: bytes) -> bool:
+    def _take(self, ip: bytes) -> None:
         if len(ip) < 20 or ip[9] != 17 or ip[12:16] != self.src or ip[16:20] != self.dst:
-            return False
+            return
         ihl = (ip[0] & 0x0F) * 4
         sport = int.from_bytes(ip[ihl:ihl + 2], "big")
         payload = ip[ihl + 8:]
-        return sport != SIP_PORT and len(payload) >= 12 and payload[0] >> 6 == 2
+        if sport != SIP_PORT and len(payload) >= 12 and payload[0] >> 6 == 2:
+            self.packets.append(parse_rtp(payload))
 
-    def close(self) -> int:
+    def close(self) -> list[RtpPacket]:
         self._done.set()
         self._thread.join(2)
         self.sock.close()
         return self.packets
 
-    def __enter__(self) -> RtpCounter:
+    def __enter__(self) -> RtpSniffer:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
