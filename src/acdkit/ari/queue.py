@@ -59,6 +59,14 @@ async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:
         now = app.clock.now()
         if call.taken.is_set() or call.bridge_id is not None:
             continue
+        # Read the queue (position, agents) only when an offer or an announcement is due:
+        # this loop ticks every second for every waiting caller.
+        offer_due = now - task.enqueued_at >= rules.first_after and (
+            last_offer is None or now - last_offer >= rules.repeat_every)
+        announce_due = last_announce is None or \
+            now - last_announce >= app.settings.queue.announce_every
+        if not (offer_due or announce_due):
+            continue
         view = await callback_offer.queue_view(app, task, now)
         if view is None:
             continue
