@@ -4,6 +4,7 @@ a clean Redis, a fresh `serve` and fresh SIPp peers."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -77,9 +78,29 @@ def lab_is_up() -> bool:
     return ari_get("asterisk/info")[0] == 200
 
 
+LAB_LOCK = Path(os.environ.get("ACDKIT_LAB_LOCK", "/tmp/acdkit-lab.lock"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_lock() -> Iterator[None]:
+    """One test session at a time uses the lab (one ARI app, one set of SIPp addresses):
+    every lab test session holds an exclusive lock on ``ACDKIT_LAB_LOCK`` and a second one
+    waits for it. Scripts outside pytest take the same lock: ``flock /tmp/acdkit-lab.lock CMD``."""
+    with LAB_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def lab() -> Path:
+def lab(lab_lock: None) -> Path:
     """The lab's Asterisk, up and ready (started with scripts/lab-up.sh when it is not)."""
+    return _lab_up()
+
+
+def _lab_up() -> Path:
     if not lab_is_up():
         subprocess.run(["bash", "-c", "source scripts/podman-env.sh && bash scripts/lab-up.sh"],
                        cwd=ROOT, check=True)
