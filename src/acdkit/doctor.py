@@ -6,17 +6,16 @@ Each check gives OK, WARN or FAIL with a sentence that names what is wrong.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
+from acdkit import exposure
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError
-
-LAB_PASSWORDS = frozenset({"acdkit-lab", "acdkit-lab-ari", "acdkit-lab-ami"})
 
 # Versions that fix advisories in the parts acdkit uses (ARI, AMI), per release branch.
 # CVE-2024-42365: AMI Originate lets a user with write=originate run shell commands.
@@ -88,20 +87,21 @@ async def check_ari(settings: Settings) -> tuple[list[Check], str]:
     a = settings.ari
     headers = {"Authorization": aiohttp.encode_basic_auth(a.username, a.password.reveal())}
     timeout = aiohttp.ClientTimeout(total=5)
+    where = str(URL(a.url).with_user(None))  # credentials in the URL: ignored, never printed
     try:
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http, \
-                http.get(f"{a.url.rstrip('/')}/ari/asterisk/info") as resp:
+                http.get(f"{where.rstrip('/')}/ari/asterisk/info") as resp:
             if resp.status == 401:
-                return [Check("ari", "FAIL", f"ARI at {a.url} refused user {a.username!r}: "
+                return [Check("ari", "FAIL", f"ARI at {where} refused user {a.username!r}: "
                               "wrong ARI username or password (ari.username/ari.password)")], ""
             if resp.status != 200:
-                return [Check("ari", "FAIL", f"ARI at {a.url} answered {resp.status}")], ""
+                return [Check("ari", "FAIL", f"ARI at {where} answered {resp.status}")], ""
             info = await resp.json()
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return [Check("ari", "FAIL", f"cannot reach ARI at {a.url}: {exc or type(exc).__name__}"
+        return [Check("ari", "FAIL", f"cannot reach ARI at {where}: {exc or type(exc).__name__}"
                       " (is http.conf enabled and Asterisk running?)")], ""
     version = str(info.get("system", {}).get("version", ""))
-    found = [Check("ari", "OK", f"{a.url} as {a.username}, Asterisk {version}")]
+    found = [Check("ari", "OK", f"{where} as {a.username}, Asterisk {version}")]
     found.append(await check_ari_websocket(settings))
     return found, version
 
@@ -168,27 +168,12 @@ async def check_ami(settings: Settings) -> Check:
 
 
 def check_addresses(settings: Settings) -> list[Check]:
+    """Where ARI, AMI, FastAGI, the media endpoint and Redis are reachable (acdkit.exposure),
+    and credentials written where they do not belong."""
     found = []
-    for name, host, secret in (
-        ("ari address", urlsplit(settings.ari.url).hostname or "", settings.ari.password.reveal()),
-        ("ami address", settings.ami.host, settings.ami.secret.reveal()),
-        ("agi address", settings.agi.host, ""),
-    ):
-        if _loopback(host):
-            found.append(Check(name, "OK", f"{host} (loopback)"))
-        elif secret in LAB_PASSWORDS:
-            found.append(Check(name, "WARN", f"{host} is not loopback and uses the lab's "
-                               "default password: change it"))
-        else:
-            found.append(Check(name, "WARN", f"{host} is not loopback: use TLS or a private "
-                               "network"))
+    for endpoint in exposure.endpoints(settings):
+        status, detail = exposure.judge(endpoint)
+        found.append(Check(f"{endpoint.name} address", status, detail))
+    found += [Check("credentials", "WARN", problem)
+              for problem in exposure.credentials_in_urls(settings)]
     return found
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

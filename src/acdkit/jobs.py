@@ -34,9 +34,11 @@ from acdkit.core.callbacks import (
 from acdkit.core.errors import ClaimLost, InvalidInput, InvalidTransition, NoSuchAgent
 from acdkit.core.numbers import NumberPolicy, check_dialable, next_calling_time
 from acdkit.core.tasks import Task, TaskKind, TaskState
-from acdkit.policies import number_policy, retry_policy
+from acdkit.policies import number_policy, outbound_retry, retry_policy
 from acdkit.ports import Clock, JobQueue, SystemClock
 from acdkit.store.callbacks import Attempt, CallbackStore, agent_leg
+from acdkit.store.dnc import on_dnc
+from acdkit.store.outbound import add_follow_up, forget_follow_up, retry_rules
 from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ T = TypeVar("T")
 QUEUE = "callbacks"
 DIAL_BACK = "acdkit.jobs.dial_back"
 _AGENT_HOLDING = (AgentState.RESERVED, AgentState.ON_CALL)
+DIALED_BACK = frozenset({TaskKind.CALLBACK, TaskKind.OUTBOUND})  # agent first, by this job
 
 
 def job_id(task_id: str, n: int) -> str:
@@ -75,17 +78,24 @@ class DialBack:
     wait_timeout: float  # seconds to wait for serve's outcome
     max_misses: int = 3
     clock: Clock = field(default_factory=SystemClock)
+    # The retry policy of an outbound task (per source); callbacks use ``retry``.
+    outbound_retry: Callable[[Task], RetryPolicy] | None = None
 
     @property
     def pool(self) -> Pool:
         return self.store.pool
+
+    def policy_for(self, task: Task) -> RetryPolicy:
+        if task.kind is TaskKind.OUTBOUND and self.outbound_retry is not None:
+            return self.outbound_retry(task)
+        return self.retry
 
     async def run(self, task_id: str) -> str:
         """Run the next attempt of callback ``task_id`` (or finish one a dead worker left).
         Returns what happened: an outcome value, or ``no_task``, ``not_reserved``, ``locked``,
         ``postponed``, ``refused``, ``expired``, ``lost_lock``."""
         task = await self.pool.get_task(task_id)
-        if task is None or task.kind is not TaskKind.CALLBACK:
+        if task is None or task.kind not in DIALED_BACK:
             log.warning("dial_back %s: no such callback", task_id)
             return "no_task"
         token = await self.store.acquire_dial_lock(task_id)
@@ -154,14 +164,15 @@ class DialBack:
         """Stop before dialing when the callback expired, the number is outside calling
         hours or over its dial rate (postponed), or no longer allowed (refused)."""
         now = self.clock.now()
-        deadline = self.retry.deadline(task)
+        deadline = self.policy_for(task).deadline(task)
         if deadline is not None and now >= deadline:
             await self._apply(task, task.agent_id, self._ended(Next.EXPIRED, task, "expired"))
             return "expired"
         dialed, window_left = await self.store.dial_count(task.number)
         verdict = check_dialable(task.number, self.numbers, pending_for_number=0,
                                  recent_attempts_number=dialed, recent_requests_caller=0,
-                                 now=datetime.fromtimestamp(now, UTC))
+                                 now=datetime.fromtimestamp(now, UTC),
+                                 on_dnc_list=await on_dnc(self.pool, task.number))
         if verdict.allowed:
             return None
         if verdict.not_before is not None or verdict.reason == "rate_limited_number":
@@ -177,7 +188,8 @@ class DialBack:
         return "refused"
 
     def _ended(self, next_: Next, task: Task, outcome: str) -> Decision:
-        return Decision(next_, task.attempts, follow_up=self.retry.follow_up, outcome=outcome)
+        return Decision(next_, task.attempts, follow_up=self.policy_for(task).follow_up,
+                        outcome=outcome)
 
     async def _decide(self, attempt: Attempt, outcome: DialOutcome) -> str:
         """Apply what follows ``outcome``; return the ``Next`` value recorded on the attempt."""
@@ -186,7 +198,7 @@ class DialBack:
             return "gone"
         now = self.clock.now()
         decision = after_attempt(replace(task, attempts=attempt.base_attempts), outcome, now,
-                                 self.retry)
+                                 self.policy_for(task))
         if decision.next is Next.RETRY and decision.due_at is not None:
             decision = self._in_calling_hours(task, decision)
         log.info("dial_back %s: attempt %d %s → %s", task.id, attempt.n, outcome.value,
@@ -197,13 +209,15 @@ class DialBack:
             await self._requeue(task, attempt.agent_id, now)
         else:
             await self._apply(task, attempt.agent_id, decision)
+            if decision.next is Next.RETRY and task.kind is TaskKind.OUTBOUND:
+                await retry_rules(self.pool, task.id, now)
         return decision.next.value
 
     def _in_calling_hours(self, task: Task, decision: Decision) -> Decision:
         assert decision.due_at is not None
         due = next_calling_time(task.number, self.numbers,
                                 datetime.fromtimestamp(decision.due_at, UTC)).timestamp()
-        deadline = self.retry.deadline(task)
+        deadline = self.policy_for(task).deadline(task)
         if deadline is not None and due >= deadline:
             return replace(self._ended(Next.EXPIRED, task, "expired"),
                            attempts=decision.attempts,
@@ -249,6 +263,7 @@ async def settle(store: CallbackStore, task: Task, agent_id: str | None, decisio
             log.info("callback %s: %s not applied: %s", task.id, decision.event.value, err)
     if current.terminal:
         await store.forget_callback(current)
+        await forget_follow_up(pool, current)
         if decision.follow_up:
             await follow_up(store, current, now)
     if agent_id:
@@ -258,15 +273,18 @@ async def settle(store: CallbackStore, task: Task, agent_id: str | None, decisio
 
 
 async def follow_up(store: CallbackStore, task: Task, now: float) -> None:
-    """Add the outbound follow-up task of an ended callback (once: its id is fixed)."""
-    follow = Task(id=f"{task.id}-fu", kind=TaskKind.OUTBOUND, skill=task.skill,
-                  created_at=now, enqueued_at=now, number=task.number, name=task.name,
-                  source=f"follow_up:{task.id}", attributes={"follow_up_of": task.id})
+    """Add the outbound follow-up task of an ended callback (once: its id is fixed; none
+    when the number has one pending or is on the do-not-call list)."""
     try:
-        await store.pool.add_task(follow, now)
-    except InvalidInput:
-        return  # added by an earlier run
-    await store.pool.audit.append(task.id, "follow_up", now=now, task=follow.id)
+        follow = await add_follow_up(
+            store.pool, number=task.number, skill=task.skill, reason=task.outcome or "failed",
+            source="callback-failed", now=now, attributes={"follow_up_of": task.id},
+            task_id=f"{task.id}-fu", name=task.name)
+    except InvalidInput as exc:
+        log.warning("callback %s: no follow-up: %s", task.id, exc)
+        return
+    if follow is not None:
+        await store.pool.audit.append(task.id, "follow_up", now=now, task=follow.id)
 
 
 # -- maintenance: due callbacks, and callbacks a dead worker left ---------------------------------
@@ -306,7 +324,7 @@ async def recover_callbacks(store: CallbackStore, jobs: JobQueue) -> list[str]:
     enqueued: list[str] = []
     for task_id in held:
         task = await store.pool.get_task(task_id)
-        if task is None or task.kind is not TaskKind.CALLBACK or \
+        if task is None or task.kind not in DIALED_BACK or \
                 await store.dial_lock_held(task_id):
             continue
         last = await store.last_attempt(task_id)
@@ -339,7 +357,8 @@ def dial_back_of(store: CallbackStore, settings: Settings, clock: Clock | None =
     """The ``DialBack`` runner configured from ``settings``."""
     return DialBack(store, retry_policy(settings), number_policy(settings),
                     wait_timeout=2 * settings.agents.ring_timeout + 30,
-                    max_misses=settings.agents.max_misses, clock=clock or SystemClock())
+                    max_misses=settings.agents.max_misses, clock=clock or SystemClock(),
+                    outbound_retry=lambda task: outbound_retry(settings, task.source))
 
 
 def dial_back(task_id: str) -> str:
@@ -365,5 +384,37 @@ def recover() -> int:
     jobs = RqJobQueue(settings.redis.url)
     try:
         return len(asyncio.run(with_store(settings, lambda s: recover_callbacks(s, jobs))))
+    finally:
+        jobs.close()
+
+
+# -- voice requests (bodies in acdkit/voice_jobs.py) ----------------------------------------------
+
+
+def transcribe(task_id: str) -> str:
+    """RQ job (queue ``speech``): transcribe voice request ``task_id``, release its work order."""
+    from acdkit.speech.asr import transcriber
+    from acdkit.store.requests import RequestStore
+    from acdkit.voice_jobs import run_transcription
+
+    settings = load_settings()
+    engine = transcriber(settings.requests.engine, settings.requests.whisper_model)
+    return asyncio.run(with_store(settings, lambda s: run_transcription(
+        RequestStore(s.pool, settings.requests), engine, task_id, SystemClock())))
+
+
+def deliver_reply(task_id: str) -> str:
+    """RQ job (queue ``requests``): one delivery call of voice request ``task_id``'s reply."""
+    from acdkit.jobqueue import RqJobQueue
+    from acdkit.store.requests import RequestStore
+    from acdkit.voice_jobs import Delivery
+
+    settings = load_settings()
+    jobs = RqJobQueue(settings.redis.url)
+    try:
+        return asyncio.run(with_store(settings, lambda s: Delivery(
+            RequestStore(s.pool, settings.requests), s, jobs, retry_policy(settings),
+            number_policy(settings), wait_timeout=2 * settings.agents.ring_timeout + 120,
+        ).run(task_id)))
     finally:
         jobs.close()

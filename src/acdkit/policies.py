@@ -5,6 +5,7 @@ The one place where configuration meets the core; adapters and commands call the
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 from dataclasses import replace
 from types import MappingProxyType
@@ -15,6 +16,7 @@ from acdkit.core.dtmf import BusinessHours
 from acdkit.core.errors import ConfigError
 from acdkit.core.numbers import NumberPolicy, normalize
 from acdkit.core.routing import PriorityHook, PriorityRules
+from acdkit.core.rules import rules_from_config
 from acdkit.core.tasks import TaskKind
 
 
@@ -31,6 +33,7 @@ def priority_rules(settings: Settings) -> PriorityRules:
         vip_attribute=p.vip_attribute,
         vip_weight=p.vip_weight,
         hook=load_hook(p.hook) if p.hook else None,
+        business=rules_from_config(settings.rules),
     )
 
 
@@ -44,6 +47,7 @@ def number_policy(settings: Settings) -> NumberPolicy:
         allowed_countries=frozenset(_csv(n.allowed_countries)) or frozenset({region}),
         allowed_prefixes=tuple(_csv(n.allowed_prefixes)),
         max_pending_per_number=n.max_pending_per_number,
+        max_attempts_per_number=settings.outbound.max_attempts_per_day,
     )
     if n.calling_hours:
         policy = replace(policy, calling_hours=BusinessHours.parse(n.calling_hours,
@@ -73,3 +77,20 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     c = settings.callbacks
     return RetryPolicy(max_attempts=c.max_attempts, intervals=c.intervals,
                        expire_after=c.expire_after or None, follow_up=c.follow_up)
+
+
+def outbound_retry(settings: Settings, source: str) -> RetryPolicy:
+    """The retry policy of outbound tasks from ``source``: ``[outbound]``, overridden by the
+    first ``outbound.sources`` pattern that matches; raises ``ConfigError`` naming the key."""
+    o = settings.outbound
+    over = next((v for k, v in o.sources.items() if fnmatch.fnmatchcase(source, k)), {})
+    unknown = set(over) - {"max_attempts", "intervals"}
+    if unknown:
+        raise ConfigError(f"outbound.sources.{sorted(unknown)[0]}", "no such setting")
+    intervals = over.get("intervals", o.intervals)
+    try:
+        return RetryPolicy(max_attempts=int(over.get("max_attempts", o.max_attempts)),
+                           intervals=tuple(float(i) for i in intervals),
+                           expire_after=o.expire_after or None, follow_up=False)
+    except (TypeError, ValueError) as err:
+        raise ConfigError("outbound.sources", f"bad retry override: {err}") from None

@@ -343,6 +343,7 @@ class Behaviour(TypedDict, total=False):
     hangup: Iterable[str] | str  # answer, hang up after hangup_after seconds
     dtmf_users: Iterable[str] | str  # answer, then send dtmf
     dtmf: str  # digits for dtmf_users ("*" to decline, "w" = 0.5 s pause)
+    media: Path  # a pcap (audiopcap) dtmf_users play instead of ``dtmf``, e.g. speech
     ring_after: float
     hangup_after: float
 
@@ -365,7 +366,7 @@ def peer(ip: str, port: int, *, name: str, scenario: Path = SCENARIOS / "uas.xml
                  "dtmf": _user_list(b.get("dtmf_users", ())),
                  "ring_ms": str(round(b.get("ring_after", 0.0) * 1000)),
                  "talk_ms": str(round(b.get("hangup_after", 1.0) * 1000))}
-    keys = {"dtmf_pcap": str(dtmf_pcap(b.get("dtmf", "") or SILENCE))}
+    keys = {"dtmf_pcap": str(b.get("media") or dtmf_pcap(b.get("dtmf", "") or SILENCE))}
     return Peer(scenario, ip, local_port=port, remote=None, workdir=workdir, name=name,
                 keys=keys, variables=variables)
 

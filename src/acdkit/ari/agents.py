@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from acdkit.ari import events as ev
+from acdkit.ari import followup_key, survey
 from acdkit.ari.calls import Call
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, check_pin
@@ -88,7 +89,10 @@ class AgentConnector:
         waited = round(self.app.clock.now() - task.enqueued_at)
         await self.whisper(leg, ["sound:acdkit/whisper-call",
                                  *say_digits(task.number, self.app.settings.agents.whisper_digits),
-                                 f"number:{waited}", "sound:seconds"])
+                                 f"number:{waited}", "sound:seconds",
+                                 *survey.whisper_rating(task)])
+        if await survey.declined(self.app, agent, task, call, leg):
+            return
         # The whisper takes seconds: either side may have hung up meanwhile.
         if call.customer.gone:
             await self._hang_up_leg(agent, leg)
@@ -125,6 +129,8 @@ class AgentConnector:
             if call.agent_leg and call.agent_id not in self.lines:
                 await self.app.control.hangup(call.agent_leg)
         elif task.state is TaskState.ACTIVE and call.agent_id:
+            if await survey.customer_left(self.app, call, task):
+                return
             line = self.lines.get(call.agent_id)
             if line is None and call.agent_leg:
                 await self.app.control.hangup(call.agent_leg)
@@ -215,7 +221,7 @@ class AgentConnector:
         if not self.app.settings.agents.whisper:
             return
         try:
-            await leg.play(media)
+            await leg.play(media, interruptible=self.app.settings.ratings.decline)
         except ChannelGone:
             return
 
@@ -237,13 +243,16 @@ class AgentConnector:
         now = self.app.clock.now()
         await self.app.pool.move_agent(agent.id, AgentEvent.ANSWER, now)
         await self.app.pool.move_task(task.id, TaskEvent.CONNECT, now)
+        await survey.record_served(self.app, agent, task)
         log.info("task %s: agent %s connected to %s", task.id, agent.id, customer)
+        self.app.spawn(followup_key.watch(self.app, agent, task, call, leg),
+                       f"follow-up key {task.id}")
 
     async def _watch_leg(self, call: Call, leg: Session) -> None:
         """Per-call agent leg: when the agent hangs up, the customer's call ends too."""
         await leg.hung_up.wait()
         self.app.sessions.close(leg.channel_id)
-        if not call.customer.gone:
+        if not call.customer.gone and not await survey.agent_left(self.app, call):
             await self.app.control.hangup(call.customer.channel_id)
 
     async def _missed(self, agent: Agent, task: Task, call: Call) -> None:

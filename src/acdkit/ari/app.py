@@ -20,6 +20,7 @@ from acdkit.ari.client import AriClient
 from acdkit.ari.control import AriControl
 from acdkit.ari.dialback import run_commands
 from acdkit.ari.queue import serve_caller
+from acdkit.ari.ratings_line import ratings_line
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.config import Settings
 from acdkit.core import ivr
@@ -27,11 +28,12 @@ from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.errors import AcdError
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind
-from acdkit.dialplan_vars import FAILURE_CONTEXT
+from acdkit.dialplan_vars import ARG_RATINGS, FAILURE_CONTEXT
 from acdkit.jobs import enqueue_dial_back
 from acdkit.ports import Clock, JobQueue
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
+from acdkit.store.ratings import rating_store
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class StasisApp:
         self.client = client
         self.control = AriControl(client)
         self.pool = pool
+        self.ratings = rating_store(pool, settings.ratings)
         self.clock = clock
         self.sessions = Sessions()
         self.calls = Calls()
@@ -116,6 +119,8 @@ class StasisApp:
             flow: Coroutine[Any, Any, None] = serve_caller(self, session, entry)
         elif kind == "agent-login":
             flow = agent_login(self, session)
+        elif kind == ARG_RATINGS:
+            flow = ratings_line(self, session)
         else:
             log.warning("channel %s entered with unknown args %s", channel.id, args)
             flow = self._unknown(session)
@@ -190,6 +195,11 @@ class StasisApp:
         callback to its ``dial_back`` job (which asks us back to dial, agent first)."""
         if task.kind is TaskKind.CALL:
             await self.connector.connect(agent, task)
+            return
+        if task.kind is TaskKind.VOICE_REQUEST:
+            from acdkit.ari.work_order import work_order
+
+            self.spawn(work_order(self, agent, task), f"work order {task.id}")
             return
         job = await enqueue_dial_back(self.callbacks, self.jobs, task.id)
         log.info("task %s: agent %s reserved, job %s queued", task.id, agent.id, job)

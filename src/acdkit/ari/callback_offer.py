@@ -59,6 +59,10 @@ async def offer(app: StasisApp, session: Session, task: Task, reason: str) -> bo
     choice = overflow.choice(key)
     if choice is overflow.OfferChoice.VOICE_REQUEST and not app.settings.overflow.voice_requests:
         choice = overflow.OfferChoice.KEEP_WAITING
+    if choice is overflow.OfferChoice.VOICE_REQUEST:
+        from acdkit.ari.voice_request import leave_request  # it reuses confirm_number
+
+        return await leave_request(app, session, task)
     if choice not in (overflow.OfferChoice.INSTANT_CALLBACK,
                       overflow.OfferChoice.SCHEDULED_CALLBACK):
         return False

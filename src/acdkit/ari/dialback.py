@@ -9,6 +9,7 @@ the outcome. The call then ends like any other: the task completes when either s
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,8 @@ from acdkit.core.agents import AgentEvent
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.errors import AcdError
 from acdkit.core.numbers import dial_string
-from acdkit.core.tasks import TaskState
+from acdkit.core.tasks import Task, TaskKind, TaskState
+from acdkit.store.outbound import drop_follow_ups, forget_follow_up
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
@@ -29,6 +31,20 @@ log = logging.getLogger(__name__)
 # Q.850 causes Asterisk reports when an outgoing call ends before answer (seen on 22.10.1).
 _BUSY = frozenset({17})
 _NO_ANSWER = frozenset({16, 18, 19, 20, 31})
+# Outbound sources → the ob-reason-* prompt of the whisper (anything else: a lead).
+_OB_REASONS = (("missed-call", "missed"), ("ami:*", "missed"), ("callback-failed", "callback"),
+               ("agent*", "agent"))
+
+
+def whisper_of(task: Task, digits: int) -> list[str]:
+    """What the agent hears before the customer is dialed: a callback and its number, or an
+    outbound task, why it exists (its source), which attempt this is and the number."""
+    if task.kind is not TaskKind.OUTBOUND:
+        return ["sound:acdkit/whisper-callback", *say_digits(task.number, digits)]
+    reason = next((r for p, r in _OB_REASONS if fnmatch.fnmatchcase(task.source, p)), "lead")
+    return ["sound:acdkit/ob-whisper", f"sound:acdkit/ob-reason-{reason}",
+            "sound:acdkit/ob-attempt", f"number:{task.attempts + 1}",
+            *say_digits(task.number, digits)]
 
 
 def outcome_of_cause(cause: int) -> DialOutcome:
@@ -47,6 +63,10 @@ async def run_commands(app: StasisApp) -> None:
             continue
         if command.get("op") == "dial_back":
             app.spawn(dial_back(app, command), f"dial-back {command.get('task_id')}")
+        elif command.get("op") == "deliver_reply":
+            from acdkit.ari.reply_delivery import deliver_reply
+
+            app.spawn(deliver_reply(app, command), f"reply {command.get('task_id')}")
         else:
             log.warning("unknown command %r", command)
 
@@ -82,8 +102,7 @@ async def _attempt(app: StasisApp, task_id: str, n: int,
         await connector.move_agent(agent.id, AgentEvent.NO_ANSWER)
         app.after_wrap_up(agent.id)
         return DialOutcome.AGENT_NO_ANSWER, False
-    await connector.whisper(leg, ["sound:acdkit/whisper-callback",
-                                  *say_digits(task.number, app.settings.agents.whisper_digits)])
+    await connector.whisper(leg, whisper_of(task, app.settings.agents.whisper_digits))
     if not await _still_wanted(app, task_id, n, agent_id):  # the job gave up meanwhile
         await _drop_leg(app, agent.id, leg)
         return DialOutcome.FAILED, False
@@ -105,6 +124,8 @@ async def _attempt(app: StasisApp, task_id: str, n: int,
     app.spawn(_until_customer_leaves(app, call), f"callback {task_id}")
     await app.callbacks.update_attempt(task_id, n, state="connected")
     await app.callbacks.finish_attempt(task_id, n, DialOutcome.ANSWERED, app.clock.now())
+    if task.kind is TaskKind.CALLBACK:  # reached: a pending follow-up of the number is moot
+        await drop_follow_ups(app.pool, task.number, app.clock.now(), "called back")
     await app.control.play(customer_id, "sound:acdkit/cb-hello")
     return None, True
 
@@ -162,4 +183,5 @@ async def _until_customer_leaves(app: StasisApp, call: Any) -> None:
         task = await app.pool.get_task(call.task_id)
         if task is not None:
             await app.callbacks.forget_callback(task)
+            await forget_follow_up(app.pool, task)
 

@@ -8,10 +8,12 @@ import uuid
 from typing import TYPE_CHECKING
 
 from acdkit.ari import callback_offer
+from acdkit.ari.choose_agent import rating_inputs
 from acdkit.ari.ivr import choose_skill
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core import overflow
 from acdkit.core.tasks import Task, TaskKind
+from acdkit.store import outbound
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
@@ -27,22 +29,36 @@ async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
     """Run one inbound caller from answer to hang-up."""
     await app.control.answer(session.channel_id)
     skill = await choose_skill(session, app.menu(entry))
+    inputs = await rating_inputs(app, session, skill)  # chosen agent, customer's rating
     now = app.clock.now()
     task = Task(id=new_task_id(), kind=TaskKind.CALL, skill=skill, created_at=now,
                 enqueued_at=now, number=session.caller_number, source=f"ivr:{entry}",
-                channel_id=session.channel_id)
+                channel_id=session.channel_id, **inputs)
     call = app.calls.open(task.id, session)
     await app.hold(skill, session.channel_id)
     try:
         await app.pool.add_task(task)
         log.info("task %s queued for %s (caller %s)", task.id, skill, session.caller_number)
+        await outbound.on_call_in(app.pool, app.number_policy, session.caller_number, now)
         await _wait_for_agent(app, session, task)
-        await session.hung_up.wait()  # the agent's hang-up hangs the caller up too
+        # The agent's hang-up hangs the caller up too (after the survey: ari/survey.py).
+        await session.hung_up.wait()
     except ChannelGone:
         pass
     finally:
         await app.connector.customer_left(call)
         app.calls.close(task.id)
+        await _missed(app, task.id)
+
+
+async def _missed(app: StasisApp, task_id: str) -> None:
+    """A caller who hung up while queued becomes an outbound follow-up (store/outbound.py)."""
+    settings = app.settings.outbound
+    ended = await app.pool.get_task(task_id)
+    if settings.missed_calls and ended is not None:
+        await outbound.on_missed_call(app.pool, app.number_policy, ended, app.clock.now(),
+                                      after=settings.missed_after,
+                                      skill=settings.follow_up_skill)
 
 
 async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:

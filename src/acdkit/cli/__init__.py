@@ -14,8 +14,14 @@ from pathlib import Path
 import click
 
 from acdkit.cli.agents import agents
+from acdkit.cli.agi import agi
 from acdkit.cli.callbacks import callbacks
 from acdkit.cli.common import emit, handle_errors, run, settings_of
+from acdkit.cli.ratings import ratings
+from acdkit.cli.dnc import dnc
+from acdkit.cli.outbound import add_outbound_commands
+from acdkit.cli.requests import requests
+from acdkit.cli.stats import stats
 from acdkit.cli.tasks import tasks
 from acdkit.cli.worker import worker
 from acdkit.config import load_settings
@@ -66,6 +72,12 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
 
 main.add_command(agents)
+main.add_command(agi)
+add_outbound_commands(tasks)  # import, cancel, explain, followup (cli/outbound.py)
 main.add_command(tasks)
+main.add_command(dnc)
+main.add_command(stats)
 main.add_command(callbacks)
 main.add_command(worker)
+main.add_command(ratings)
+main.add_command(requests)

@@ -30,7 +30,7 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 def _skills(values: tuple[str, ...]) -> dict[str, int]:
     skills = {}
     for name, level in _pairs(tuple(v if "=" in v else f"{v}=5" for v in values), "skill").items():
-        if not level.isdigit() or not 1 <= int(level) <= 9:
+        if not (level.isascii() and level.isdigit()) or not 1 <= int(level) <= 9:  # not "²"
             raise InvalidInput(f"skill {name}: level {level!r} is not 1..9")
         skills[name] = int(level)
     return skills

@@ -9,10 +9,12 @@
     ├── NotFound
     │   ├── NoSuchTask
     │   ├── NoSuchAgent
-    │   └── NoSuchRating
+    │   ├── NoSuchRating
+    │   └── NoSuchInteraction  no served interaction with that task id (nothing to rate)
     ├── Refused                an action the rules forbid (carries the reason)
     │   ├── InvalidTransition  a state machine refused an event
     │   ├── NotAuthorized      wrong PIN, or a rating that is not the rater's own
+    │   │   └── NotYourRating  the rater took no part in that interaction
     │   └── ClaimLost          another dispatcher took the task or the agent first
     └── Unavailable            a service acdkit needs does not answer
         ├── RedisUnavailable
@@ -97,6 +99,10 @@ class NoSuchRating(NotFound):
     pass
 
 
+class NoSuchInteraction(NotFound):
+    """No served interaction (task) with that id: there is nothing to rate."""
+
+
 class Refused(AcdError):
     """The rules forbid this action now."""
 
@@ -115,6 +121,10 @@ class InvalidTransition(Refused):
 
 class NotAuthorized(Refused):
     pass
+
+
+class NotYourRating(NotAuthorized):
+    """The rater took no part in the interaction, so the rating is not theirs to change."""
 
 
 class ClaimLost(Refused):

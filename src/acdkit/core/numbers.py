@@ -181,12 +181,14 @@ def check_dialable(
     recent_attempts_number: int,
     recent_requests_caller: int,
     now: datetime,
+    on_dnc_list: bool = False,
 ) -> Verdict:
     """Decide whether ``e164`` may be dialed (or a callback to it accepted) at aware ``now``.
 
     Counts come from the store, not counting the request being decided: callbacks already
     waiting for the number, attempts to it within ``policy.number_window``, requests from the
     calling number within ``policy.caller_window`` (pass 0 for a count that does not apply).
+    ``on_dnc_list``: the number is on the do-not-call list kept in the store (``do_not_call``).
     Returns a refusing ``Verdict`` for any ``normalize`` reason (a non-E.164 string is
     ``malformed``), ``too_many_pending``, ``rate_limited_number``, ``rate_limited_caller``, and
     a postponing one (``outside_calling_hours``, ``not_before`` set). Raises nothing else.
@@ -197,6 +199,8 @@ def check_dialable(
         normalize(e164, policy)
     except NumberRejected as exc:
         return Verdict.refuse(exc.reason)
+    if on_dnc_list:
+        return Verdict.refuse("do_not_call")
     for reason, count, limit in (
         ("too_many_pending", pending_for_number, policy.max_pending_per_number),
         ("rate_limited_number", recent_attempts_number, policy.max_attempts_per_number),

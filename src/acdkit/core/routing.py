@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from acdkit.core.agents import Agent, AgentState
+from acdkit.core.rules import Rule
 from acdkit.core.tasks import Task, TaskKind, TaskState
 
 # A user's own rule: takes the task and the points computed so far, returns new points.
@@ -41,6 +42,9 @@ class PriorityRules:
     vip_attribute: str = "vip"
     vip_weight: float = 0.0  # points when task.attributes[vip_attribute] is truthy
     hook: PriorityHook | None = None
+    # Business rules (core/rules.py): applied to a task's own fields when it is added or
+    # retried (store/outbound.py), so the score computed here already includes them.
+    business: tuple[Rule, ...] = ()
 
     @property
     def seconds_per_point(self) -> float:

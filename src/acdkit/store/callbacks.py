@@ -68,6 +68,7 @@ from acdkit.core.errors import InvalidInput, NotFound
 from acdkit.store.booking import Booking, BookResult
 from acdkit.store.codec import encode_float
 from acdkit.store.connection import guarded
+from acdkit.store.base import Conflict
 from acdkit.store.pool import Pool
 
 __all__ = ["Attempt", "AttemptState", "BookResult", "CallbackStore", "agent_leg"]
@@ -354,6 +355,31 @@ class CallbackStore(Booking):
             keys += [self.keys.attempt(task_id, n), self.keys.attempt_done(task_id, n)]
         await self.redis.delete(*keys)
         return last
+
+    # -- dialplan mode: tasks held by an Asterisk queue, not by an acdkit agent ---------------
+
+    @guarded
+    async def hold_for_queue(self, task_id: str, holder: str, now: float) -> bool:
+        """Mark queued ``task_id`` reserved by ``holder`` (``ami:<queue>``, an Asterisk queue
+        that ``acdkit agi`` dials into, no acdkit agent) in one compare-and-set; False when
+        it is no longer queued. The dispatcher never sees such a reservation."""
+        return await self._set_hold(task_id, "queued", "*", holder, "reserve", now)
+
+    @guarded
+    async def unhold_for_queue(self, task_id: str, holder: str, now: float) -> bool:
+        """Send ``task_id`` reserved by ``holder`` back to its queue with its place (the queue
+        member did not answer); False when ``holder`` no longer holds it."""
+        return await self._set_hold(task_id, "reserved", holder, "", "release", now)
+
+    async def _set_hold(self, task_id: str, expected: str, expect_holder: str, holder: str,
+                        event: str, now: float) -> bool:
+        state = "reserved" if holder else "queued"
+        try:
+            await self.pool._write_task(task_id, expected, expect_holder, event, now,
+                                        {"state": state, "agent_id": holder})
+        except Conflict:
+            return False
+        return True
 
     # -- the dial lock -------------------------------------------------------------------------
 

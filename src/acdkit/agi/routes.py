@@ -1,0 +1,146 @@
+"""The FastAGI routes of dialplan mode: one small function per route, the route name is the
+function name with dashes (``AGI(agi://acdkit:4573/callback-offer?queue=sales)`` runs
+``callback_offer``).
+
+Every route ends by setting ``ACDKIT_STATUS`` (``dialplan_vars``); the server sets ``failed``
+when a route raises, so the dialplan always has somewhere to go.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+from acdkit import dialplan_vars as dv
+from acdkit.agi.offer import Caller, Offer
+from acdkit.agi.protocol import AgiRequest, route_function_name
+from acdkit.agi.server import Handler
+from acdkit.agi.session import AgiChannel
+from acdkit.ami.members import MemberBoard
+from acdkit.ami.watcher import interaction_id
+from acdkit.config import Settings
+from acdkit.core.errors import InvalidInput
+from acdkit.core.numbers import NumberPolicy
+from acdkit.core.ratings import Interaction
+from acdkit.ports import Clock
+from acdkit.store.callbacks import CallbackStore
+from acdkit.store.pool import Pool
+from acdkit.store.ratings import RatingStore
+
+log = logging.getLogger(__name__)
+
+_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_MEMBER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass
+class RouteContext:
+    """What the routes share: settings, the pool and stores, the AMI member board (None
+    when ``acdkit agi`` runs without AMI)."""
+
+    settings: Settings
+    pool: Pool
+    callbacks: CallbackStore
+    numbers: NumberPolicy
+    clock: Clock
+    ratings: RatingStore
+    members: MemberBoard | None = None
+
+
+Route = Callable[[RouteContext, AgiChannel, AgiRequest], Awaitable[None]]
+
+
+def queue_param(request: AgiRequest) -> str:
+    """The ``queue`` parameter, checked; ``InvalidInput`` when missing or unsafe."""
+    queue = request.params.get("queue", "")
+    if not _QUEUE.fullmatch(queue):
+        raise InvalidInput(f"route {request.route}: parameter queue={queue[:64]!r} is not a "
+                           "queue name")
+    return queue
+
+
+async def _since(agi: AgiChannel, now: float) -> float:
+    """When the caller joined the queue (``ACDKIT_SINCE``, set by the dialplan), else now."""
+    raw = await agi.get_variable(dv.SINCE)
+    try:
+        since = float(raw or "")
+    except ValueError:
+        return now
+    return since if 0 < since <= now else now
+
+
+async def callback_offer(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> None:
+    """The overflow offer: ``stored`` (callback booked, ACDKIT_TASK_ID set) or ``wait``."""
+    queue = queue_param(request)
+    since = await _since(agi, ctx.clock.now())
+    caller = Caller(queue, request.caller_number, since, request.channel)
+    booked = await Offer(ctx.settings, ctx.numbers, ctx.callbacks, ctx.clock).run(agi, caller)
+    if booked is None:
+        await agi.set_variable(dv.STATUS, dv.STATUS_WAIT)
+        return
+    await agi.set_variable(dv.TASK_ID, booked.id)
+    await agi.set_variable(dv.STATUS, dv.STATUS_STORED)
+
+
+async def choose_agent(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> None:
+    """Set ``ACDKIT_AGENT`` to the interface of the best-rated free member of ``queue``
+    (ratings of the member name, shrunk mean), ``chosen``; ``none`` when nobody is free or
+    AMI is off."""
+    queue = queue_param(request)
+    free = ctx.members.free(queue) if ctx.members else []
+    best: tuple[float, str, str] | None = None
+    for member in free:
+        if not _MEMBER.fullmatch(member.name):
+            continue
+        summary = await ctx.ratings.agent_summary(member.name)
+        score = summary.overall.shrunk if summary.overall.shrunk is not None else 0.0
+        if best is None or (score, member.name) > (best[0], best[1]):
+            best = (score, member.name, member.interface)
+    if best is None:
+        await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
+        return
+    log.info("AGI choose-agent: %s for queue %s (rating %.2f)", best[2], queue, best[0])
+    await agi.set_variable(dv.AGENT, best[2])
+    await agi.set_variable(dv.STATUS, dv.STATUS_CHOSEN)
+
+
+async def survey(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> None:
+    """After the agent hung up (``Queue()`` option ``c``): the caller rates the member who
+    took the call (``MEMBERNAME``, set by app_queue's ``setinterfacevar``), one key 1-5 per
+    category; ``rated``, or ``none`` (no member, anonymous caller, no key)."""
+    member = await agi.get_variable("MEMBERNAME") or ""
+    number = request.caller_number
+    if not _MEMBER.fullmatch(member) or not number.lstrip("+").isdigit():
+        await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
+        return
+    now = ctx.clock.now()
+    task_id = interaction_id(request.unique_id)
+    skill = request.params.get("queue", "")
+    await ctx.ratings.record_served(Interaction(task_id, member, number, skill, now))
+    scores: dict[str, int] = {}
+    for category in ctx.ratings.categories:
+        key = await agi.ask([f"sound:acdkit/rate-{category}"], 6.0, keys="12345")
+        if key is not None and key in "12345":
+            scores[category] = int(key)
+    if not scores:
+        await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
+        return
+    await ctx.ratings.rate(task_id=task_id, rater=number, scores=scores, now=now)
+    await agi.play(["sound:acdkit/goodbye"])
+    await agi.set_variable(dv.STATUS, dv.STATUS_RATED)
+
+
+ROUTES: tuple[Route, ...] = (callback_offer, choose_agent, survey)
+
+
+def handlers(ctx: RouteContext, routes: tuple[Route, ...] = ROUTES) -> dict[str, Handler]:
+    """Route name → handler bound to ``ctx`` (``callback_offer`` answers ``callback-offer``)."""
+    found: dict[str, Handler] = {}
+    for route in routes:
+        name = route.__name__.replace("_", "-")
+        assert route_function_name(name) == route.__name__
+        found[name] = partial(route, ctx)
+    return found

@@ -1,0 +1,81 @@
+"""Choose your agent: after the IVR, the caller hears up to ``ratings.choose_agent`` logged-in
+agents of the skill, best-rated first ("agent 2, rated 4 point 8, press 1"), and may pick one.
+The choice becomes the task's preferred agent for ``ratings.preferred_wait`` seconds; after
+that anyone may take the call, and the caller is told so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from acdkit.ari.agents import say_digits
+from acdkit.ari.session import Session
+from acdkit.ari.survey import ask_key, prompt, say_score
+from acdkit.core.ratings import Summary
+
+if TYPE_CHECKING:
+    from acdkit.ari.app import StasisApp
+
+log = logging.getLogger(__name__)
+NO_CHOICE = frozenset({"0", "#"})
+
+
+@dataclass(frozen=True)
+class Choice:
+    agent_id: str
+    until: float  # preferred until: then any eligible agent may take the task
+
+
+async def offered(app: StasisApp, skill: str) -> list[Summary]:
+    """The logged-in agents having ``skill``, best-rated first, at most ``choose_agent`` (9)."""
+    limit = min(app.settings.ratings.choose_agent, 9)
+    if limit <= 0:
+        return []
+    ids = [a.id for a in await app.pool.list_agents() if a.logged_in and skill in a.skills]
+    return (await app.ratings.summaries(ratees=ids))[:limit] if ids else []
+
+
+def menu(agents: list[Summary]) -> list[str]:
+    media = [prompt("rate-choose-intro")]
+    for key, summary in enumerate(agents, 1):
+        media += [prompt("rate-agent"), *say_digits(summary.ratee), *say_score(
+            summary.overall.shrunk), prompt("rate-press"), f"digits:{key}"]
+    return [*media, prompt("rate-choose-any")]
+
+
+async def choose_agent(app: StasisApp, session: Session, skill: str) -> Choice | None:
+    """Offer the agents of ``skill``; the caller's choice, or None (no key, 0, #, no agent)."""
+    agents = await offered(app, skill)
+    if not agents:
+        return None
+    for _ in (1, 2):
+        key = await ask_key(session, menu(agents), app.settings.ratings.key_timeout)
+        if key is None or key in NO_CHOICE:
+            return None
+        if key.isdigit() and 1 <= int(key) <= len(agents):
+            return await _chosen(app, session, agents[int(key) - 1].ratee)
+        await session.play([prompt("invalid")])
+    return None
+
+
+async def _chosen(app: StasisApp, session: Session, agent_id: str) -> Choice:
+    wait = app.settings.ratings.preferred_wait
+    log.info("channel %s chose agent %s", session.channel_id, agent_id)
+    session.clear_digits()
+    await session.play([prompt("rate-you-chose"), *say_digits(agent_id),
+                        prompt("rate-wait-for"), f"number:{round(wait)}", "sound:seconds",
+                        prompt("rate-then-any")])
+    return Choice(agent_id, app.clock.now() + wait)
+
+
+async def rating_inputs(app: StasisApp, session: Session, skill: str) -> dict[str, Any]:
+    """The task fields ratings give a new call: the chosen agent (with its deadline) and the
+    customer's rating from agents, which the priority rules weigh."""
+    choice = await choose_agent(app, session, skill)
+    inputs: dict[str, Any] = {
+        "customer_rating": await app.ratings.customer_score(session.caller_number)}
+    if choice is not None:
+        inputs.update(preferred_agent=choice.agent_id, preferred_until=choice.until)
+    return inputs

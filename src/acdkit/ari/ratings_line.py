@@ -1,0 +1,105 @@
+"""The ratings line (Stasis ``ratings,<entry>``, lab extension 110): a customer, known by the
+calling number, hears the agents who served it, newest first, and adds, changes or deletes its
+own rating of each; an agent calling from its own phone does the same for its customers.
+
+Per interaction: 1 = rate (or change), 2 = delete, 3 or no key = next, # = finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from acdkit.ari.agents import _endpoint_of, say_digits
+from acdkit.ari.session import Session
+from acdkit.ari.survey import ask_key, ask_scores, prompt, rate_and_thank, say_score
+from acdkit.core.errors import AcdError, NoSuchRating
+from acdkit.core.ratings import Direction, Interaction, Rating
+
+if TYPE_CHECKING:
+    from acdkit.ari.app import StasisApp
+
+log = logging.getLogger(__name__)
+LATEST = 9  # interactions offered per call
+
+
+async def ratings_line(app: StasisApp, session: Session) -> None:
+    """Run one call to the ratings line from answer to hang-up."""
+    await app.control.answer(session.channel_id)
+    rater, direction = await _caller(app, session)
+    served = await _served(app, rater, direction)
+    if not served:
+        await session.play([prompt("rate-line-none"), prompt("goodbye")])
+    else:
+        await session.play([prompt("rate-line-welcome")])
+        for interaction in served:
+            if not await _manage(app, session, rater, direction, interaction):
+                break
+        await session.play([prompt("goodbye")])
+    await app.control.hangup(session.channel_id)
+
+
+async def _caller(app: StasisApp, session: Session) -> tuple[str, Direction]:
+    """An agent when the call comes from an agent's own phone, else the calling number."""
+    endpoint = _endpoint_of(session)
+    if endpoint:
+        for agent in await app.pool.list_agents():
+            if agent.reach == endpoint:
+                return agent.id, Direction.OF_CUSTOMER
+    return session.caller_number, Direction.OF_AGENT
+
+
+async def _served(app: StasisApp, rater: str, direction: Direction) -> list[Interaction]:
+    try:
+        if direction is Direction.OF_CUSTOMER:
+            return await app.ratings.served(agent_id=rater, limit=LATEST)
+        return await app.ratings.served(number=rater, limit=LATEST)
+    except AcdError as exc:  # an anonymous or odd calling number has nothing to manage
+        log.info("ratings line: nothing for %r: %s", rater, exc)
+        return []
+
+
+def _announce(interaction: Interaction, direction: Direction,
+              current: Rating | None) -> list[str]:
+    if direction is Direction.OF_AGENT:
+        who = [prompt("rate-agent"), *say_digits(interaction.agent_id)]
+    else:
+        who = [prompt("rate-line-customer"), *say_digits(interaction.number, 4)]
+    mine = [prompt("rate-not-rated")] if current is None else [
+        prompt("rate-your-rating"),
+        *say_score(sum(current.scores.values()) / len(current.scores))[1:]]
+    return [prompt("rate-line-item"), *who, *mine, prompt("rate-line-options")]
+
+
+async def _manage(app: StasisApp, session: Session, rater: str, direction: Direction,
+                  interaction: Interaction) -> bool:
+    """Offer one interaction until the caller moves on; False when the caller is finished."""
+    invalid = 0
+    while invalid < 2:
+        current = await app.ratings.get(interaction.task_id, direction)
+        key = await ask_key(session, _announce(interaction, direction, current),
+                            app.settings.ratings.key_timeout)
+        if key == "1":
+            scores = await ask_scores(session, app.ratings.allowed(direction),
+                                      app.settings.ratings.key_timeout)
+            await rate_and_thank(app, session, interaction.task_id, rater, scores)
+        elif key == "2":
+            await _delete(app, session, rater, interaction)
+        elif key == "#":
+            return False
+        elif key is None or key == "3":
+            return True
+        else:
+            invalid += 1
+            await session.play([prompt("invalid")])
+    return True
+
+
+async def _delete(app: StasisApp, session: Session, rater: str, interaction: Interaction) -> None:
+    try:
+        await app.ratings.delete(task_id=interaction.task_id, rater=rater, now=app.clock.now())
+    except NoSuchRating:
+        await session.play([prompt("rate-nothing-to-delete")])
+        return
+    log.info("task %s: rating by %s deleted", interaction.task_id, rater)
+    await session.play([prompt("rate-deleted")])

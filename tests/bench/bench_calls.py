@@ -1,0 +1,358 @@
+"""Calls on the lab, acdkit next to Asterisk alone, measured in one run on one machine:
+
+- inbound capacity: the highest call rate (step search, short steps) at which every caller
+  is answered, hears the short prompt, queues and is bridged to a SIPp agent within
+  ``--max-wait`` s, with zero failed calls: acdkit's Stasis path (extension 100 with the bench
+  IVR: a beep, no menu) against native ``Queue(bench)`` (extension 301: Answer, beep, Queue)
+  with the same 50 agents and call length;
+- set-up latency: caller's INVITE to the agent leg's INVITE, p50/p99, both paths, at a
+  modest rate (paired by the caller's number, unique per call: tests/sipp/bench_caller.xml);
+- callers held: N callers in the holding bridge with music; CPU and RSS of serve and Asterisk;
+- dial-back latency: an agent becomes ready (store ``move_agent``) → the INVITE to its phone
+  for a due callback (serve + an RQ worker), p50/p99;
+- dispatcher claims per second (tests/bench/bench_dispatch.py's JSON, or a short run of it).
+
+Prints a table, never pass/fail; ``--out FILE.json`` writes the figures. Uses a private
+redis-server; run it under the lab lock (``make bench`` does):
+
+    flock /tmp/acdkit-lab.lock python tests/bench/bench_calls.py --out bench-calls.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import benchlab as lab
+from tests.lab.conftest import ari_get, hang_up_all, lab_channels, lab_is_up
+from tests.lab.siplog import SipMessage, _uri_user, invites_of
+from tests.lab.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
+
+from acdkit.core.agents import AgentEvent
+from acdkit.core.errors import AcdError
+
+TARGETS = {"acdkit": "100", "native": "301"}
+
+
+# ---- one burst of calls --------------------------------------------------------------------
+
+
+def caller_invites(messages: list[SipMessage]) -> dict[str, float]:
+    """Caller number → time its first INVITE was sent."""
+    sent: dict[str, float] = {}
+    for m in messages:
+        if m.sent and m.method == "INVITE":
+            sent.setdefault(_uri_user(m.headers.get("from", "")), m.time)
+    return sent
+
+
+def burst(ext: str, rate: float, calls: int, hold: float, workdir: Path,
+          pids: dict[str, int]) -> dict[str, Any]:
+    """``calls`` callers at ``rate``/s to ``ext``; each hangs up ``hold`` s after the answer.
+    Returns per-call set-up times (caller INVITE → agent INVITE), failures and CPU."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with agent_peer(workdir=workdir / "agents") as phones:
+        phones.start()
+        callers = SippProcess(SCENARIOS / "bench_caller.xml", CALLER_IP, service=ext,
+                              calls=calls, rate=rate, limit=calls,
+                              timeout=calls / rate + hold + 30, keys={"caller_id": "7"},
+                              variables={"hold_ms": str(round(hold * 1000))},
+                              workdir=workdir / "callers", name="bench-caller")
+        window = lab.CpuWindow(pids).start()
+        result = callers.run()
+        cpu = window.stop()
+        drain()
+        agent_times = {i.from_user: i.time for i in invites_of(phones.messages())}
+    started = caller_invites(result.messages)
+    setups = {n: agent_times[n] - t for n, t in started.items() if n in agent_times}
+    return {"rate": rate, "calls": calls, "sipp_ok": result.successful,
+            "sipp_failed": result.failed + max(0, calls - result.successful - result.failed),
+            "setups": setups, "no_agent": sorted(set(started) - set(setups)), "cpu": cpu}
+
+
+def drain(timeout: float = 15.0) -> None:
+    """Wait until the lab has no channel left (hang up what outlives ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while lab_channels() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    hang_up_all()
+
+
+def failures(step: dict[str, Any], max_wait: float) -> int:
+    late = [n for n, s in step["setups"].items() if s > max_wait]
+    return int(step["sipp_failed"]) + len(step["no_agent"]) + len(late)
+
+
+# ---- capacity, latency -----------------------------------------------------------------------
+
+
+def capacity(target: str, args: argparse.Namespace, work: Path,
+             pids: dict[str, int]) -> dict[str, Any]:
+    """Step up the rate until a step has a failure, then try once between the last good and
+    the first bad rate."""
+    steps: list[dict[str, Any]] = []
+
+    def step(rate: float) -> bool:
+        calls = max(1, round(rate * args.step_seconds))
+        got = burst(TARGETS[target], rate, calls, args.hold, work / f"{target}-{rate:g}", pids)
+        bad = failures(got, args.max_wait)
+        setups = list(got["setups"].values())
+        steps.append({"rate": rate, "calls": calls, "failed": bad,
+                      "setup_p50_ms": 1000 * lab.percentile(setups, 0.5),
+                      "setup_p99_ms": 1000 * lab.percentile(setups, 0.99), "cpu": got["cpu"]})
+        print(f"  {target:<6} {rate:6.1f} calls/s x {calls:4d}: {bad:3d} failed, set-up p99 "
+              f"{steps[-1]['setup_p99_ms']:7.0f} ms, cpu {fmt_cpu(got['cpu'])}", flush=True)
+        return bad == 0
+
+    best, rate, bad_rate = 0.0, args.start_rate, None
+    while rate <= args.max_rate:
+        if not step(rate):
+            bad_rate = rate
+            break
+        best, rate = rate, rate + args.rate_step
+    if bad_rate is not None and bad_rate - best > 1 and step(mid := round((best + bad_rate) / 2)):
+        best = mid
+    return {"max_rate": best, "ceiling_reached": bad_rate is None, "steps": steps}
+
+
+def latency(target: str, args: argparse.Namespace, work: Path,
+            pids: dict[str, int]) -> dict[str, Any]:
+    got = burst(TARGETS[target], args.latency_rate, args.latency_calls, args.hold,
+                work / f"latency-{target}", pids)
+    setups = [1000 * s for s in got["setups"].values()]
+    return {"calls": args.latency_calls, "rate": args.latency_rate, "paired": len(setups),
+            "failed": failures(got, args.max_wait), "p50_ms": lab.percentile(setups, 0.5),
+            "p99_ms": lab.percentile(setups, 0.99), "max_ms": max(setups, default=0.0)}
+
+
+def fmt_cpu(cpu: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{k} {v['cpu_cores']:.2f}" for k, v in cpu.items())
+
+
+# ---- callers held, dial-back -------------------------------------------------------------------
+
+
+def held(serve: lab.Serve, args: argparse.Namespace, work: Path,
+         pids: dict[str, int]) -> dict[str, Any]:
+    """``args.held`` callers in the holding bridge (every agent paused); CPU over 10 s."""
+    n, ramp = args.held, args.held / args.held_rate
+    idle_rss = lab.rss_mb(pids["serve"])
+    callers = SippProcess(SCENARIOS / "bench_caller.xml", CALLER_IP, service="100", calls=n,
+                          rate=args.held_rate, limit=n + 10, timeout=ramp + 120,
+                          keys={"caller_id": "8"}, variables={"hold_ms": "0"},
+                          workdir=work / "held", name="bench-held").start()
+    deadline, holding = time.monotonic() + ramp + 30, 0
+    while time.monotonic() < deadline and (holding := bridge_size("hold-sales")) < n:
+        time.sleep(0.5)
+    time.sleep(2)
+    window = lab.CpuWindow(pids).start()
+    time.sleep(10)
+    cpu = window.stop()
+    holding = min(holding, bridge_size("hold-sales"))
+    hang_up_all(wait=30)
+    callers.wait(30)
+    drain()
+    return {"callers": n, "held": holding, "cpu": cpu, "serve_idle_rss_mb": round(idle_rss, 1)}
+
+
+def bridge_size(bridge_id: str) -> int:
+    status, body = ari_get(f"bridges/{bridge_id}")
+    return len(body.get("channels", [])) if status == 200 and isinstance(body, dict) else 0
+
+
+async def dial_backs(serve: lab.Serve, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One callback due at a time; an agent becomes ready; time to the INVITE to its phone."""
+    settings = lab.settings_of(serve)
+    pool = await lab.open_pool(settings)
+    samples: list[float] = []
+    worker = lab.Worker(serve, work / "worker.log").start()
+    time.sleep(3)
+    try:
+        with agent_peer(workdir=work / "dialback-agents") as phones, \
+                customer_peer(workdir=work / "dialback-customers", hangup="*",
+                              hangup_after=0.3) as customers:
+            phones.start(), customers.start()
+            for i in range(1, args.dialbacks + 1):
+                agent_id = str(i % 50 + 1)
+                task = await lab.book_callback(pool, settings, f"+1212555{1000 + i:04d}",
+                                               time.time(), f"bench-cb-{i}")
+                await asyncio.sleep(0.2)
+                t0 = time.time()
+                await pool.move_agent(agent_id, AgentEvent.RESUME, t0)
+                samples += [1000 * (await invite_after(phones, f"agent{agent_id}", t0) - t0)]
+                await settle(pool, task.id, agent_id)
+    finally:
+        worker.stop()
+        await pool.close()
+    return {"callbacks": args.dialbacks, "measured": len(samples),
+            "p50_ms": lab.percentile(samples, 0.5), "p99_ms": lab.percentile(samples, 0.99),
+            "max_ms": max(samples, default=0.0)}
+
+
+async def invite_after(phones: Any, user: str, since: float, timeout: float = 15.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [i.time for i in phones.invites() if i.user == user and i.time >= since - 0.05]
+        if found:
+            return float(found[0])
+        await asyncio.sleep(0.02)
+    raise RuntimeError(f"no INVITE to {user} within {timeout}s")
+
+
+async def settle(pool: Any, task_id: str, agent_id: str, timeout: float = 20.0) -> None:
+    """Wait for the callback to end, then pause its agent again (once the call is over)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = await pool.get_task(task_id)
+        if task is not None and task.terminal:
+            try:
+                await pool.move_agent(agent_id, AgentEvent.PAUSE, time.time(), reason="bench")
+                return
+            except AcdError:
+                pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"callback {task_id} did not end within {timeout}s")
+
+
+# ---- dispatcher, table ---------------------------------------------------------------------------
+
+
+def dispatcher(path: Path | None, work: Path) -> dict[str, Any]:
+    if path is None or not path.exists():
+        path = work / "dispatch.json"
+        subprocess.run([sys.executable, str(Path(__file__).parent / "bench_dispatch.py"),
+                        "--seconds", "3", "--claims", "5000", "--out", str(path)], check=True)
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def table(r: dict[str, Any]) -> str:
+    cap, lat, h, d = r["capacity"], r["latency"], r["held"], r["dial_back"]
+    a, n = cap["acdkit"]["max_rate"], cap["native"]["max_rate"]
+    ratio = a / n if n else 0.0
+    hs, ha = h["cpu"]["serve"], h["cpu"]["asterisk"]
+    disp = r["dispatcher"]["acdkit"]
+    m = r["machine"]
+    over = lat["acdkit"]["p99_ms"] - lat["native"]["p99_ms"]
+    rows = [
+        ("inbound capacity, calls/s, 0 failed", f"{a:g}", f"{n:g}",
+         f"ratio {ratio:.2f} (target >= 0.8)"),
+        ("set-up INVITE -> agent INVITE p50, ms", f"{lat['acdkit']['p50_ms']:.0f}",
+         f"{lat['native']['p50_ms']:.0f}", ""),
+        ("set-up INVITE -> agent INVITE p99, ms", f"{lat['acdkit']['p99_ms']:.0f}",
+         f"{lat['native']['p99_ms']:.0f}", f"overhead {over:+.0f} ms (target <= 20)"),
+        (f"callers held ({h['callers']} called)", f"{h['held']}", "-", "target 200"),
+        ("  serve CPU cores / RSS MB", f"{hs['cpu_cores']:.2f} / {hs['rss_mb']:.0f}", "-",
+         f"RSS target < 150 (idle {h['serve_idle_rss_mb']:.0f})"),
+        ("  Asterisk CPU cores / RSS MB", f"{ha['cpu_cores']:.2f} / {ha['rss_mb']:.0f}", "-", ""),
+        ("dial-back ready -> agent INVITE p50/p99, ms",
+         f"{d['p50_ms']:.0f} / {d['p99_ms']:.0f}", "-", f"n={d['measured']}, p99 target <= 100"),
+        (f"dispatcher claims/s ({r['dispatcher']['tasks']:,} tasks, "
+         f"{r['dispatcher']['agents']:,} agents)", f"{disp['claims_per_s']:,.0f}",
+         f"naive {r['dispatcher']['naive']['claims_per_s']:.2f}",
+         f"p99 {disp['p99_ms']:.2f} ms"),
+    ]
+    lines = [f"machine: {m['cores']} cores, {m['model']}, {m['memory_gb']} GB; load average "
+             f"before {m['loadavg']}, after {r['loadavg_after']}",
+             f"call: answer, beep, queue, agent answers at once, caller hangs up {r['hold']} s "
+             f"after the answer; a call fails if SIPp fails it or no agent is rung within "
+             f"{r['max_wait']} s; {r['agents']} agents",
+             "", f"| {'figure':<46} | {'acdkit':>13} | {'native Queue()':>14} | note",
+             f"|{'-' * 48}|{'-' * 15}|{'-' * 16}|-----"]
+    lines += [f"| {f:<46} | {x:>13} | {y:>14} | {z}" for f, x, y, z in rows]
+    return "\n".join(lines)
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+
+def options() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    p.add_argument("--dispatch-json", type=Path, help="bench_dispatch.py's JSON (else: run it)")
+    p.add_argument("--hold", type=float, default=1.5, help="s from answer to caller's BYE")
+    p.add_argument("--max-wait", type=float, default=1.0, help="s from INVITE to agent INVITE")
+    p.add_argument("--step-seconds", type=float, default=8.0, help="s of calls per rate step")
+    p.add_argument("--start-rate", type=float, default=10.0)
+    p.add_argument("--rate-step", type=float, default=10.0)
+    p.add_argument("--max-rate", type=float, default=80.0)
+    p.add_argument("--latency-rate", type=float, default=5.0)
+    p.add_argument("--latency-calls", type=int, default=100)
+    p.add_argument("--held", type=int, default=200)
+    p.add_argument("--held-rate", type=float, default=25.0)
+    p.add_argument("--dialbacks", type=int, default=30)
+    p.add_argument("--agents", type=int, default=50)
+    return p.parse_args()
+
+
+async def prepare(url: str, serve: lab.Serve, agents: int) -> None:
+    pool = await lab.open_pool(lab.settings_of(serve))
+    try:
+        await lab.add_agents(pool, agents, time.time())
+    finally:
+        await pool.close()
+
+
+async def pause_all(serve: lab.Serve, agents: int) -> None:
+    pool = await lab.open_pool(lab.settings_of(serve))
+    try:
+        for i in range(1, agents + 1):
+            await pool.move_agent(str(i), AgentEvent.PAUSE, time.time(), reason="bench")
+    finally:
+        await pool.close()
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {"machine": lab.machine(), "hold": args.hold,
+                              "max_wait": args.max_wait, "agents": args.agents}
+    result["dispatcher"] = dispatcher(args.dispatch_json, work)
+    redis = lab.RedisServer().start()
+    serve = lab.new_serve(redis.url, work)
+    try:
+        asyncio.run(prepare(redis.url, serve, args.agents))
+        serve.start()
+        ast = lab.asterisk_pid()
+        assert serve.proc is not None and ast is not None, "serve or Asterisk not found"
+        pids = {"serve": serve.proc.pid, "asterisk": ast}
+        print("latency (modest rate):", flush=True)
+        result["latency"] = {t: latency(t, args, work, pids) for t in TARGETS}
+        print("capacity (step search):", flush=True)
+        result["capacity"] = {t: capacity(t, args, work, pids) for t in TARGETS}
+        asyncio.run(pause_all(serve, args.agents))
+        print(f"{args.held} callers held ...", flush=True)
+        result["held"] = held(serve, args, work, pids)
+        print("dial-back latency ...", flush=True)
+        result["dial_back"] = asyncio.run(dial_backs(serve, args, work))
+        drain()
+    finally:
+        serve.stop()
+        hang_up_all()
+        redis.stop()
+    result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return result
+
+
+def main() -> int:
+    args = options()
+    if not lab_is_up():
+        sys.exit("the lab is not up: make lab-up")
+    work = Path(tempfile.mkdtemp(prefix="acdkit-bench-calls-"))
+    result = run(args, work)
+    print(table(result))
+    print(f"(logs in {work})")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""What `make bench` and `make chaos` share: a private redis-server, `acdkit serve` and
+`acdkit worker` as processes on the lab, CPU and RSS read from /proc, the machine's
+description, the bench settings file, agents and callbacks written straight to the pool.
+
+psutil is not a dependency: CPU comes from /proc/<pid>/stat (utime + stime, clock ticks) and
+RSS from /proc/<pid>/status (VmRSS). Asterisk's pid is the lab container's main process
+(``podman inspect``), or the first ``asterisk`` found in /proc.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+for _path in (str(ROOT), str(ROOT / "src")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import redis  # noqa: E402
+from tests.lab.conftest import LAB_CONFIG, Serve  # noqa: E402
+
+from acdkit.config import Settings, load_settings  # noqa: E402
+from acdkit.core.agents import Agent, AgentEvent  # noqa: E402
+from acdkit.core.tasks import Task, TaskKind, TaskState  # noqa: E402
+from acdkit.jobs import callback_store  # noqa: E402
+from acdkit.policies import number_policy  # noqa: E402
+from acdkit.store.pool import Pool  # noqa: E402
+
+# The bench IVR: a short prompt (beep), no menu, every caller to sales at once. Extension
+# 301 (dialplan/extensions_acdkit.conf) plays the same beep before native Queue(bench).
+BENCH_IVR = """
+[ivr.main]
+greeting = ["sound:beep"]
+prompt = []
+choices = { "1" = "sales" }
+default = "sales"
+timeout = 0.01
+attempts = 1
+"""
+# Short timers, no offers or announcements talking over the queue, no whisper.
+BENCH_ENV = {
+    "ACDKIT_AGENTS_WRAP_UP": "0", "ACDKIT_AGENTS_RING_TIMEOUT": "5",
+    "ACDKIT_AGENTS_WHISPER": "false", "ACDKIT_OVERFLOW_WHEN_NO_AGENTS": "false",
+    "ACDKIT_OVERFLOW_WHEN_OUT_OF_HOURS": "false", "ACDKIT_OVERFLOW_WAIT_OVER": "0",
+    "ACDKIT_OVERFLOW_POSITION_OVER": "0", "ACDKIT_QUEUE_ANNOUNCE_EVERY": "3600",
+    "ACDKIT_QUEUE_MAX_WAIT": "3600",
+}
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model, memory and the load average right now."""
+    model = next((line.split(":", 1)[1].strip()
+                  for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    return {"cores": os.cpu_count(), "model": model, "memory_gb": round(mem_kb / 2**20, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+# ---- redis-server --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server on its own port and directory; AOF (fsync always) if asked."""
+
+    def __init__(self, *, aof: bool = False, workdir: Path | None = None) -> None:
+        self.binary = shutil.which("redis-server") or sys.exit("redis-server is missing: make deps")
+        self.port = free_port()
+        self.aof = aof
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="acdkit-bench-redis-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        persist = ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else \
+            ["--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [self.binary, "--save", "", *persist, "--port", str(self.port), "--bind",
+             "127.0.0.1", "--dir", str(self.workdir), "--maxmemory-policy", "noeviction",
+             "--loglevel", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port)
+        try:
+            for _ in range(400):
+                with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError):
+                    if client.ping():
+                        return self
+                time.sleep(0.05)
+        finally:
+            client.close()
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL (what a crash does); with AOF on, a restart replays every write."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self, *, remove: bool = True) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+        if remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# ---- acdkit processes ----------------------------------------------------------------------
+
+
+def bench_config(workdir: Path) -> Path:
+    """The lab's acdkit.toml plus the bench IVR, written into ``workdir``."""
+    path = workdir / "acdkit-bench.toml"
+    path.write_text(LAB_CONFIG.read_text() + BENCH_IVR)
+    return path
+
+
+def new_serve(redis_url: str, workdir: Path, env: dict[str, str] | None = None) -> Serve:
+    """`acdkit serve` (not started) with the bench settings and ``env`` on top."""
+    return Serve(redis_url, workdir / "serve.log",
+                 env={"ACDKIT_CONFIG": str(bench_config(workdir)), **BENCH_ENV, **(env or {})})
+
+
+def settings_of(serve: Serve) -> Settings:
+    return load_settings(env=serve.env())
+
+
+class Worker:
+    """`acdkit worker` as a process with the settings of ``serve``."""
+
+    def __init__(self, serve: Serve, log: Path) -> None:
+        self.serve, self.log_path = serve, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "worker"],
+                                         env=self.serve.env(), cwd=ROOT, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+# ---- /proc ---------------------------------------------------------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def asterisk_pid() -> int | None:
+    """The lab Asterisk's host pid: the container's main process, else /proc by name."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
+        env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "asterisk" / "containers.conf")}
+        out = subprocess.run(["podman", "inspect", "-f", "{{.State.Pid}}", "acdkit-asterisk"],
+                             capture_output=True, text=True, timeout=10, env=env).stdout
+        pid = int(out.strip() or 0)
+        if pid and Path(f"/proc/{pid}/comm").read_text().strip() == "asterisk":
+            return pid
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "asterisk":
+                return int(entry.name)
+    return None
+
+
+@dataclass
+class CpuWindow:
+    """CPU use of some processes between ``start()`` and ``stop()``, in cores."""
+
+    pids: dict[str, int]
+    started: float = 0.0
+    base: dict[str, float] | None = None
+
+    def start(self) -> CpuWindow:
+        self.started = time.monotonic()
+        self.base = {k: cpu_seconds(p) for k, p in self.pids.items()}
+        return self
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        assert self.base is not None
+        elapsed = time.monotonic() - self.started
+        return {k: {"cpu_cores": round((cpu_seconds(p) - self.base[k]) / elapsed, 3),
+                    "rss_mb": round(rss_mb(p), 1)} for k, p in self.pids.items()}
+
+
+# ---- the pool, written directly --------------------------------------------------------------
+
+
+async def open_pool(settings: Settings) -> Pool:
+    from acdkit.bootstrap import open_pool as opened
+
+    return await opened(settings)
+
+
+async def add_agents(pool: Pool, count: int, now: float, *, ready: bool = True) -> list[str]:
+    """Agents 1..count with skill sales at PJSIP/agentN, per call, logged in (then paused
+    unless ``ready``)."""
+    ids = [str(i) for i in range(1, count + 1)]
+    for agent_id in ids:
+        await pool.save_agent(Agent(id=agent_id, name=f"bench {agent_id}", skills={"sales": 5}))
+        await pool.move_agent(agent_id, AgentEvent.LOGIN, now, reach=f"PJSIP/agent{agent_id}")
+        if not ready:
+            await pool.move_agent(agent_id, AgentEvent.PAUSE, now, reason="bench")
+    return ids
+
+
+async def book_callback(pool: Pool, settings: Settings, number: str, now: float,
+                        task_id: str) -> Task:
+    """A callback for ``number`` (E.164) in sales, queued now, as the overflow offer books it."""
+    task = Task(id=task_id, kind=TaskKind.CALLBACK, skill="sales", created_at=now,
+                enqueued_at=now, number=number, source="bench", state=TaskState.QUEUED)
+    store = callback_store(pool, settings)
+    result = await store.book_callback(task, policy=number_policy(settings), caller_number="",
+                                       now=now)
+    return result.task
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0

@@ -1,0 +1,304 @@
+"""`make chaos`: faults under a steady load on the lab, then the invariants checked.
+
+Load: SIPp callers into the Stasis entry (bench IVR: beep, queue; agents hang up after 2 s),
+callbacks booked into the store every ``--book-every`` s (one number each; some numbers
+are busy, so retries and failures happen too), an agents' and a customers' SIPp phone,
+`acdkit serve` and `acdkit worker` on a private redis-server (AOF, fsync always).
+
+Faults, spread at random over ``--duration`` s (knobs: --worker-kills, --serve-kills,
+--redis-restarts, --asterisk-restarts; scale them with the duration): SIGKILL the worker
+(restarted 0.2-2 s later), SIGKILL serve (restarted at once), SIGKILL redis-server
+(restarted on its AOF 1 s later), restart the lab's Asterisk (scripts/lab-restart-asterisk.sh).
+Then the load stops and the center drains (``--drain`` s at most), and the checks run
+(tests/bench/chaos_checks.py). Any violation: exit 1 with the offending ids.
+Loopback only; stops by itself (about duration + drain + 1 min). Run under the lab lock:
+
+    flock /tmp/acdkit-lab.lock python tests/bench/chaos.py --out chaos.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import benchlab as lab
+import chaos_checks as checks
+from tests.lab.conftest import hang_up_all, lab_channels, lab_is_up
+from tests.lab.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
+
+from acdkit.jobs import callback_store
+
+ENV = {"ACDKIT_AGENTS_WRAP_UP": "0.5", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
+       "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3",
+       "ACDKIT_QUEUE_MAX_WAIT": "45"}
+BUSY_EVERY = 7  # callback number i is busy when i % BUSY_EVERY == 0
+
+
+def number(i: int) -> str:
+    return f"+1212555{1000 + i:04d}"
+
+
+class Center:
+    """The processes under test and the fault injectors."""
+
+    def __init__(self, work: Path, args: argparse.Namespace) -> None:
+        self.work, self.args = work, args
+        self.redis = lab.RedisServer(aof=True, workdir=work / "redis").start()
+        self.serve = lab.new_serve(self.redis.url, work, ENV)
+        self.worker = lab.Worker(self.serve, work / "worker.log")
+        self.injected: list[dict[str, Any]] = []
+        self.asterisk_cuts: list[tuple[float, float]] = []
+        self.crashes: list[str] = []
+
+    def inject(self, kind: str) -> None:
+        started = time.time()
+        getattr(self, f"_{kind}")()
+        self.injected.append({"kind": kind, "at": round(started, 3),
+                              "took_s": round(time.time() - started, 2)})
+        print(f"  {time.strftime('%H:%M:%S')} {kind:<8} ({time.time() - started:.1f} s)",
+              flush=True)
+
+    def _worker(self) -> None:
+        self.worker.kill()
+        time.sleep(random.uniform(0.2, 2.0))
+        self.worker.start()
+
+    def _serve(self) -> None:
+        self.serve.stop(sig=9)
+        self.serve.start(wait=30)
+
+    def _redis(self) -> None:
+        self.redis.kill()
+        time.sleep(1.0)
+        self.redis.start()
+
+    def _asterisk(self) -> None:
+        started = time.time()
+        subprocess.run(["bash", str(lab.ROOT / "scripts" / "lab-restart-asterisk.sh")],
+                       check=True, capture_output=True, timeout=180)
+        self.asterisk_cuts.append((started, time.time()))
+
+    def watch(self) -> None:
+        """Restart serve or the worker if one died by itself (and say so)."""
+        if self.serve.proc is not None and self.serve.proc.poll() is not None:
+            self.crashes.append(f"serve exited by itself (rc {self.serve.proc.returncode}) "
+                                f"at {time.strftime('%H:%M:%S')}")
+            print(f"  ! {self.crashes[-1]}", flush=True)
+            self.serve.proc = None
+            self.serve.start(wait=30)
+        if self.worker.proc is not None and self.worker.proc.poll() is not None:
+            self.crashes.append(f"worker exited by itself (rc {self.worker.proc.returncode})")
+            print(f"  ! {self.crashes[-1]}", flush=True)
+            self.worker.start()
+
+
+def schedule(args: argparse.Namespace, rng: random.Random) -> list[tuple[float, str]]:
+    """Each kind's faults spread over the duration, one per equal slice, at a random point."""
+    plan = []
+    for kind, count in (("worker", args.worker_kills), ("serve", args.serve_kills),
+                        ("redis", args.redis_restarts), ("asterisk", args.asterisk_restarts)):
+        for i in range(count):
+            plan.append(((i + rng.uniform(0.1, 0.9)) * args.duration / count, kind))
+    return sorted(plan)
+
+
+class Booker(threading.Thread):
+    """Books one callback every ``every`` s; a booking that returned is 'accepted'."""
+
+    def __init__(self, center: Center, every: float) -> None:
+        super().__init__(name="booker", daemon=True)
+        self.center, self.every = center, every
+        self.accepted: dict[str, str] = {}  # task id → number
+        self.refused: list[str] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
+        settings = lab.settings_of(self.center.serve)
+        pool, i = None, 0
+        while not self.stopping.is_set():
+            i += 1
+            task_id = f"chaos-{i}"
+            try:
+                pool = pool or await lab.open_pool(settings)
+                await lab.book_callback(pool, settings, number(i), time.time(), task_id)
+                self.accepted[task_id] = number(i)
+            except Exception as exc:  # Redis down: not accepted, the caller would retry
+                self.refused.append(f"{task_id}: {type(exc).__name__}")
+                if pool is not None:
+                    await pool.close()
+                pool = None
+            await asyncio.to_thread(self.stopping.wait, self.every)
+        if pool is not None:
+            await pool.close()
+
+
+async def ended(center: Center, accepted: list[str]) -> bool:
+    """Every accepted callback ended."""
+    pool = await lab.open_pool(lab.settings_of(center.serve))
+    try:
+        tasks = [await pool.get_task(t) for t in accepted]
+        return all(t is None or t.terminal for t in tasks)
+    finally:
+        await pool.close()
+
+
+async def verify(center: Center, booker: Booker, customers: Any, callers: SippProcess,
+                 channels: list[dict[str, Any]]) -> dict[str, Any]:
+    settings = lab.settings_of(center.serve)
+    pool = await lab.open_pool(settings)
+    store = callback_store(pool, settings)
+    accepted = sorted(booker.accepted)
+    by_number = {n.lstrip("+"): t for t, n in booker.accepted.items()}
+    left_callers, cut = checks.callers_left_on_line(callers.messages(), center.asterisk_cuts)
+    try:
+        found = {
+            "callbacks end exactly once, none lost": await checks.callbacks_end_once(
+                store, accepted),
+            "no callback dialed twice at once (attempts)": await checks.attempts_never_overlap(
+                store, accepted),
+            "no number rung twice at once (customer SIPp)":
+                checks.customer_calls_never_overlap(customers.messages(), by_number),
+            "nothing left reserved or active": await checks.nothing_left_reserved(
+                store, time.time()),
+            "no channel left on Asterisk": checks.channels_left(channels),
+            "no caller left on the line (caller SIPp)": left_callers,
+        }
+        outcomes: dict[str, int] = {}
+        for task_id in accepted:
+            task = await pool.get_task(task_id)
+            state = task.state.value if task else "lost"
+            outcomes[state] = outcomes.get(state, 0) + 1
+    finally:
+        await pool.close()
+    return {"checks": found, "callback_outcomes": outcomes, "caller_calls_cut_by_asterisk": cut}
+
+
+def options() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=360, help="s of load with faults")
+    p.add_argument("--drain", type=float, default=180, help="s at most to wait for the end")
+    p.add_argument("--worker-kills", type=int, default=30)
+    p.add_argument("--serve-kills", type=int, default=10)
+    p.add_argument("--redis-restarts", type=int, default=5)
+    p.add_argument("--asterisk-restarts", type=int, default=3)
+    p.add_argument("--call-rate", type=float, default=0.5, help="new callers per second")
+    p.add_argument("--book-every", type=float, default=1.0, help="s between callback bookings")
+    p.add_argument("--agents", type=int, default=10)
+    p.add_argument("--seed", type=int, default=int(time.time()))
+    p.add_argument("--out", type=Path, help="write what was injected and found as JSON")
+    return p.parse_args()
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    random.seed(args.seed)
+    plan = schedule(args, rng)
+    center = Center(work, args)
+    asyncio.run(prepare(center, args.agents))
+    busy = [number(i).lstrip("+") for i in range(BUSY_EVERY, 5000, BUSY_EVERY)][:400]
+    phones = agent_peer(workdir=work / "agents", hangup="*", hangup_after=2.0).start()
+    customers = customer_peer(workdir=work / "customers", busy=busy, ring_after=0.3,
+                              hangup="*", hangup_after=1.5).start()
+    callers = SippProcess(SCENARIOS / "bench_caller.xml", CALLER_IP, service="100",
+                          calls=max(1, round(args.call_rate * args.duration)),
+                          rate=args.call_rate, limit=100,
+                          timeout=args.duration + args.drain + 60, keys={"caller_id": "9"},
+                          variables={"hold_ms": "0"}, workdir=work / "callers", name="callers")
+    booker = Booker(center, args.book_every)
+    try:
+        center.serve.start(wait=30)
+        center.worker.start()
+        callers.start()
+        booker.start()
+        started = time.monotonic()
+        print(f"chaos: {len(plan)} faults over {args.duration:.0f} s (seed {args.seed}); "
+              f"work dir {work}", flush=True)
+        for at, kind in plan:
+            while time.monotonic() - started < at:
+                center.watch()
+                time.sleep(0.2)
+            center.inject(kind)
+        while time.monotonic() - started < args.duration:
+            center.watch()
+            time.sleep(0.5)
+        booker.stopping.set()
+        booker.join(30)
+        deadline = time.monotonic() + args.drain
+        print(f"load stopped; draining ({len(booker.accepted)} callbacks accepted)", flush=True)
+        while time.monotonic() < deadline and (lab_channels() or not asyncio.run(
+                ended(center, list(booker.accepted)))):
+            center.watch()
+            time.sleep(2)
+        callers.stop()
+        result = asyncio.run(verify(center, booker, customers, callers, lab_channels()))
+    finally:
+        booker.stopping.set()
+        hang_up_all()
+        for proc in (callers, phones, customers):
+            proc.stop()
+        center.worker.stop()
+        center.serve.stop()
+        center.redis.stop(remove=False)
+    result.update({"seed": args.seed, "machine": lab.machine(), "injected": center.injected,
+                   "crashes": center.crashes, "accepted": len(booker.accepted),
+                   "refused_while_redis_down": len(booker.refused),
+                   "caller_calls": callers.result().successful + callers.result().failed})
+    return result
+
+
+async def prepare(center: Center, agents: int) -> None:
+    pool = await lab.open_pool(lab.settings_of(center.serve))
+    try:
+        await lab.add_agents(pool, agents, time.time())
+    finally:
+        await pool.close()
+
+
+def report(result: dict[str, Any]) -> int:
+    kinds: dict[str, int] = {}
+    for item in result["injected"]:
+        kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
+    print(f"\ninjected: {kinds}; processes that died by themselves: {result['crashes'] or 'none'}")
+    print(f"callbacks accepted {result['accepted']} (bookings refused while Redis was down: "
+          f"{result['refused_while_redis_down']}); outcomes {result['callback_outcomes']}; "
+          f"caller calls {result['caller_calls']} "
+          f"({result['caller_calls_cut_by_asterisk']} cut by Asterisk restarts)")
+    bad = 0
+    for name, found in result["checks"].items():
+        bad += len(found)
+        print(f"  {'ok  ' if not found else 'FAIL'} {name}: {len(found)} violation(s)")
+        for item in found[:20]:
+            print(f"         {json.dumps(item)}")
+    print(f"chaos: {'no violations' if not bad else f'{bad} violation(s)'}")
+    return 1 if bad else 0
+
+
+def main() -> int:
+    args = options()
+    if not lab_is_up():
+        sys.exit("the lab is not up: make lab-up")
+    work = Path(tempfile.mkdtemp(prefix="acdkit-chaos-"))
+    result = run(args, work)
+    code = report(result)
+    print(f"(logs in {work})")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
