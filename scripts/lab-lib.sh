@@ -5,8 +5,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/podman-env.sh"
 
 LAB_IMAGE=localhost/acdkit-lab:latest
-LAB_ASTERISK=acdkit-asterisk
-LAB_REDIS=acdkit-redis
+LAB_ASTERISK="${LAB_ASTERISK:-acdkit-asterisk}"  # another name runs a second lab (see scripts/lab-ns.sh)
+LAB_REDIS="${LAB_REDIS:-acdkit-redis}"
 LAB_COMPOSE_FILE="$root/asterisk/compose.yaml"
 LAB_TIMEOUT="${LAB_TIMEOUT:-90}"
 
