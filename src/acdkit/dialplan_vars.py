@@ -24,6 +24,7 @@ SINCE = "ACDKIT_SINCE"  # epoch second the caller joined Queue() (set by the dia
 AGENT = "ACDKIT_AGENT"  # choose-agent: the queue member interface to ring first
 DIAL = "ACDKIT_DIAL"  # agent-first dial-back: the customer's dial string, built by acdkit
 CALLER_ID = "ACDKIT_CALLERID"  # agent-first dial-back: the number the customer sees
+DID = "ACDKIT_DID"  # the number dialled from outside (acdkit-pstn-in)
 
 # ACDKIT_STATUS values the AGI routes leave (dialplan mode)
 STATUS_STORED = "stored"  # callback or voice request stored

@@ -41,7 +41,7 @@ async def run_checks(settings: Settings) -> list[Check]:
     ari, version = await check_ari(settings)
     checks += ari
     checks.append(check_version(version))
-    checks.append(await check_ami(settings))
+    checks += await check_ami(settings)
     checks += check_addresses(settings)
     return checks
 
@@ -145,26 +145,48 @@ def check_version(version: str) -> Check:
     return Check("asterisk version", "OK", f"{version}: no known ARI/AMI advisory")
 
 
-async def check_ami(settings: Settings) -> Check:
+async def check_ami(settings: Settings) -> list[Check]:
+    """Log in to AMI; then ask for a harmless CLI command to learn whether this user may run
+    any (``write=command``): acdkit only needs ``originate`` and ``call``."""
     m = settings.ami
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(m.host, m.port), 5)
     except (OSError, TimeoutError) as exc:
-        return Check("ami", "FAIL", f"cannot reach AMI at {m.host}:{m.port}: {exc}")
+        return [Check("ami", "FAIL", f"cannot reach AMI at {m.host}:{m.port}: {exc}")]
     try:
         await asyncio.wait_for(reader.readline(), 5)  # the banner
-        writer.write(f"Action: Login\r\nUsername: {m.username}\r\nSecret: "
-                     f"{m.secret.reveal()}\r\nEvents: off\r\n\r\n".encode())
-        await writer.drain()
-        reply = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode(errors="replace")
+        reply = await _ami_exchange(reader, writer, f"Action: Login\r\nUsername: {m.username}"
+                                    f"\r\nSecret: {m.secret.reveal()}\r\nEvents: off")
+        if "Response: Success" not in reply:
+            return [Check("ami", "FAIL", f"AMI refused user {m.username!r}: wrong AMI username "
+                          "or secret (ami.username/ami.secret)")]
+        try:
+            probe = await _ami_exchange(reader, writer,
+                                        "Action: Command\r\nCommand: core show uptime")
+        except (TimeoutError, asyncio.IncompleteReadError):
+            probe = ""
     except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-        return Check("ami", "FAIL", f"AMI at {m.host}:{m.port} did not answer the login: {exc}")
+        return [Check("ami", "FAIL", f"AMI at {m.host}:{m.port} did not answer the login: {exc}")]
     finally:
         writer.close()
-    if "Response: Success" in reply:
-        return Check("ami", "OK", f"{m.host}:{m.port} as {m.username}")
-    return Check("ami", "FAIL", f"AMI refused user {m.username!r}: wrong AMI username or "
-                 "secret (ami.username/ami.secret)")
+    found = [Check("ami", "OK", f"{m.host}:{m.port} as {m.username}")]
+    if "Response: Success" in probe:
+        found.append(Check("ami privileges", "WARN", f"AMI user {m.username!r} may run any CLI "
+                           "command (write=command in manager.conf): acdkit needs only "
+                           "originate and call"))
+    elif "Response: Error" in probe:
+        found.append(Check("ami privileges", "OK", "no CLI commands (write=command) allowed"))
+    else:
+        found.append(Check("ami privileges", "WARN", "no answer to a Command probe: check that "
+                           "manager.conf does not give this user write=command"))
+    return found
+
+
+async def _ami_exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        action: str) -> str:
+    writer.write(f"{action}\r\n\r\n".encode())
+    await writer.drain()
+    return (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode(errors="replace")
 
 
 def check_addresses(settings: Settings) -> list[Check]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from acdkit.core.callbacks import DialOutcome, RetryPolicy
-from acdkit.core.errors import AcdError, InvalidInput, InvalidTransition
+from acdkit.core.errors import AcdError, InvalidInput
 from acdkit.core.numbers import NumberPolicy, check_dialable
 from acdkit.core.requests import RequestEvent, RequestStatus, after_delivery
 from acdkit.core.tasks import TaskEvent, TaskState
@@ -62,7 +62,7 @@ async def release(store: RequestStore, task_id: str, now: float) -> None:
     if task is not None and task.state is TaskState.SCHEDULED:
         try:
             await store.pool.move_task(task_id, TaskEvent.DUE, now)
-        except (InvalidTransition, AcdError) as err:
+        except AcdError as err:  # promoted meanwhile (maintenance), or gone
             log.info("request %s: not released: %s", task_id, err)
 
 
@@ -157,3 +157,17 @@ class Delivery:
         elif due is not None:
             log.info("deliver_reply %s: %s, next call at %.0f", task_id, outcome.value, due)
             await enqueue_delivery(self.requests, self.jobs, task_id, at=due)
+
+
+async def recover_deliveries(requests: RequestStore, calls: CallbackStore,
+                             jobs: JobQueue) -> list[str]:
+    """Re-enqueue ``deliver_reply`` where a dead worker left a delivery call undecided (its
+    attempt is open or has an outcome nobody applied, and nobody holds the dial lock); the new
+    job resumes waiting for that attempt. Returns the job ids."""
+    enqueued = []
+    for task_id in await requests.delivering():
+        last = await calls.last_attempt(task_id)
+        if last is None or last.decided or await calls.dial_lock_held(task_id):
+            continue
+        enqueued.append(await enqueue_delivery(requests, jobs, task_id))
+    return enqueued

@@ -54,17 +54,19 @@ def caller_invites(messages: list[SipMessage]) -> dict[str, float]:
     return sent
 
 
-def burst(ext: str, rate: float, calls: int, hold: float, workdir: Path,
+def burst(ext: str, rate: float, calls: int, talk: float, workdir: Path,
           pids: dict[str, int]) -> dict[str, Any]:
-    """``calls`` callers at ``rate``/s to ``ext``; each hangs up ``hold`` s after the answer.
-    Returns per-call set-up times (caller INVITE → agent INVITE), failures and CPU."""
+    """``calls`` callers at ``rate``/s to ``ext``; each agent hangs up ``talk`` s after it
+    answered (the same call length on both paths, whatever the set-up took), the caller
+    waits for that BYE. Returns per-call set-up times (caller INVITE → agent INVITE),
+    failures and CPU."""
     workdir.mkdir(parents=True, exist_ok=True)
-    with agent_peer(workdir=workdir / "agents") as phones:
+    with agent_peer(workdir=workdir / "agents", hangup="*", hangup_after=talk) as phones:
         phones.start()
         callers = SippProcess(SCENARIOS / "bench_caller.xml", CALLER_IP, service=ext,
                               calls=calls, rate=rate, limit=calls,
-                              timeout=calls / rate + hold + 30, keys={"caller_id": "7"},
-                              variables={"hold_ms": str(round(hold * 1000))},
+                              timeout=calls / rate + talk + 20, keys={"caller_id": "7"},
+                              variables={"hold_ms": "0"},
                               workdir=workdir / "callers", name="bench-caller")
         window = lab.CpuWindow(pids).start()
         result = callers.run()
@@ -102,7 +104,7 @@ def capacity(target: str, args: argparse.Namespace, work: Path,
 
     def step(rate: float) -> bool:
         calls = max(1, round(rate * args.step_seconds))
-        got = burst(TARGETS[target], rate, calls, args.hold, work / f"{target}-{rate:g}", pids)
+        got = burst(TARGETS[target], rate, calls, args.talk, work / f"{target}-{rate:g}", pids)
         bad = failures(got, args.max_wait)
         setups = list(got["setups"].values())
         steps.append({"rate": rate, "calls": calls, "failed": bad,
@@ -125,7 +127,7 @@ def capacity(target: str, args: argparse.Namespace, work: Path,
 
 def latency(target: str, args: argparse.Namespace, work: Path,
             pids: dict[str, int]) -> dict[str, Any]:
-    got = burst(TARGETS[target], args.latency_rate, args.latency_calls, args.hold,
+    got = burst(TARGETS[target], args.latency_rate, args.latency_calls, args.talk,
                 work / f"latency-{target}", pids)
     setups = [1000 * s for s in got["setups"].values()]
     return {"calls": args.latency_calls, "rate": args.latency_rate, "paired": len(setups),
@@ -180,8 +182,9 @@ async def dial_backs(serve: lab.Serve, args: argparse.Namespace, work: Path) -> 
                 customer_peer(workdir=work / "dialback-customers", hangup="*",
                               hangup_after=0.3) as customers:
             phones.start(), customers.start()
+            paused = [a.id for a in await pool.list_agents() if a.state.value == "paused"]
             for i in range(1, args.dialbacks + 1):
-                agent_id = str(i % 50 + 1)
+                agent_id = paused[i % len(paused)]
                 task = await lab.book_callback(pool, settings, f"+1212555{1000 + i:04d}",
                                                time.time(), f"bench-cb-{i}")
                 await asyncio.sleep(0.2)
@@ -194,7 +197,7 @@ async def dial_backs(serve: lab.Serve, args: argparse.Namespace, work: Path) -> 
         await pool.close()
     return {"callbacks": args.dialbacks, "measured": len(samples),
             "p50_ms": lab.percentile(samples, 0.5), "p99_ms": lab.percentile(samples, 0.99),
-            "max_ms": max(samples, default=0.0)}
+            "max_ms": max(samples, default=0.0), "samples_ms": [round(s, 1) for s in samples]}
 
 
 async def invite_after(phones: Any, user: str, since: float, timeout: float = 15.0) -> float:
@@ -255,15 +258,15 @@ def table(r: dict[str, Any]) -> str:
         ("  Asterisk CPU cores / RSS MB", f"{ha['cpu_cores']:.2f} / {ha['rss_mb']:.0f}", "-", ""),
         ("dial-back ready -> agent INVITE p50/p99, ms",
          f"{d['p50_ms']:.0f} / {d['p99_ms']:.0f}", "-", f"n={d['measured']}, p99 target <= 100"),
-        (f"dispatcher claims/s ({r['dispatcher']['tasks']:,} tasks, "
-         f"{r['dispatcher']['agents']:,} agents)", f"{disp['claims_per_s']:,.0f}",
+        (f"dispatcher claims/s, {r['dispatcher']['tasks'] // 1000}k tasks, "
+         f"{r['dispatcher']['agents']:,} agents", f"{disp['claims_per_s']:,.0f}",
          f"naive {r['dispatcher']['naive']['claims_per_s']:.2f}",
          f"p99 {disp['p99_ms']:.2f} ms"),
     ]
     lines = [f"machine: {m['cores']} cores, {m['model']}, {m['memory_gb']} GB; load average "
              f"before {m['loadavg']}, after {r['loadavg_after']}",
-             f"call: answer, beep, queue, agent answers at once, caller hangs up {r['hold']} s "
-             f"after the answer; a call fails if SIPp fails it or no agent is rung within "
+             f"call: answer, beep, queue, the agent answers at once and hangs up {r['talk']} s "
+             f"later; a call fails if SIPp fails it or no agent is rung within "
              f"{r['max_wait']} s; {r['agents']} agents",
              "", f"| {'figure':<46} | {'acdkit':>13} | {'native Queue()':>14} | note",
              f"|{'-' * 48}|{'-' * 15}|{'-' * 16}|-----"]
@@ -278,12 +281,12 @@ def options() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     p.add_argument("--dispatch-json", type=Path, help="bench_dispatch.py's JSON (else: run it)")
-    p.add_argument("--hold", type=float, default=1.5, help="s from answer to caller's BYE")
-    p.add_argument("--max-wait", type=float, default=1.0, help="s from INVITE to agent INVITE")
-    p.add_argument("--step-seconds", type=float, default=8.0, help="s of calls per rate step")
-    p.add_argument("--start-rate", type=float, default=10.0)
-    p.add_argument("--rate-step", type=float, default=10.0)
-    p.add_argument("--max-rate", type=float, default=80.0)
+    p.add_argument("--talk", type=float, default=0.5, help="s from agent answer to its BYE")
+    p.add_argument("--max-wait", type=float, default=2.0, help="s from INVITE to agent INVITE")
+    p.add_argument("--step-seconds", type=float, default=6.0, help="s of calls per rate step")
+    p.add_argument("--start-rate", type=float, default=20.0)
+    p.add_argument("--rate-step", type=float, default=20.0)
+    p.add_argument("--max-rate", type=float, default=120.0)
     p.add_argument("--latency-rate", type=float, default=5.0)
     p.add_argument("--latency-calls", type=int, default=100)
     p.add_argument("--held", type=int, default=200)
@@ -301,17 +304,24 @@ async def prepare(url: str, serve: lab.Serve, agents: int) -> None:
         await pool.close()
 
 
-async def pause_all(serve: lab.Serve, agents: int) -> None:
+async def pause_all(serve: lab.Serve, agents: int) -> list[str]:
+    """Pause every agent; return those that cannot be paused (left on a call or reserved
+    with no call up: a leak the capacity steps caused)."""
     pool = await lab.open_pool(lab.settings_of(serve))
+    stuck = []
     try:
         for i in range(1, agents + 1):
-            await pool.move_agent(str(i), AgentEvent.PAUSE, time.time(), reason="bench")
+            try:
+                await pool.move_agent(str(i), AgentEvent.PAUSE, time.time(), reason="bench")
+            except AcdError as exc:
+                stuck.append(f"agent {i}: {exc}")
     finally:
         await pool.close()
+    return stuck
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"machine": lab.machine(), "hold": args.hold,
+    result: dict[str, Any] = {"machine": lab.machine(), "talk": args.talk,
                               "max_wait": args.max_wait, "agents": args.agents}
     result["dispatcher"] = dispatcher(args.dispatch_json, work)
     redis = lab.RedisServer().start()
@@ -326,7 +336,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         result["latency"] = {t: latency(t, args, work, pids) for t in TARGETS}
         print("capacity (step search):", flush=True)
         result["capacity"] = {t: capacity(t, args, work, pids) for t in TARGETS}
-        asyncio.run(pause_all(serve, args.agents))
+        result["agents_stuck_after_capacity"] = asyncio.run(pause_all(serve, args.agents))
+        print(f"agents stuck after the capacity steps: {result['agents_stuck_after_capacity']}")
         print(f"{args.held} callers held ...", flush=True)
         result["held"] = held(serve, args, work, pids)
         print("dial-back latency ...", flush=True)

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,7 @@ def options() -> argparse.Namespace:
     p.add_argument("--asterisk-restarts", type=int, default=3)
     p.add_argument("--call-rate", type=float, default=0.5, help="new callers per second")
     p.add_argument("--book-every", type=float, default=1.0, help="s between callback bookings")
-    p.add_argument("--agents", type=int, default=10)
+    p.add_argument("--agents", type=int, default=20)
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--out", type=Path, help="write what was injected and found as JSON")
     return p.parse_args()
@@ -279,8 +280,10 @@ def report(result: dict[str, Any]) -> int:
     bad = 0
     for name, found in result["checks"].items():
         bad += len(found)
-        print(f"  {'ok  ' if not found else 'FAIL'} {name}: {len(found)} violation(s)")
-        for item in found[:20]:
+        kinds = Counter(str(item["problem"]).split(":")[0] for item in found)
+        print(f"  {'ok  ' if not found else 'FAIL'} {name}: {len(found)} violation(s)"
+              + (f" {dict(kinds)}" if found else ""))
+        for item in found[:12]:
             print(f"         {json.dumps(item)}")
     print(f"chaos: {'no violations' if not bad else f'{bad} violation(s)'}")
     return 1 if bad else 0

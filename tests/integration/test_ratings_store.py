@@ -42,7 +42,7 @@ async def test_a_customer_rates_the_agent_it_talked_to(store: RatingStore) -> No
     assert summary.categories["attitude"].count == 1
     assert summary.categories["availability"].count == 0
     assert summary.overall.mean == 4.5
-    assert summary.overall.shrunk == pytest.approx((15 + 9) / 7)
+    assert summary.overall.shrunk == pytest.approx((15 + 4.5) / 6)  # one rating of 4.5
     history = await store.pool.audit.history("t1")
     assert history[-1].event == "rating_added"
     assert history[-1].fields["scores"] == "attitude=5,expertise=4"

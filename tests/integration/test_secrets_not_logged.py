@@ -9,7 +9,6 @@ import os
 import secrets
 import signal
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
@@ -17,9 +16,10 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
+from amifake import FakeAmi, fake_ami
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,45 +42,23 @@ class _Refuse(BaseHTTPRequestHandler):
         return None
 
 
-class _AmiRefuse(socketserver.BaseRequestHandler):
-    """AMI that reads one Login and answers 'Authentication failed'."""
-
-    logins: ClassVar[list[bytes]] = []
-
-    def handle(self) -> None:
-        self.request.sendall(b"Asterisk Call Manager/9.0.0\r\n")
-        data = b""
-        self.request.settimeout(5)
-        try:
-            while b"\r\n\r\n" not in data:
-                chunk = self.request.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-        except OSError:
-            return
-        self.logins.append(data)
-        head = data.split(b"\r\n\r\n")[0]
-        action_id = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"actionid:")]
-        self.request.sendall(b"Response: Error\r\n" + b"".join(a + b"\r\n" for a in action_id) +
-                             b"Message: Authentication failed\r\n\r\n")
+class Fakes(NamedTuple):
+    ari_port: int
+    ami: FakeAmi
 
 
 @pytest.fixture
-def fakes() -> Iterator[tuple[int, int]]:
-    """(ARI port, AMI port) of the two refusing fakes."""
-    _Refuse.seen, _AmiRefuse.logins = [], []
+def fakes() -> Iterator[Fakes]:
+    """An ARI and an AMI that refuse every login."""
+    _Refuse.seen = []
     ari = ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
-    ami = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _AmiRefuse)
-    ami.daemon_threads = True
-    for server in (ari, ami):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=ari.serve_forever, daemon=True).start()
     try:
-        yield ari.server_address[1], ami.server_address[1]
+        with fake_ami(login_ok=False) as ami:
+            yield Fakes(int(ari.server_address[1]), ami)
     finally:
-        for server in (ari, ami):
-            server.shutdown()
-            server.server_close()
+        ari.shutdown()
+        ari.server_close()
 
 
 def _free_port() -> int:
@@ -139,9 +117,9 @@ def _leaks(output: str) -> list[str]:
     return [name for name, value in SECRETS.items() if value in output]
 
 
-def test_doctor_never_prints_a_secret(tmp_path: Path, fakes: tuple[int, int],
+def test_doctor_never_prints_a_secret(tmp_path: Path, fakes: Fakes,
                                       redis_url: str) -> None:
-    ari_port, ami_port = fakes
+    ari_port, ami_port = fakes.ari_port, fakes.ami.port
     pw_url = redis_url.replace("redis://", f"redis://:{SECRETS['redis']}@")
     env = {**_env(tmp_path, ari_port, ami_port, pw_url),
            "ACDKIT_ARI_URL": f"http://acdkit:{SECRETS['url']}@127.0.0.1:{ari_port}"}
@@ -150,12 +128,12 @@ def test_doctor_never_prints_a_secret(tmp_path: Path, fakes: tuple[int, int],
         assert "wrong ARI username or password" in output, output
         assert "AMI refused user" in output and "ari.url holds a user" in output, output
         assert _leaks(output) == [], output
-    assert any(SECRETS["ami"].encode() in login for login in _AmiRefuse.logins)  # it was used
+    assert any(SECRETS["ami"].encode() in login for login in fakes.ami.actions)  # it was used
 
 
-def test_serve_never_logs_a_secret(tmp_path: Path, fakes: tuple[int, int],
+def test_serve_never_logs_a_secret(tmp_path: Path, fakes: Fakes,
                                    redis_url: str) -> None:
-    ari_port, ami_port = fakes
+    ari_port, ami_port = fakes.ari_port, fakes.ami.port
     env = {**_env(tmp_path, ari_port, ami_port, redis_url),
            "ACDKIT_ARI_URL": f"http://acdkit:{SECRETS['url']}@127.0.0.1:{ari_port}"}
     output = _daemon(env, tmp_path, "401", "serve")
@@ -164,29 +142,29 @@ def test_serve_never_logs_a_secret(tmp_path: Path, fakes: tuple[int, int],
     assert _leaks(output) == [], output
 
 
-def test_agi_never_logs_the_ami_secret(tmp_path: Path, fakes: tuple[int, int],
+def test_agi_never_logs_the_ami_secret(tmp_path: Path, fakes: Fakes,
                                        redis_url: str) -> None:
-    ari_port, ami_port = fakes
+    ari_port, ami_port = fakes.ari_port, fakes.ami.port
     output = _daemon(_env(tmp_path, ari_port, ami_port, redis_url), tmp_path,
                      "Authentication failed", "agi")
-    assert _AmiRefuse.logins, "acdkit agi never logged in to the fake AMI: " + output
+    assert fakes.ami.actions, "acdkit agi never logged in to the fake AMI: " + output
     assert _leaks(output) == [], output
 
 
-def test_a_redis_password_never_shows_in_errors(tmp_path: Path, fakes: tuple[int, int]) -> None:
-    ari_port, ami_port = fakes
+def test_a_redis_password_never_shows_in_errors(tmp_path: Path, fakes: Fakes) -> None:
+    ari_port, ami_port = fakes.ari_port, fakes.ami.port
     closed = f"redis://:{SECRETS['redis']}@127.0.0.1:{_free_port()}/0"
     output = _cli(_env(tmp_path, ari_port, ami_port, closed), tmp_path, "tasks", "list")
     assert "Redis at redis://:***@127.0.0.1" in output, output
     assert _leaks(output) == [], output
 
 
-def test_an_agent_pin_is_stored_hashed_and_never_shown(tmp_path: Path, fakes: tuple[int, int],
+def test_an_agent_pin_is_stored_hashed_and_never_shown(tmp_path: Path, fakes: Fakes,
                                                        redis_url: str) -> None:
     import redis
 
     pin = str(secrets.randbelow(10**10)).zfill(12)
-    env = _env(tmp_path, *fakes, redis_url)
+    env = _env(tmp_path, fakes.ari_port, fakes.ami.port, redis_url)
     output = _cli(env, tmp_path, "agents", "add", "a1", "--pin", pin, "--skill", "sales")
     assert "agent a1 saved" in output, output
     output += _cli(env, tmp_path, "agents", "list", "--json")

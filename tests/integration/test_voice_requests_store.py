@@ -20,7 +20,7 @@ from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.requests import RequestStore, store_reply, submit_request
 from acdkit.testing import FakeJobQueue
-from acdkit.voice_jobs import Delivery, run_transcription
+from acdkit.voice_jobs import Delivery, recover_deliveries, run_transcription
 
 pytestmark = pytest.mark.integration
 NUMBER = "+12125550123"
@@ -131,3 +131,30 @@ async def test_delivery_gives_up_after_the_last_attempt(
     request = await store.get(task_id)
     assert request is not None and request.status is RequestStatus.UNDELIVERED
     assert "failed" in request.error
+
+
+async def test_a_delivery_a_dead_worker_left_is_resumed_not_dialed_again(
+        pool: Pool, clock: StepClock, settings: RequestSettings) -> None:
+    jobs = FakeJobQueue()
+    store = await _submit(pool, jobs, settings, tts.speak(SENTENCE), clock)
+    task_id = jobs.jobs[0][2][0]
+    await store_reply(store, jobs, task_id, clock.now(), text="On Monday")
+    calls = CallbackStore(pool, lock_ttl=0.2)
+    assert await recover_deliveries(store, calls, jobs) == []  # nothing opened yet
+    # A worker opened attempt 1 and died waiting: its lock expires, serve reports later.
+    dead = Delivery(store, calls, jobs, RetryPolicy(max_attempts=2, intervals=(60.0,)),
+                    ANY_HOUR, wait_timeout=0.3, clock=clock)
+    runner = asyncio.create_task(dead.run(task_id))
+    command = await calls.next_command(5)
+    assert command is not None
+    runner.cancel()
+    await asyncio.sleep(0.3)
+    await calls.finish_attempt(task_id, 1, DialOutcome.ANSWERED, clock.now())
+    [job] = await recover_deliveries(store, calls, jobs)
+    assert job == jobs.jobs[-1][3]
+    assert await recover_deliveries(store, calls, jobs) == [job]  # the same job id: once
+    assert await dead.run(task_id) == "answered"  # resumed attempt 1, no second call
+    assert await calls.next_command(0) is None
+    assert await store.delivering() == []
+    request = await store.get(task_id)
+    assert request is not None and request.status is RequestStatus.DELIVERED

@@ -84,6 +84,28 @@ def test_a_caller_out_of_the_queue_is_called_back_into_it(agi: Agi, tmp_path: Pa
     assert events[-1] == "complete", events
 
 
+def test_agent_first_rings_a_member_then_the_customer(agi: Agi, tmp_path: Path) -> None:
+    """agi.agent_first: the dial-back rings a free queue member first
+    (acdkit-callback-agent-first) and dials the customer once the member answered."""
+    agi.extra_env["ACDKIT_AGI_AGENT_FIRST"] = "true"
+    agi.start()
+    with customer_peer(workdir=tmp_path / "customers") as customers:
+        result = caller("200", dtmf=TAKE_CALLBACK, caller_id=CUSTOMER, timeout=70).run()
+        assert result.ok, result
+        [task] = eventually(lambda: [t for t in tasks(agi) if t["kind"] == "callback"], 5,
+                            what="the callback stored")
+        with agent_peer(workdir=tmp_path / "agents") as agents:
+            done = eventually(lambda: [t for t in tasks(agi) if t["id"] == task["id"]
+                                       and t["state"] == "completed"], 40,
+                              what="the callback completed")
+            # The member's phone shows whom it calls back (Originate's CallerID).
+            rung = [i for i in agents.invites() if i.from_user == "1" + CUSTOMER]
+            assert rung, agents.invites()
+            [invite] = customers.wait_for_invites(1, timeout=5)
+            assert invite.user == "1" + CUSTOMER
+    assert done[0]["outcome"].startswith("connected to PJSIP/agent"), done
+
+
 def test_a_caller_who_hangs_up_in_the_queue_becomes_a_follow_up(agi: Agi) -> None:
     """A caller who leaves Queue() by hanging up (QueueCallerAbandon, then Hangup) becomes
     one follow-up task; a caller whose Queue() times out into the AGI offer does not."""

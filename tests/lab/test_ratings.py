@@ -158,8 +158,9 @@ def test_the_agent_hears_the_rating_and_declines_with_star(serve: Serve,
 
     on_store(serve, rated_before)
     serve.start()
-    agents = phones(dtmf_users="agent1", dtmf="ww*", hangup="agent2", hangup_after=10)
-    result = caller("100", dtmf="1", caller_id=CUSTOMER, timeout=45).run()
+    agents = phones(dtmf_users="agent1", dtmf="ww*", hangup="agent2", hangup_after=16)
+    # The whisper with the rating lasts about 10 s: agent 2 talks after it, then hangs up.
+    result = caller("100", dtmf="1", caller_id=CUSTOMER, timeout=60).run()
     assert result.ok, result
     assert [i.user for i in agents.invites()] == ["agent1", "agent2"]
     [mine] = tasks(serve)

@@ -142,10 +142,11 @@ def test_the_agent_answers_by_voice_and_the_customer_hears_it(
     serve = center
     ref = submit(redis_url, tmp_path / "audio")
     wait_for("the transcript", lambda: [r for r in requests(serve) if r["task"] == "queued"], 60)
-    # The agent presses 1 while the request plays (any key stops it), then speaks after the
-    # beep and presses '#'.
+    # The agent presses 1 while the transcript or the recording plays (a key stops them;
+    # not the reference digits: Asterisk 22.10.1 cannot stop a ``digits:`` playback and would
+    # start the recording only after it), then speaks after the beep and presses '#'.
     answer = write_audio_pcap(speech_wav("we will visit you on monday", tmp_path / "a.wav"),
-                              tmp_path / "answer.pcap", before="w" * 8 + "1" + "w" * 4,
+                              tmp_path / "answer.pcap", before="w" * 28 + "1" + "w" * 4,
                               after="#")
     with agent_peer(dtmf_users={"agent1"}, media=answer) as agents, customer_peer() as customers, \
             RtpSniffer("127.0.0.1", "127.0.0.4") as sniffer:
@@ -161,6 +162,6 @@ def test_the_agent_answers_by_voice_and_the_customer_hears_it(
     [request] = requests(serve)
     assert request["reply_kind"] == "voice" and request["replied_by"] == "1", request
     assert (tmp_path / "audio" / request["reply_audio"]).stat().st_size > 8_000
-    seconds, heard = recognised(sniffer.packets, tmp_path)
-    assert f"request. {' '.join(ref[:2])}" in heard.replace(",", "") or "request" in heard
-    assert "monday" in heard, heard
+    _, heard = recognised(sniffer.packets, tmp_path)
+    assert "answer to your request" in heard and "monday" in heard, heard
+    assert ref == request["ref"]

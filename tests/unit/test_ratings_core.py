@@ -88,6 +88,8 @@ def test_one_five_star_rating_ranks_below_300_good_ones() -> None:
                         CATS, prior)
     unrated = summarize("zero", {}, CATS, prior)
     assert new.overall.mean == 5.0 and veteran.overall.mean == pytest.approx(4.4)
+    assert new.overall.shrunk == pytest.approx(20 / 6)  # shrunk per rating, not per score
+    assert veteran.overall.shrunk == pytest.approx((15 + 300 * 4.4) / 305)
     assert [s.ratee for s in best_first([unrated, new, veteran])] == ["vet", "new", "zero"]
 
 

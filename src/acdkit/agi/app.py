@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import replace
+from functools import partial
 
 from acdkit.agi.routes import RouteContext, handlers
 from acdkit.agi.server import AgiServer
@@ -15,7 +17,10 @@ from acdkit.ami.link import AmiLink
 from acdkit.ami.members import MemberBoard
 from acdkit.ami.originate import DialPlan
 from acdkit.ami.watcher import Watcher
+from acdkit.ari.client import AriClient
 from acdkit.config import Settings
+from acdkit.core.errors import AcdError, AriRequestFailed
+from acdkit.jobqueue import RqJobQueue
 from acdkit.jobs import callback_store, dial_back_of
 from acdkit.policies import number_policy
 from acdkit.ports import Clock, SystemClock
@@ -27,7 +32,7 @@ log = logging.getLogger(__name__)
 async def run_agi(settings: Settings, *, with_ami: bool | None = None,
                   clock: Clock | None = None) -> None:
     """Serve until a signal; ``with_ami`` overrides ``agi.ami``."""
-    from acdkit.bootstrap import open_pool
+    from acdkit.bootstrap import ari_client, open_pool
 
     clock = clock or SystemClock()
     pool = await open_pool(settings)
@@ -35,7 +40,11 @@ async def run_agi(settings: Settings, *, with_ami: bool | None = None,
     numbers = number_policy(settings)
     board = MemberBoard()
     ratings = rating_store(pool, settings.ratings)
-    ctx = RouteContext(settings, pool, store, numbers, clock, ratings, None)
+    jobs = RqJobQueue(settings.redis.url)
+    # HTTP only: the routes fetch a recording now and then; no WebSocket, no Stasis app.
+    ari = ari_client(replace(settings, ari=replace(settings.ari, transport="http")))
+    ctx = RouteContext(settings, pool, store, numbers, clock, ratings, None, jobs,
+                       partial(fetch_recording, ari))
     server = AgiServer(handlers(ctx), settings.agi.host, settings.agi.port,
                        header_timeout=settings.agi.header_timeout)
     runners: list[asyncio.Task[None]] = []
@@ -63,6 +72,9 @@ async def run_agi(settings: Settings, *, with_ami: bool | None = None,
         if link is not None:
             link.close()
         with contextlib.suppress(Exception):
+            await ari.close()
+        jobs.close()
+        with contextlib.suppress(Exception):
             await pool.close()
 
 
@@ -85,6 +97,20 @@ def _ami(settings: Settings, ctx: RouteContext,
                               plan, agent_first=agi.agent_first)
     watcher.forward.append(dial_back.on_event)
     return link, dial_back
+
+
+async def fetch_recording(ari: AriClient, name: str) -> bytes | None:
+    """A recording RECORD FILE stored, over ARI HTTP (deleted once fetched); None if none."""
+    path = f"recordings/stored/{name}"
+    try:
+        audio = await ari.download(f"{path}/file")
+    except AriRequestFailed as exc:
+        if exc.status == 404:
+            return None
+        raise
+    with contextlib.suppress(AcdError):
+        await ari.request("DELETE", path, ok_statuses=(404,))
+    return audio
 
 
 async def _queue_status(link: AmiLink, watcher: Watcher) -> None:

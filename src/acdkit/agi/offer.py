@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -52,10 +53,14 @@ class Offer:
     numbers: NumberPolicy
     callbacks: CallbackStore
     clock: Clock
+    voice: Callable[[AgiChannel, Caller], Awaitable[Task | None]] | None = None  # key 3
 
     async def run(self, agi: AgiChannel, caller: Caller) -> Task | None:
-        """Make the offer; the booked callback, or None when the caller keeps waiting."""
+        """Make the offer; the booked callback (or the voice request, with ``voice``), or
+        None when the caller keeps waiting."""
         choice = overflow.choice(await agi.ask(["sound:acdkit/overflow-offer"], KEY_WAIT))
+        if choice is overflow.OfferChoice.VOICE_REQUEST and self.voice is not None:
+            return await self.voice(agi, caller)
         if choice not in (overflow.OfferChoice.INSTANT_CALLBACK,
                           overflow.OfferChoice.SCHEDULED_CALLBACK):
             return None

@@ -22,18 +22,24 @@ from acdkit.agi.session import AgiChannel
 from acdkit.ami.members import MemberBoard
 from acdkit.ami.watcher import interaction_id
 from acdkit.config import Settings
+from acdkit.core.callbacks import reference
 from acdkit.core.errors import InvalidInput
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.ratings import Interaction
-from acdkit.ports import Clock
+from acdkit.core.tasks import Task
+from acdkit.ports import Clock, JobQueue
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.ratings import RatingStore
+from acdkit.store.requests import submit_request
 
 log = logging.getLogger(__name__)
 
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _MEMBER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# Where RECORD FILE writes: Asterisk's stored recordings, which ARI serves
+# (GET /recordings/stored/{name}/file), so acdkit needs no disk shared with the PBX.
+RECORDINGS = "/var/spool/asterisk/recording"
 
 
 @dataclass
@@ -48,6 +54,8 @@ class RouteContext:
     clock: Clock
     ratings: RatingStore
     members: MemberBoard | None = None
+    jobs: JobQueue | None = None  # voice-request: the transcription job
+    fetch: Callable[[str], Awaitable[bytes | None]] | None = None  # a stored recording (ARI)
 
 
 Route = Callable[[RouteContext, AgiChannel, AgiRequest], Awaitable[None]]
@@ -77,11 +85,22 @@ async def callback_offer(ctx: RouteContext, agi: AgiChannel, request: AgiRequest
     queue = queue_param(request)
     since = await _since(agi, ctx.clock.now())
     caller = Caller(queue, request.caller_number, since, request.channel)
-    booked = await Offer(ctx.settings, ctx.numbers, ctx.callbacks, ctx.clock).run(agi, caller)
-    if booked is None:
+    offer = _offer(ctx)
+    if ctx.settings.overflow.voice_requests and ctx.jobs is not None:  # 3 = voice request
+        offer.voice = partial(_record_request, ctx, request.unique_id)
+    await _stored(agi, await offer.run(agi, caller))
+
+
+def _offer(ctx: RouteContext) -> Offer:
+    return Offer(ctx.settings, ctx.numbers, ctx.callbacks, ctx.clock)
+
+
+async def _stored(agi: AgiChannel, task: Task | None) -> None:
+    """``stored`` with ACDKIT_TASK_ID, or ``wait`` when nothing was stored."""
+    if task is None:
         await agi.set_variable(dv.STATUS, dv.STATUS_WAIT)
         return
-    await agi.set_variable(dv.TASK_ID, booked.id)
+    await agi.set_variable(dv.TASK_ID, task.id)
     await agi.set_variable(dv.STATUS, dv.STATUS_STORED)
 
 
@@ -121,19 +140,52 @@ async def survey(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> Non
     skill = request.params.get("queue", "")
     await ctx.ratings.record_served(Interaction(task_id, member, number, skill, now))
     scores: dict[str, int] = {}
+    await agi.play(["sound:acdkit/rate-survey-intro"])
     for category in ctx.ratings.categories:
-        key = await agi.ask([f"sound:acdkit/rate-{category}"], 6.0, keys="12345")
+        key = await agi.ask([f"sound:acdkit/rate-q-{category}"], 6.0, keys="12345#")
         if key is not None and key in "12345":
             scores[category] = int(key)
     if not scores:
         await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
         return
     await ctx.ratings.rate(task_id=task_id, rater=number, scores=scores, now=now)
-    await agi.play(["sound:acdkit/goodbye"])
+    await agi.play(["sound:acdkit/rate-thanks"])
     await agi.set_variable(dv.STATUS, dv.STATUS_RATED)
 
 
-ROUTES: tuple[Route, ...] = (callback_offer, choose_agent, survey)
+async def voice_request(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> None:
+    """The caller leaves a spoken request (RECORD FILE; ``#`` or silence ends it) for the
+    queue's skill; it goes through the voice-request pipeline (transcription, work order for
+    an agent, answer delivered by a call). ``stored``, or ``wait`` (no number, no audio)."""
+    caller = Caller(queue_param(request), request.caller_number, ctx.clock.now(),
+                    request.channel)
+    task = await _record_request(ctx, request.unique_id, agi, caller)
+    await _stored(agi, task)
+
+
+async def _record_request(ctx: RouteContext, unique_id: str, agi: AgiChannel,
+                          caller: Caller) -> Task | None:
+    if ctx.jobs is None or ctx.fetch is None:
+        raise InvalidInput("voice requests need the job queue and ARI (acdkit agi)")
+    number = await _offer(ctx).confirm_number(agi, caller)
+    if number is None:
+        return None
+    limits = ctx.settings.requests
+    name = "acdkit-vr-" + interaction_id(unique_id)[4:]
+    await agi.play(["sound:acdkit/vr-prompt"])
+    await agi.record(f"{RECORDINGS}/{name}", "wav", limits.max_seconds, limits.max_silence)
+    audio = await ctx.fetch(name)
+    if not audio:
+        await agi.play(["sound:acdkit/vr-failed"])
+        return None
+    task = await submit_request(ctx.pool, ctx.jobs, number=number, skill=caller.queue,
+                                audio=audio, fmt="wav", now=ctx.clock.now(),
+                                source="agi:voice-request", settings=limits)
+    await agi.play(["sound:acdkit/vr-saved", f"digits:{reference(task.id)}"])
+    return task
+
+
+ROUTES: tuple[Route, ...] = (callback_offer, choose_agent, survey, voice_request)
 
 
 def handlers(ctx: RouteContext, routes: tuple[Route, ...] = ROUTES) -> dict[str, Handler]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from acdkit.agi.offer import dialplan_skill, queue_of_skill
 from acdkit.ami.link import AmiLink
@@ -39,7 +39,10 @@ from acdkit.store.callbacks import CallbackStore, agent_leg
 log = logging.getLogger(__name__)
 HOLDER_PREFIX = "ami:"
 MAX_IN_QUEUE = 7_200.0  # seconds a dialled-back customer may wait in Queue() before we stop
-_END_EVENTS = frozenset({"AgentConnect", "Hangup", "DialEnd", "QueueCallerAbandon"})
+IN_QUEUE = frozenset({"AgentConnect", "Hangup", "QueueCallerAbandon"})
+AGENT_LEG = frozenset({"DialEnd", "Hangup"})
+# An answered attempt: its channel id, the member (agent first) and the end of its call.
+Answered = tuple[str, str | None, "asyncio.Future[Mapping[str, str]]"]
 
 
 def holder_of(queue: str) -> str:
@@ -57,7 +60,8 @@ class QueueDialBack:
     agent_first: bool = False
     interval: float = 1.0
     inflight: dict[str, int] = field(default_factory=dict)  # queue → attempts running
-    _waiters: dict[str, asyncio.Future[Mapping[str, str]]] = field(default_factory=dict)
+    _waiters: dict[str, tuple[frozenset[str], asyncio.Future[Mapping[str, str]]]] = field(
+        default_factory=dict)
     _live: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -65,7 +69,12 @@ class QueueDialBack:
         return self.runner.store
 
     async def run(self) -> None:
-        """Tick every ``interval`` seconds until cancelled; a failed tick is logged."""
+        """Recover what a previous run left, then tick every ``interval`` seconds until
+        cancelled; a failed tick is logged."""
+        try:
+            await self.recover()
+        except AcdError as err:
+            log.warning("dial-back: recovery: %s", err)
         while True:
             try:
                 await self.tick()
@@ -94,6 +103,43 @@ class QueueDialBack:
                 started += await self.start(task, queue)
         return started
 
+    async def recover(self, scan: int = 10_000) -> int:
+        """Tasks a stopped ``acdkit agi`` left held by a queue (its dial lock expired): an
+        attempt without outcome is finished as ``failed`` and decided by the retry policy, a
+        held task without an open attempt goes back to its queue, an answered one is
+        completed (its end was not seen). Returns how many it touched."""
+        touched = 0
+        for task in await self.store.pool.list_tasks(scan):
+            holder = task.agent_id or ""
+            queue = holder[len(HOLDER_PREFIX):]
+            if not holder.startswith(HOLDER_PREFIX) or \
+                    task.state not in (TaskState.RESERVED, TaskState.ACTIVE) or \
+                    await self.store.dial_lock_held(task.id):
+                continue
+            touched += 1
+            await self._recover_one(task, queue)
+        return touched
+
+    async def _recover_one(self, task: Task, queue: str) -> None:
+        now = self.runner.clock.now()
+        if task.state is TaskState.ACTIVE:
+            done = await self.store.pool.move_task(
+                task.id, TaskEvent.COMPLETE, now, outcome="answered; end not seen")
+            await self.store.forget_callback(done)
+            return
+        last = await self.store.last_attempt(task.id)
+        if last is None or last.decided:
+            await self.store.unhold_for_queue(task.id, holder_of(queue), now)
+            return
+        outcome = last.outcome or await self.store.finish_attempt(
+            task.id, last.n, DialOutcome.FAILED, now, detail="acdkit agi stopped")
+        await self.store.mark_decided(task.id, last.n,
+                                      await self._decide(task.id, last.n, outcome, queue))
+        if outcome is DialOutcome.ANSWERED:  # the customer was reached: never dial again
+            await self.store.pool.move_task(task.id, TaskEvent.CONNECT, now)
+            await self._recover_one(replace(task, state=TaskState.ACTIVE), queue)
+        log.info("dial-back %s: recovered attempt %d (%s)", task.id, last.n, outcome.value)
+
     async def start(self, task: Task, queue: str) -> int:
         """Hold ``task`` for ``queue`` and start its attempt in the background (1), or 0."""
         token = await self.store.acquire_dial_lock(task.id)
@@ -110,7 +156,7 @@ class QueueDialBack:
         return 1
 
     async def _attempt(self, task_id: str, queue: str, token: str) -> None:
-        answered: tuple[str, str | None] | None = None
+        answered: Answered | None = None
         try:
             answered = await self._locked(task_id, queue)
         except Exception:
@@ -121,8 +167,8 @@ class QueueDialBack:
         if answered is not None:
             await self._until_connected(task_id, *answered)
 
-    async def _locked(self, task_id: str, queue: str) -> tuple[str, str | None] | None:
-        """One attempt under the dial lock; (channel id, member) when it was answered."""
+    async def _locked(self, task_id: str, queue: str) -> Answered | None:
+        """One attempt under the dial lock; what to wait for when it was answered."""
         task = await self.store.pool.get_task(task_id)
         if task is None or task.state is not TaskState.RESERVED:
             return None
@@ -135,13 +181,17 @@ class QueueDialBack:
         channel_id = agent_leg(task_id, n, "a" if member else "c")
         await self.store.open_attempt(task_id, n, task.agent_id or "", self.runner.clock.now(),
                                       number=task.number, base_attempts=task.attempts)
-        outcome, detail = await self._dial(task, queue, channel_id, member)
+        ended = self._watch(channel_id, AGENT_LEG if member else IN_QUEUE)
+        outcome, detail = await self._dial(task, queue, channel_id, member, ended)
         outcome = await self.store.finish_attempt(task_id, n, outcome,
                                                   self.runner.clock.now(), detail=detail)
         log.info("dial-back %s: attempt %d %s (%s)", task_id, n, outcome.value, detail)
         decided = await self._decide(task_id, n, outcome, queue)
         await self.store.mark_decided(task_id, n, decided)
-        return (channel_id, member) if outcome is DialOutcome.ANSWERED else None
+        if outcome is not DialOutcome.ANSWERED:
+            self._waiters.pop(channel_id, None)
+            return None
+        return channel_id, member, ended
 
     def _member(self, queue: str) -> str | None:
         if not self.agent_first:
@@ -149,10 +199,9 @@ class QueueDialBack:
         free = self.board.free(queue)
         return free[0].interface if free else None
 
-    async def _dial(self, task: Task, queue: str, channel_id: str,
-                    member: str | None) -> tuple[DialOutcome, str]:
+    async def _dial(self, task: Task, queue: str, channel_id: str, member: str | None,
+                    ended: asyncio.Future[Mapping[str, str]]) -> tuple[DialOutcome, str]:
         action = originate_action(task, queue, channel_id, self.plan, member)
-        ended = self._watch(channel_id)
         try:
             reply = await self.link.action(action, timeout=self.plan.ring_timeout + 15)
         except AmiUnavailable as err:
@@ -177,8 +226,8 @@ class QueueDialBack:
         assert attempt is not None
         return await self.runner._decide(attempt, outcome)
 
-    async def _until_connected(self, task_id: str, channel_id: str,
-                               member: str | None) -> None:
+    async def _until_connected(self, task_id: str, channel_id: str, member: str | None,
+                               ended: asyncio.Future[Mapping[str, str]]) -> None:
         """Answered: active until a member takes the customer (``AgentConnect``) or the
         customer leaves; agent first, the member is on the line already."""
         try:
@@ -187,7 +236,7 @@ class QueueDialBack:
                 outcome = f"connected to {member}"
             else:
                 try:
-                    event = await asyncio.wait_for(self._watch(channel_id), MAX_IN_QUEUE)
+                    event = await asyncio.wait_for(ended, MAX_IN_QUEUE)
                 except TimeoutError:
                     event = {"Event": "timeout"}
                 what = event.get("Event", "")
@@ -204,23 +253,26 @@ class QueueDialBack:
         await self.store.forget_callback(task)
         log.info("dial-back %s: %s", task_id, outcome)
 
-    def _watch(self, channel_id: str) -> asyncio.Future[Mapping[str, str]]:
-        future = self._waiters.get(channel_id)
-        if future is None or future.done():
-            future = asyncio.get_running_loop().create_future()
-            self._waiters[channel_id] = future
+    def _watch(self, channel_id: str,
+               events: frozenset[str] = IN_QUEUE) -> asyncio.Future[Mapping[str, str]]:
+        """A future for the first of ``events`` on channel ``channel_id``."""
+        future: asyncio.Future[Mapping[str, str]] = asyncio.get_running_loop().create_future()
+        self._waiters[channel_id] = (events, future)
         return future
 
     def on_event(self, event: Mapping[str, str]) -> None:
-        """Feed AMI events: the end of a dial-back's call (``AgentConnect``, ``Hangup``,
-        ``DialEnd``) wakes whoever waits for that channel id."""
-        if event.get("Event") not in _END_EVENTS:
+        """Feed AMI events: the end of a dial-back's call wakes whoever waits for that
+        channel id (customer first: ``AgentConnect`` or the customer leaving; agent first:
+        the member's ``DialEnd`` to the customer, or the member hanging up)."""
+        name = event.get("Event", "")
+        waiter = self._waiters.get(event.get("Uniqueid", ""))
+        if waiter is None or name not in waiter[0]:
             return
-        if event.get("Event") == "DialEnd" and event.get("DialStatus") == "":
+        if name == "DialEnd" and not event.get("DialStatus"):
             return
-        future = self._waiters.pop(event.get("Uniqueid", ""), None)
-        if future is not None and not future.done():
-            future.set_result(event)
+        del self._waiters[event.get("Uniqueid", "")]
+        if not waiter[1].done():
+            waiter[1].set_result(event)
 
 
 def is_dialplan_task(task: Task) -> bool:

@@ -119,6 +119,10 @@ class StasisApp:
             flow: Coroutine[Any, Any, None] = serve_caller(self, session, entry)
         elif kind == "agent-login":
             flow = agent_login(self, session)
+        elif kind == "voice-request":
+            from acdkit.ari.voice_request import direct_request
+
+            flow = direct_request(self, session, args[1] if len(args) > 1 else "sales")
         elif kind == ARG_RATINGS:
             flow = ratings_line(self, session)
         else:

@@ -1,4 +1,5 @@
-"""The caller leaves a spoken service request (overflow offer 3) instead of waiting.
+"""The caller leaves a spoken service request (overflow offer 3, or straight from the
+dialplan or an IVR choice: ``Stasis(acdkit,voice-request,<skill>)``) instead of waiting.
 
 The number for the answer is read back (as for a callback); the caller leaves the line
 (the call task is cancelled), hears a prompt and a beep and speaks; ``#``, silence or the
@@ -19,7 +20,7 @@ from acdkit.ari import events as ev
 from acdkit.ari.callback_offer import confirm_number
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.errors import InvalidTransition
-from acdkit.core.tasks import Task, TaskEvent
+from acdkit.core.tasks import Task, TaskEvent, TaskKind
 from acdkit.store.requests import submit_request
 
 if TYPE_CHECKING:
@@ -60,6 +61,27 @@ async def leave_request(app: StasisApp, session: Session, task: Task) -> bool:
         log.info("task %s: an agent is taking the call; no voice request", task.id)
         return False
     await app.control.remove_from_bridge(app.hold_bridge_id(task.skill), session.channel_id)
+    await take(app, session, task.skill, f"overflow:{task.source}", number)
+    return True
+
+
+async def direct_request(app: StasisApp, session: Session, skill: str) -> None:
+    """A caller sent straight to a voice request by the dialplan or an IVR choice:
+    ``Stasis(acdkit,voice-request,<skill>)``."""
+    await app.control.answer(session.channel_id)
+    now = app.clock.now()
+    call = Task(id=uuid.uuid4().hex[:16], kind=TaskKind.CALL, skill=skill, created_at=now,
+                enqueued_at=now, number=session.caller_number, source="voice-request")
+    number = await confirm_number(app, session, call)
+    if number is None:
+        await session.play(["sound:acdkit/vr-failed", "sound:acdkit/goodbye"])
+        await app.control.hangup(session.channel_id)
+        return
+    await take(app, session, skill, "stasis:voice-request", number)
+
+
+async def take(app: StasisApp, session: Session, skill: str, source: str, number: str) -> None:
+    """Record, review and store the request, say its reference and hang up."""
     name = f"vr-{uuid.uuid4().hex[:16]}"
     spoken = False
     try:
@@ -68,13 +90,12 @@ async def leave_request(app: StasisApp, session: Session, task: Task) -> bool:
         spoken = True  # hung up after speaking: keep what was said
         raise
     finally:
-        ref = await _submit(app, session, task, number, name) if spoken else None
+        ref = await _submit(app, session, skill, source, number, name) if spoken else None
     if ref is None:
         await session.play(["sound:acdkit/vr-failed", "sound:acdkit/goodbye"])
     else:
         await session.play(["sound:acdkit/vr-saved", f"digits:{ref}", "sound:acdkit/goodbye"])
     await app.control.hangup(session.channel_id)
-    return True
 
 
 async def _record_and_review(app: StasisApp, session: Session, name: str) -> bool:
@@ -98,17 +119,16 @@ async def _record_and_review(app: StasisApp, session: Session, name: str) -> boo
     return True
 
 
-async def _submit(app: StasisApp, session: Session, task: Task, number: str,
+async def _submit(app: StasisApp, session: Session, skill: str, source: str, number: str,
                   name: str) -> str | None:
     """Fetch the recording, store the request; the reference, or None when there was none."""
     audio = await app.control.download_recording(name)
     if not audio:
         log.warning("channel %s: recording %s is missing or empty", session.channel_id, name)
         return None
-    request = await submit_request(app.pool, app.jobs, number=number, skill=task.skill,
-                                   audio=audio, fmt="wav", now=app.clock.now(),
-                                   source=f"overflow:{task.source}",
+    request = await submit_request(app.pool, app.jobs, number=number, skill=skill,
+                                   audio=audio, fmt="wav", now=app.clock.now(), source=source,
                                    settings=app.settings.requests)
     await app.control.delete_recording(name)
-    log.info("task %s became voice request %s for %s", task.id, request.id, number)
+    log.info("channel %s left voice request %s for %s", session.channel_id, request.id, number)
     return request.attributes.get("ref", "")

@@ -17,9 +17,9 @@ from acdkit.cli.agents import agents
 from acdkit.cli.agi import agi
 from acdkit.cli.callbacks import callbacks
 from acdkit.cli.common import emit, handle_errors, run, settings_of
-from acdkit.cli.ratings import ratings
 from acdkit.cli.dnc import dnc
 from acdkit.cli.outbound import add_outbound_commands
+from acdkit.cli.ratings import ratings
 from acdkit.cli.requests import requests
 from acdkit.cli.stats import stats
 from acdkit.cli.tasks import tasks

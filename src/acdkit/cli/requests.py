@@ -54,7 +54,7 @@ def list_requests(ctx: click.Context, limit: int, as_json: bool) -> None:
 
     async def work(store: RequestStore) -> list[dict[str, Any]]:
         rows = []
-        for r in await store.list(limit):
+        for r in await store.newest(limit):
             task = await store.pool.get_task(r.task_id)
             rows.append({**_json(r), "id": r.task_id, "task": task.state.value if task else "",
                          "created": _iso(r.created_at)})

@@ -26,6 +26,8 @@ from acdkit.jobs import callback_store, promote_due_callbacks, recover_callbacks
 from acdkit.policies import retry_policy
 from acdkit.ports import SystemClock
 from acdkit.store.connection import redact, unavailable
+from acdkit.store.requests import RequestStore
+from acdkit.voice_jobs import recover_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ class Maintenance(threading.Thread):
                         down = False
                     await promote_due_callbacks(store, retry, SystemClock().now())
                     for job in await recover_callbacks(store, jobs):
+                        log.info("maintenance: re-enqueued %s", job)
+                    for job in await recover_deliveries(
+                            RequestStore(pool, self.settings.requests), store, jobs):
                         log.info("maintenance: re-enqueued %s", job)
                 except _REDIS_DOWN as err:
                     if not down:

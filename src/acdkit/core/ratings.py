@@ -145,15 +145,23 @@ def authorize(interaction: Interaction, direction: Direction, rater: str) -> str
 def summarize(ratee: str, raw: Mapping[str, str], categories: Iterable[str],
               prior: Shrinkage) -> Summary:
     """A ``Summary`` from stored sums: ``n:<cat>``/``sum:<cat>`` fields, ``n:*``/``sum:*``
-    for every score, ``ratings`` for the records."""
+    for every score, ``ratings`` for the records.
 
-    def score(name: str) -> Score:
+    The overall mean is shrunk per *rating* (one rating of three 5s weighs like one rating),
+    so it agrees with the categories and does not grow with the number of categories.
+    """
+
+    def score(name: str, weight: int | None = None) -> Score:
         count = int(raw.get(f"n:{name}", "0") or 0)
         total = float(raw.get(f"sum:{name}", "0") or 0)
-        return Score(count, total / count if count else None, prior.mean_of(total, count))
+        mean = total / count if count else None
+        if weight is None or mean is None:
+            return Score(count, mean, prior.mean_of(total, count))
+        return Score(count, mean, prior.mean_of(mean * weight, weight))
 
+    ratings = int(raw.get("ratings", "0") or 0)
     cats = MappingProxyType({name: score(name) for name in categories})
-    return Summary(ratee, int(raw.get("ratings", "0") or 0), cats, score("*"))
+    return Summary(ratee, ratings, cats, score("*", ratings))
 
 
 def best_first(summaries: Iterable[Summary]) -> list[Summary]:

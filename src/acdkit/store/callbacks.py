@@ -65,10 +65,10 @@ from typing import Any, cast
 
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.errors import InvalidInput, NotFound
+from acdkit.store.base import Conflict
 from acdkit.store.booking import Booking, BookResult
 from acdkit.store.codec import encode_float
 from acdkit.store.connection import guarded
-from acdkit.store.base import Conflict
 from acdkit.store.pool import Pool
 
 __all__ = ["Attempt", "AttemptState", "BookResult", "CallbackStore", "agent_leg"]

@@ -22,6 +22,7 @@ T = TypeVar("T")
 CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 5.0
 HEALTH_CHECK_INTERVAL = 15
+MAX_CONNECTIONS = 200
 
 
 def redact(url: str) -> str:
@@ -42,14 +43,20 @@ def client(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
     callers retry whole operations instead (the dispatcher's loop, RQ's retries), and the
     health check replaces a connection that died while idle before it is used.
     """
-    made: aioredis.Redis = aioredis.Redis.from_url(
+    # A blocking pool: a burst of callers (40 set-ups a second on the lab) needs more
+    # connections at once than the default pool's 100, which then raises "Too many
+    # connections" (redis-py 8.1) and drops calls; this one waits for a free connection.
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout,
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=timeout,
         health_check_interval=HEALTH_CHECK_INTERVAL,
         retry=Retry(NoBackoff(), retries=0),
     )
+    made: aioredis.Redis = aioredis.Redis.from_pool(pool)
     return made
 
 

@@ -205,7 +205,12 @@ class RatingStore:
         """Summaries of ``ratees`` (default: everyone ever rated), best first."""
         names = ratees if ratees is not None else sorted(cast(set[str], await self.redis.smembers(
             self._key("ragg", direction))))
-        return best_first([await self._summary(direction, name) for name in names])
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self._key("ragg", direction, name))
+        allowed = self.allowed(direction)
+        return best_first([summarize(name, raw, allowed, self.prior)
+                           for name, raw in zip(names, await pipe.execute(), strict=True)])
 
     # -- declines --------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Voice requests (work orders) in Redis, their audio on disk.
 
 Hash ``acdkit:{pool}:vr:<task_id>`` holds a ``core.requests.VoiceRequest``; the sorted set
-``acdkit:{pool}:vrs`` lists them by creation time and ``acdkit:{pool}:vr-ref:<ref>`` maps a
+``acdkit:{pool}:vrs`` lists them by creation time, ``acdkit:{pool}:vr-delivering`` holds
+those whose reply waits for delivery, and ``acdkit:{pool}:vr-ref:<ref>`` maps a
 spoken reference back to its task ids. Audio lives in ``requests.audio_dir``: the caller's
 recording as ``<task_id>.<fmt>``, an agent's spoken reply as ``<task_id>-reply-<n>.wav``.
 Every change is audited on the task's stream (``request_<status>``).
@@ -88,6 +89,10 @@ class RequestStore:
     def _index(self) -> str:
         return f"{self.pool.keys.base}vrs"
 
+    @property
+    def _delivering(self) -> str:
+        return f"{self.pool.keys.base}vr-delivering"
+
     # -- audio ----------------------------------------------------------------------------
 
     def audio_path(self, name: str) -> Path:
@@ -139,7 +144,7 @@ class RequestStore:
         return request
 
     @guarded
-    async def list(self, limit: int = 200) -> list[VoiceRequest]:
+    async def newest(self, limit: int = 200) -> list[VoiceRequest]:
         """The newest ``limit`` requests, newest first."""
         ids = cast(list[str], await self.redis.zrevrange(self._index, 0, max(0, limit - 1)))
         found = [await self.get(task_id) for task_id in ids]
@@ -161,6 +166,10 @@ class RequestStore:
                     after = transition(_decode(raw), event, now, **changes)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(key, mapping=_encode(after))  # type: ignore[arg-type]
+                    if after.status is RequestStatus.REPLIED:
+                        pipe.sadd(self._delivering, task_id)
+                    else:
+                        pipe.srem(self._delivering, task_id)
                     await pipe.execute()
                     break
                 except WatchError:
@@ -169,6 +178,11 @@ class RequestStore:
         await self.pool.audit.append(task_id, f"request_{after.status}", now=now,
                                      **cast(dict[str, Any], detail))
         return after
+
+    @guarded
+    async def delivering(self) -> list[str]:
+        """The task ids of requests whose reply waits for delivery."""
+        return sorted(cast(set[str], await self.redis.smembers(self._delivering)))
 
     @guarded
     async def count_delivery(self, task_id: str) -> VoiceRequest:
