@@ -195,8 +195,9 @@ class StasisApp:
         self.spawn(wrapped(), f"wrap-up {agent_id}")
 
     async def on_reserved(self, agent: Agent, task: Task) -> None:
-        """The dispatcher reserved ``agent`` for ``task``: connect a live call here; hand a
-        callback to its ``dial_back`` job (which asks us back to dial, agent first)."""
+        """The dispatcher reserved ``agent`` for ``task``: connect a live call here; give a
+        voice request's work order to the agent; hand a callback or an outbound task to its
+        ``dial_back`` job (which asks us back to dial, agent first)."""
         if task.kind is TaskKind.CALL:
             await self.connector.connect(agent, task)
             return
@@ -205,6 +206,7 @@ class StasisApp:
 
             self.spawn(work_order(self, agent, task), f"work order {task.id}")
             return
+        assert task.kind in (TaskKind.CALLBACK, TaskKind.OUTBOUND), task.kind
         job = await enqueue_dial_back(self.callbacks, self.jobs, task.id)
         log.info("task %s: agent %s reserved, job %s queued", task.id, agent.id, job)
 
