@@ -11,9 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from poolkit import StepClock
 
-from acdkit.ari.media import make_app, media
+from acdkit.ari.media import make_app, media, name_media
 from acdkit.config import RequestSettings
 from acdkit.core.requests import RequestEvent
+from acdkit.core.tasks import Task, TaskKind
 from acdkit.speech import tts
 from acdkit.store.pool import Pool
 from acdkit.store.requests import RequestStore, store_reply, submit_request
@@ -59,3 +60,22 @@ async def test_audio_for_asterisk(pool: Pool, clock: StepClock, tmp_path: Path) 
         for bad in ("/vr/nope/request-00.wav", f"/vr/{task.id}/../../etc-00.wav",
                     f"/vr/{task.id}/secret.wav"):
             assert (await client.get(bad)).status == 404, bad
+
+
+async def test_an_outbound_customer_name_is_spoken_for_the_whisper(pool: Pool, clock: StepClock,
+                                                                   tmp_path: Path) -> None:
+    settings = RequestSettings(audio_dir=str(tmp_path), media_url="http://127.0.0.1:8090")
+    named = Task(id="lead-1", kind=TaskKind.OUTBOUND, skill="sales", created_at=clock.now(),
+                 enqueued_at=clock.now(), number="+12125550142", name="Ada Lovelace")
+    unnamed = Task(id="lead-2", kind=TaskKind.OUTBOUND, skill="sales", created_at=clock.now(),
+                   enqueued_at=clock.now(), number="+12125550143")
+    await pool.add_tasks([named, unnamed])
+    [uri] = name_media(settings, named)
+    assert name_media(settings, unnamed) == []
+    async with TestClient(TestServer(make_app(RequestStore(pool, settings)))) as client:
+        resp = await client.get(uri.removeprefix("sound:http://127.0.0.1:8090"))
+        assert resp.status == 200
+        rate, seconds = _rate_and_seconds(await resp.read())
+        assert rate == 8000 and seconds > 0.5
+        assert (await client.get("/task/lead-2/name-00.wav")).status == 404
+        assert (await client.get("/task/nope/name-00.wav")).status == 404

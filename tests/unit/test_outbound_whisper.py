@@ -26,3 +26,9 @@ def test_an_outbound_whisper_says_why_which_attempt_and_the_number(source: str,
 def test_a_callback_whisper_is_unchanged() -> None:
     assert whisper_of(task(TaskKind.CALLBACK), 4) == ["sound:acdkit/whisper-callback",
                                                        "digits:0142"]
+
+
+def test_an_outbound_whisper_says_the_customer_name_first() -> None:
+    assert whisper_of(task(TaskKind.OUTBOUND, "csv:leads.csv"), 4, ["sound:http://m/name.wav"]) \
+        == ["sound:acdkit/ob-whisper", "sound:http://m/name.wav", "sound:acdkit/ob-reason-lead",
+            "sound:acdkit/ob-attempt", "number:1", "digits:0142"]

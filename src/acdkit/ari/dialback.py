@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from acdkit.ari import events as ev
 from acdkit.ari.agents import answered, say_digits
+from acdkit.ari.media import name_media
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import AgentEvent
 from acdkit.core.callbacks import DialOutcome
@@ -36,13 +38,14 @@ _OB_REASONS = (("missed-call", "missed"), ("ami:*", "missed"), ("callback-failed
                ("agent*", "agent"))
 
 
-def whisper_of(task: Task, digits: int) -> list[str]:
+def whisper_of(task: Task, digits: int, name: Sequence[str] = ()) -> list[str]:
     """What the agent hears before the customer is dialed: a callback and its number, or an
-    outbound task, why it exists (its source), which attempt this is and the number."""
+    outbound task, the customer's ``name`` (media that speaks it), why it exists (its
+    source), which attempt this is and the number."""
     if task.kind is not TaskKind.OUTBOUND:
         return ["sound:acdkit/whisper-callback", *say_digits(task.number, digits)]
     reason = next((r for p, r in _OB_REASONS if fnmatch.fnmatchcase(task.source, p)), "lead")
-    return ["sound:acdkit/ob-whisper", f"sound:acdkit/ob-reason-{reason}",
+    return ["sound:acdkit/ob-whisper", *name, f"sound:acdkit/ob-reason-{reason}",
             "sound:acdkit/ob-attempt", f"number:{task.attempts + 1}",
             *say_digits(task.number, digits)]
 
@@ -102,7 +105,8 @@ async def _attempt(app: StasisApp, task_id: str, n: int,
         await connector.move_agent(agent.id, AgentEvent.NO_ANSWER)
         app.after_wrap_up(agent.id)
         return DialOutcome.AGENT_NO_ANSWER, False
-    await connector.whisper(leg, whisper_of(task, app.settings.agents.whisper_digits))
+    name = name_media(app.settings.requests, task)
+    await connector.whisper(leg, whisper_of(task, app.settings.agents.whisper_digits, name))
     if not await _still_wanted(app, task_id, n, agent_id):  # the job gave up meanwhile
         await _drop_leg(app, agent.id, leg)
         return DialOutcome.FAILED, False

@@ -9,6 +9,7 @@ reply is never answered from the cache. Bind it to loopback or a private address
     GET /vr/<task_id>/request-<v>.wav      the caller's recording
     GET /vr/<task_id>/transcript-<v>.wav   the transcript, spoken
     GET /vr/<task_id>/reply-<v>.wav        the reply: the agent's recording, or the text spoken
+    GET /task/<task_id>/name-<v>.wav       a task's customer name, spoken (outbound whispers)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import web
 from acdkit.config import RequestSettings
 from acdkit.core.errors import AcdError, InvalidInput
 from acdkit.core.requests import ReplyKind, VoiceRequest
+from acdkit.core.tasks import Task
 from acdkit.speech import audio, tts
 from acdkit.store.requests import RequestStore
 
@@ -43,6 +45,14 @@ def media(settings: RequestSettings, request: VoiceRequest, what: str) -> str:
              "reply": f"{request.reply_kind}|{request.reply_text}|{request.reply_audio}"}[what]
     base = settings.media_url.rstrip("/")
     return f"sound:{base}/vr/{request.task_id}/{what}-{version(stamp)}.wav"
+
+
+def name_media(settings: RequestSettings, task: Task) -> list[str]:
+    """The ARI media that says ``task``'s customer name (none when it has no name)."""
+    if not task.name:
+        return []
+    base = settings.media_url.rstrip("/")
+    return [f"sound:{base}/task/{task.id}/name-{version(task.name)}.wav"]
 
 
 async def render(store: RequestStore, request: VoiceRequest, what: str) -> bytes:
@@ -77,8 +87,17 @@ def make_app(store: RequestStore) -> web.Application:
         log.info("media %s/%s: %d bytes", task_id, name, len(body))
         return web.Response(body=body, content_type="audio/wav")
 
+    async def serve_name(http: web.Request) -> web.Response:
+        task = await store.pool.get_task(http.match_info["task_id"])
+        if task is None or not task.name:
+            raise web.HTTPNotFound()
+        body = await tts.speak_async(task.name, voice=store.settings.tts_voice)
+        return web.Response(body=body, content_type="audio/wav")
+
     app = web.Application()
     app.router.add_get("/vr/{task_id:[A-Za-z0-9_-]{1,64}}/{name}", serve_audio)
+    app.router.add_get("/task/{task_id:[A-Za-z0-9_-]{1,64}}/{name:name-[0-9a-f]{1,16}\\.wav}",
+                       serve_name)
     return app
 
 
