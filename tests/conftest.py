@@ -7,11 +7,21 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import IO
 
 import pytest
 import redis
 
 START_TIMEOUT = 10.0
+LAB_CLAIM = pytest.StashKey[IO[str]]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A session with lab tests locks its lab before any fixture runs (tests/lab/labs.py)."""
+    if any(item.nodeid.startswith("tests/lab/") for item in session.items):
+        from tests.lab.labs import claim_lab
+
+        session.config.stash[LAB_CLAIM] = claim_lab()
 
 
 def free_port() -> int:

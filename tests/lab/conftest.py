@@ -4,9 +4,6 @@ a clean Redis, a fresh `serve` and fresh SIPp peers."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import fcntl
 import os
 import signal
 import subprocess
@@ -15,7 +12,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 import pytest
@@ -80,63 +77,8 @@ def lab_is_up() -> bool:
     return ari_get("asterisk/info")[0] == 200
 
 
-LAB_LOCK = Path(os.environ.get("ACDKIT_LAB_LOCK", "/tmp/acdkit-lab.lock"))
-PRIVATE_LABS = Path("/run/netns")  # scripts/lab-ns.sh: namespaces acdkit-NAME
-
-
-@pytest.fixture(scope="session", autouse=True)
-def lab_lock() -> Iterator[None]:
-    """One test session at a time uses a lab (one ARI app, one set of SIPp addresses): every
-    lab test session holds an exclusive lock on its lab and a second one waits for it.
-    Scripts outside pytest take the same lock: ``flock /tmp/acdkit-lab.lock CMD``.
-
-    Where private labs exist (scripts/lab-ns.sh), the session takes the first free one among
-    the main lab and those and moves into its network namespace before anything listens or
-    connects, so several sessions run side by side (developers; CI has the main lab only)."""
-    labs = [("", LAB_LOCK)]
-    if "ACDKIT_LAB_LOCK" not in os.environ:
-        names = [ns.name.removeprefix("acdkit-") for ns in sorted(PRIVATE_LABS.glob("acdkit-*"))]
-        labs += [(name, Path(f"/tmp/acdkit-lab-{name}.lock")) for name in names]
-    with _first_free(labs) as (name, lock):
-        if name:
-            _enter_private_lab(name)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _first_free(labs: list[tuple[str, Path]]) -> Iterator[tuple[str, IO[str]]]:
-    if len(labs) == 1:
-        with labs[0][1].open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield "", lock
-        return
-    while True:
-        for name, path in labs:
-            with path.open("a") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue
-                yield name, lock
-                return
-        time.sleep(0.5)
-
-
-def _enter_private_lab(name: str) -> None:
-    os.environ.update(LAB_ASTERISK=f"acdkit-asterisk-{name}", LAB_REDIS=f"acdkit-redis-{name}")
-    subprocess.run(["bash", "scripts/lab-ns.sh", "refresh", name], cwd=ROOT, check=True)
-    libc = ctypes.CDLL(None, use_errno=True)
-    with (PRIVATE_LABS / f"acdkit-{name}").open() as ns:
-        if libc.setns(ns.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
-            raise OSError(ctypes.get_errno(), f"setns into private lab {name}")
-    sys.stderr.write(f"\nlab tests run on private lab {name}\n")
-
-
 @pytest.fixture(scope="session")
-def lab(lab_lock: None) -> Path:
+def lab() -> Path:
     """The lab's Asterisk, up and ready (started with scripts/lab-up.sh when it is not)."""
     return _lab_up()
 
