@@ -104,6 +104,7 @@ class AgentSettings:
     max_misses: int = 3  # unanswered offers in a row before the agent is paused
     whisper: bool = True  # tell the agent who is calling before connecting
     whisper_digits: int = 4  # how many trailing digits of the caller's number it reads
+    end_key: str = "#"  # a persistent agent ends the call and keeps its line; "" = off
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ class RatingSettings:
     choose_agent: int = 0  # offer up to N logged-in agents of the skill, best first; 0 = off
     preferred_wait: float = 60.0  # seconds a task waits for the chosen agent, then anyone
     decline: bool = True  # the agent may press * during the whisper to decline the call
+    customer_pin: bool = False  # the ratings line asks customers for the PIN set by CLI
 
 
 @dataclass(frozen=True)

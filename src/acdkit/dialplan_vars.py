@@ -12,6 +12,7 @@ ARG_RATINGS = "ratings"  # ratings,<entry>: the ratings line (manage your rating
 
 # Contexts defined in dialplan/extensions_acdkit.conf
 FAILURE_CONTEXT = "acdkit-failure"
+FALLBACK_CONTEXT = "acdkit-fallback"  # a plain queue: past queue.max_wait, or no app
 CALLBACK_QUEUE_CONTEXT = "acdkit-callback-queue"
 CALLBACK_AGENT_FIRST_CONTEXT = "acdkit-callback-agent-first"
 
@@ -22,6 +23,7 @@ TASK_ID = "ACDKIT_TASK_ID"
 PRIORITY = "ACDKIT_PRIORITY"
 SINCE = "ACDKIT_SINCE"  # epoch second the caller joined Queue() (set by the dialplan)
 AGENT = "ACDKIT_AGENT"  # choose-agent: the queue member interface to ring first
+MEMBER = "ACDKIT_MEMBER"  # choose-agent: that member's name (the survey rates it)
 DIAL = "ACDKIT_DIAL"  # agent-first dial-back: the customer's dial string, built by acdkit
 CALLER_ID = "ACDKIT_CALLERID"  # agent-first dial-back: the number the customer sees
 DID = "ACDKIT_DID"  # the number dialled from outside (acdkit-pstn-in)

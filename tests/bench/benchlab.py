@@ -202,7 +202,8 @@ def asterisk_pid() -> int | None:
     """The lab Asterisk's host pid: the container's main process, else /proc by name."""
     with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
         env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "asterisk" / "containers.conf")}
-        out = subprocess.run(["podman", "inspect", "-f", "{{.State.Pid}}", "acdkit-asterisk"],
+        name = os.environ.get("LAB_ASTERISK", "acdkit-asterisk")  # a private lab's (lab-ns.sh)
+        out = subprocess.run(["podman", "inspect", "-f", "{{.State.Pid}}", name],
                              capture_output=True, text=True, timeout=10, env=env).stdout
         pid = int(out.strip() or 0)
         if pid and Path(f"/proc/{pid}/comm").read_text().strip() == "asterisk":

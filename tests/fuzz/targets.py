@@ -44,7 +44,7 @@ from acdkit.core.numbers import (
     prompt_for,
 )
 from acdkit.store.codec import task_from_hash, task_to_hash
-from acdkit.store.imports import _rows
+from acdkit.store.imports import _read
 
 # ------------------------------------------------------------------ DTMF time entry (core/dtmf)
 
@@ -177,16 +177,17 @@ IMPORT_PLAN = ImportPlan(source="fuzz.csv", default_skill="sales", policy=POLICI
                          timezone="America/New_York")
 
 
-def csv_rows(data: bytes) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+def csv_rows(data: bytes) -> tuple[list[str], Iterator[tuple[int, dict[str, str] | None, str]]]:
     """What ``store.imports.import_csv`` reads of a file before the pool: the header and the
-    (line, row) pairs. tests/integration/test_import_fuzz.py runs the real function."""
+    (line, row or None, why) triples. tests/integration/test_import_fuzz.py runs the real
+    function."""
     reader = csv.DictReader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig",
                                              errors="replace", newline=""))
     try:
         header = list(reader.fieldnames or [])
     except csv.Error as err:
         raise BadRow(1, f"unreadable CSV: {err}") from None
-    return header, _rows(reader)
+    return header, _read(reader)
 
 
 def run_csv(case: tuple[bytes, dict[str, str]]) -> None:
@@ -197,18 +198,21 @@ def run_csv(case: tuple[bytes, dict[str, str]]) -> None:
         plan = replace(IMPORT_PLAN, columns=plan_columns(header, header_map))
     except (BadRow, ConfigError):
         return
-    try:
-        for line, row in rows:
-            try:
-                task = parse_row(line, row, plan, 1_780_000_000.0)
-            except BadRow as exc:
-                assert exc.line == line and exc.reason
-                continue
-            assert E164.fullmatch(task.number) and task.id.startswith("imp-")
-            assert task.due_at is None or math.isfinite(task.due_at), task.due_at
-            assert task_from_hash(task_to_hash(task)) == task  # storable as parsed
-    except BadRow as exc:  # the CSV reader itself gave up on the file
-        assert exc.reason.startswith("unreadable CSV")
+    seen = 0
+    for line, row, why in rows:
+        seen += 1
+        assert seen <= data.count(b"\n") + data.count(b"\r") + 1, "the reader does not advance"
+        if row is None:  # a row the CSV reader refused: reported, the import goes on
+            assert why.startswith("unreadable CSV"), why
+            continue
+        try:
+            task = parse_row(line, row, plan, 1_780_000_000.0)
+        except BadRow as exc:
+            assert exc.line == line and exc.reason
+            continue
+        assert E164.fullmatch(task.number) and task.id.startswith("imp-")
+        assert task.due_at is None or math.isfinite(task.due_at), task.due_at
+        assert task_from_hash(task_to_hash(task)) == task  # storable as parsed
 
 
 csv_target = Target(

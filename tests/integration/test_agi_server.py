@@ -178,7 +178,59 @@ async def test_choose_agent_picks_the_best_rated_free_member(server: AgiServer,
     header = HEADER.replace(b"callback-offer?queue=sales", b"choose-agent?queue=sales")
     commands = await converse(server.port, lambda line: ["200 result=1"], header)
     assert commands == [f"SET VARIABLE {dv.AGENT} PJSIP/agent2",  # agent3 is paused
+                        f"SET VARIABLE {dv.MEMBER} agent2",
                         f"SET VARIABLE {dv.STATUS} {dv.STATUS_CHOSEN}"]
+
+
+def _members(ctx: RouteContext, *names: str) -> None:
+    ctx.members = MemberBoard()
+    for name in names:
+        ctx.members.apply({"Event": "QueueMember", "Queue": "sales", "Name": name,
+                           "Location": f"PJSIP/{name}", "Status": "1", "Paused": "0"})
+
+
+@pytest.mark.parametrize(("key", "chosen"), [("2", "agent2"), ("0", None), ("", None)])
+async def test_choose_agent_menu_lets_the_caller_pick_a_member(
+        server: AgiServer, ctx: RouteContext, key: str, chosen: str | None) -> None:
+    """ratings.choose_agent = 3: the Stasis menu over AGI (unrated members by name); the key
+    picks a member, 0 or no key leaves the choice to Queue()."""
+    _members(ctx, "agent1", "agent2", "agent3")
+    ctx.settings = replace(ctx.settings, ratings=replace(ctx.settings.ratings, choose_agent=3))
+
+    def answer(line: str) -> list[str]:
+        if line == "STREAM FILE acdkit/rate-choose-intro 0123456789*#" and key:
+            return [f"200 result={ord(key)} endpos=10"]
+        return ["200 result=0 endpos=10"]
+
+    header = HEADER.replace(b"callback-offer?queue=sales", b"choose-agent?queue=sales")
+    commands = await converse(server.port, answer, header)
+    if chosen is None:
+        assert commands[-1] == f"SET VARIABLE {dv.STATUS} {dv.STATUS_NONE}"
+        assert not [c for c in commands if dv.AGENT in c]
+        return
+    assert "SAY DIGITS 2 \"\"" in commands  # "you chose agent 2"
+    assert commands[-3:] == [f"SET VARIABLE {dv.AGENT} PJSIP/{chosen}",
+                             f"SET VARIABLE {dv.MEMBER} {chosen}",
+                             f"SET VARIABLE {dv.STATUS} {dv.STATUS_CHOSEN}"]
+
+
+async def test_survey_after_dial_rates_the_member_choose_agent_set(
+        server: AgiServer, ctx: RouteContext) -> None:
+    """After Dial(${ACDKIT_AGENT},,g) there is no MEMBERNAME: the survey rates ACDKIT_MEMBER."""
+
+    def answer(line: str) -> list[str]:
+        if line == f"GET VARIABLE {dv.MEMBER}":
+            return ["200 result=1 (agent3)"]
+        if line == "GET VARIABLE MEMBERNAME":
+            return ["200 result=0"]
+        if "rate-q-" in line:
+            return [f"200 result={ord('5')} endpos=10"]
+        return ["200 result=0 endpos=10"]
+
+    header = HEADER.replace(b"callback-offer?queue=sales", b"survey?queue=sales")
+    commands = await converse(server.port, answer, header)
+    assert commands[-1] == f"SET VARIABLE {dv.STATUS} {dv.STATUS_RATED}"
+    assert (await ctx.ratings.agent_summary("agent3")).ratings == 1
 
 
 async def test_survey_rates_the_member_who_took_the_call(server: AgiServer,

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from acdkit.cli import main
+from acdkit.core.agents import check_pin
 from acdkit.core.errors import NotYourRating
 from acdkit.core.ratings import Interaction
 from acdkit.core.routing import PriorityRules
@@ -85,3 +86,46 @@ def test_an_agent_rates_its_customer_and_lists_what_it_served(served: str) -> No
     assert (item["task"], item["scores"]) == ("t2", {"overall": 5})
     [item] = json.loads(cli("ratings", "served", "--number", "+15550001", "--json")[1])
     assert (item["agent"], item["scores"]) == ("2", None)
+
+
+def test_agents_list_shows_the_rating_and_the_declines(served: str) -> None:
+    assert cli("agents", "add", "2", "--pin", "1234", "--skill", "sales")[0] == 0
+    assert cli("agents", "add", "5", "--pin", "1234", "--skill", "sales")[0] == 0
+    assert cli("ratings", "rate", "t1", "--as", "+15550001", "--score", "5")[0] == 0
+
+    async def declined() -> None:
+        store = RatingStore(Pool(await connect(served), PriorityRules()))
+        await store.count_decline("2", "t7", 1.0)
+        await store.count_decline("2", "t8", 2.0)
+        await store.pool.close()
+
+    asyncio.run(declined())
+    code, out = cli("agents", "list", "--json")
+    assert code == 0
+    rows = {r["id"]: (r["rating"], r["ratings"], r["declines"]) for r in json.loads(out)}
+    assert rows == {"2": (round(20 / 6, 2), 1, 2), "5": (None, 0, 0)}
+    code, table = cli("agents", "list")
+    assert code == 0
+    assert table.splitlines()[0].split()[-3:] == ["RATING", "RATINGS", "DECLINES"]
+    assert table.splitlines()[1].split()[-3:] == ["3.33", "1", "2"]
+
+
+def test_a_customer_pin_is_set_by_cli_and_only_its_hash_is_stored(served: str) -> None:
+    code, out = cli("ratings", "pin", "+15550001", "--pin", "4711")
+    assert (code, out.strip()) == (0, "+15550001: ratings PIN set")
+
+    async def stored() -> str | None:
+        store = RatingStore(Pool(await connect(served), PriorityRules()))
+        try:
+            return await store.pin_hash("+15550001")
+        finally:
+            await store.pool.close()
+
+    hashed = asyncio.run(stored())
+    assert hashed is not None and "4711" not in hashed and check_pin("4711", hashed)
+    code, out = cli("ratings", "pin", "+15550001", "--pin", "12")
+    assert code == 65 and "4 to 12 digits" in out
+    assert cli("ratings", "pin", "+15550001", "--clear")[0] == 0
+    assert asyncio.run(stored()) is None
+    code, out = cli("ratings", "pin", "not-a-number", "--pin", "4711")
+    assert code == 65 and "1-20 digits" in out

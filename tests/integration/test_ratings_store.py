@@ -115,6 +115,17 @@ async def test_declines_are_counted_and_audited(store: RatingStore) -> None:
         ["declined", "declined"]
 
 
+async def test_a_customer_pin_is_kept_as_a_hash_and_can_be_removed(store: RatingStore) -> None:
+    assert await store.pin_hash("+15550001") is None
+    await store.set_pin("+15550001", "pbkdf2$1$00$00")
+    assert await store.pin_hash("+15550001") == "pbkdf2$1$00$00"
+    assert await store.pin_hash("anonymous") is None  # no number: no PIN, no error
+    await store.set_pin("+15550001", None)
+    assert await store.pin_hash("+15550001") is None
+    with pytest.raises(InvalidInput, match="1-20 digits"):
+        await store.set_pin("12ab", "pbkdf2$1$00$00")
+
+
 async def test_concurrent_raters_keep_the_aggregates_exact(redis_url: str) -> None:
     """Many clients add, change and delete ratings of the same agents at once; the aggregates
     equal a recount of the stored ratings afterwards."""

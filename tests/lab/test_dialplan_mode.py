@@ -47,6 +47,11 @@ class Agi(Serve):
 
 @pytest.fixture
 def agi(lab: Path, redis_url: str, tmp_path: Path) -> Iterator[Agi]:
+    yield from agi_process(redis_url, tmp_path)
+
+
+def agi_process(redis_url: str, tmp_path: Path) -> Iterator[Agi]:
+    """An ``Agi`` (not started) for a fixture; stopped, calls hung up, log shown after."""
     proc = Agi(redis_url, tmp_path / "agi.log", {"ACDKIT_CONFIG": str(LAB_CONFIG)})
     yield proc
     proc.stop(signal.SIGTERM)

@@ -1,5 +1,6 @@
 """Ratings on the lab: a caller chooses its agent by DTMF, a caller rates the agent in the
-post-call survey, a caller changes and deletes its rating on the ratings line (110).
+post-call survey, a caller changes and deletes its rating on the ratings line (110), an agent
+does the same for its customer, a persistent agent ends a call with # and keeps its line.
 
 Ratings that the choice depends on are seeded in the test's Redis through the store (the
 same API `serve` uses); everything else goes through SIPp, Asterisk and `acdkit serve`.
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 from tests.lab.center import FAST, add_agents, cli_json, eventually, task_story, tasks
 from tests.lab.conftest import Serve
-from tests.lab.sipp import Peer, caller
+from tests.lab.sipp import AGENT_IP, Peer, caller
 
-from acdkit.core.ratings import Direction, Interaction
+from acdkit.core.ratings import Direction, Interaction, Rating
 from acdkit.core.routing import PriorityRules
 from acdkit.store.audit import AuditEntry
 from acdkit.store.connection import connect
@@ -170,3 +171,99 @@ def test_the_agent_hears_the_rating_and_declines_with_star(serve: Serve,
     assert any(h["fields"].get("reason") == "declined" for h in history)
     assert {r["id"]: r["declines"] for r in cli_json(serve, "ratings")}["1"] == 1
     assert "declined by agent 1" in serve.log()
+
+
+def test_a_persistent_agent_ends_the_call_with_pound_and_keeps_its_line(
+        serve: Serve, phones: Phones) -> None:
+    serve.extra_env.update({**FAST, "ACDKIT_RATINGS_SURVEY": "true",
+                            "ACDKIT_RATINGS_AGENT_PROMPT": "true",
+                            "ACDKIT_RATINGS_KEY_TIMEOUT": "8"})
+    add_agents(serve, "1", mode="persistent")
+    serve.start()
+    # The line answers; 4 s later the agent presses # (end the call), 3 s later 4 (its
+    # rating of the customer, asked on the line while the caller answers the survey).
+    phone = phones(dtmf_users="agent1", dtmf="w" * 8 + "#" + "w" * 6 + "4")
+    # The caller's survey keys come well after the #: 5, 4, then 3.
+    keys = "1" + "w" * 26 + "5" + "w" * 4 + "4" + "w" * 4 + "3"
+    result = caller("100", dtmf=keys, caller_id=CUSTOMER, timeout=60).run()
+    assert result.ok, result
+    assert result.find("BYE", sent=False), "acdkit hangs the caller up after the survey"
+    row = eventually(lambda: (r := agent_row(serve, "1"))["ratings"] == 1 and r, 5,
+                     what="the caller's rating stored")
+    assert {c: s["mean"] for c, s in row["categories"].items()} == \
+        {"attitude": 5.0, "expertise": 4.0, "availability": 3.0}
+    rated = cli_json(serve, "ratings", "customers")
+    assert [(r["number"], r["mean"]) for r in rated] == [(CUSTOMER, 4.0)]
+    [mine] = tasks(serve)
+    task, _ = task_story(serve, mine["id"])
+    assert (task["state"], task["outcome"]) == ("completed", "agent ended the call")
+    eventually(lambda: cli_json(serve, "agents", "list")[0]["state"] == "ready", 10,
+               what="the agent ready after rating")
+    [line] = phone.invites()
+    assert phone.open_calls() == {line.call_id}, "the agent's line stays up"
+    assert "agent 1 ended the call, line kept" in serve.log()
+
+
+def test_a_persistent_agent_rates_the_customer_who_hung_up_and_keeps_its_line(
+        serve: Serve, phones: Phones) -> None:
+    serve.extra_env.update({**FAST, "ACDKIT_RATINGS_AGENT_PROMPT": "true",
+                            "ACDKIT_RATINGS_KEY_TIMEOUT": "8"})
+    add_agents(serve, "1", mode="persistent")
+    serve.start()
+    phone = phones(dtmf_users="agent1", dtmf="w" * 12 + "2")  # after the caller left
+    result = caller("100", dtmf="1", hangup_after=3, caller_id=CUSTOMER, timeout=30).run()
+    assert result.ok, result
+    rated = eventually(lambda: cli_json(serve, "ratings", "customers"), 15,
+                       what="the customer's rating")
+    assert [(r["number"], r["mean"]) for r in rated] == [(CUSTOMER, 2.0)]
+    eventually(lambda: cli_json(serve, "agents", "list")[0]["state"] == "ready", 10,
+               what="the agent ready after rating")
+    [line] = phone.invites()
+    assert phone.open_calls() == {line.call_id}, "the agent's line stays up"
+
+
+def test_an_agent_changes_its_rating_of_a_customer_on_the_ratings_line(
+        serve: Serve, phones: Phones) -> None:
+    serve.extra_env.update({**FAST, "ACDKIT_RATINGS_KEY_TIMEOUT": "8"})
+    add_agents(serve, "1")
+
+    async def rated_by_agent(store: RatingStore) -> None:
+        await store.record_served(Interaction("served-9", "1", CUSTOMER, "sales", 1.0))
+        await store.rate(task_id="served-9", rater="1", scores={"overall": 2}, now=2.0)
+
+    on_store(serve, rated_by_agent)
+    serve.start()
+    # agent1's desk phone dials 110: 1 = change, 5, then # = finish.
+    keys = "w" * 4 + "1" + "w" * 3 + "5" + "w" * 8 + "#"
+    result = caller("110", dtmf=keys, caller_id="agent1", local_ip=AGENT_IP, timeout=60).run()
+    assert result.ok, result
+
+    async def story(store: RatingStore) -> tuple[list[AuditEntry], Rating | None]:
+        return (await store.pool.audit.history("served-9"),
+                await store.get("served-9", Direction.OF_CUSTOMER))
+
+    history, current = on_store(serve, story)
+    assert [(e.event, e.fields.get("scores", "")) for e in history] == \
+        [("rating_added", "overall=2"), ("rating_changed", "overall=5")]
+    assert current is not None and (current.rater, dict(current.scores)) == ("1", {"overall": 5})
+    rated = cli_json(serve, "ratings", "customers")
+    assert [(r["number"], r["mean"], r["count"]) for r in rated] == [(CUSTOMER, 5.0, 1)]
+
+
+def test_the_ratings_line_refuses_a_wrong_pin_and_takes_the_right_one(serve: Serve) -> None:
+    serve.extra_env.update({**FAST, "ACDKIT_RATINGS_CUSTOMER_PIN": "true",
+                            "ACDKIT_RATINGS_KEY_TIMEOUT": "6"})
+    serve.start()
+    seed(serve, "served-1", "2", CUSTOMER, attitude=2)
+    serve.cli("ratings", "pin", CUSTOMER, "--pin", "4711")
+    wrong = caller("110", dtmf="w" * 4 + "1111#" + "w" * 8 + "2222#", caller_id=CUSTOMER,
+                   timeout=40).run()
+    assert wrong.ok and wrong.hung_up_by == "remote", wrong
+    assert serve.log().count("wrong PIN for") == 2
+    # The right PIN, then 1 = rate: 5, 5, 5, then # = finish.
+    keys = "w" * 4 + "4711#" + "w" * 8 + "1" + "w" * 3 + "5" + "w" * 3 + "5" + "w" * 3 + "5" \
+        + "w" * 8 + "#"
+    right = caller("110", dtmf=keys, caller_id=CUSTOMER, timeout=60).run()
+    assert right.ok, right
+    assert serve.log().count("wrong PIN for") == 2
+    assert agent_row(serve, "2")["overall"]["mean"] == 5.0

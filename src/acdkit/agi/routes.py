@@ -21,11 +21,15 @@ from acdkit.agi.server import Handler
 from acdkit.agi.session import AgiChannel
 from acdkit.ami.members import MemberBoard
 from acdkit.ami.watcher import interaction_id
+from acdkit.ari.agents import say_digits
+from acdkit.ari.choose_agent import NO_CHOICE
+from acdkit.ari.choose_agent import menu as agent_menu
+from acdkit.ari.survey import prompt, question
 from acdkit.config import Settings
 from acdkit.core.callbacks import reference
 from acdkit.core.errors import InvalidInput
 from acdkit.core.numbers import NumberPolicy
-from acdkit.core.ratings import Interaction
+from acdkit.core.ratings import Interaction, Summary
 from acdkit.core.tasks import Task
 from acdkit.ports import Clock, JobQueue
 from acdkit.store.callbacks import CallbackStore
@@ -105,32 +109,49 @@ async def _stored(agi: AgiChannel, task: Task | None) -> None:
 
 
 async def choose_agent(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> None:
-    """Set ``ACDKIT_AGENT`` to the interface of the best-rated free member of ``queue``
-    (ratings of the member name, shrunk mean), ``chosen``; ``none`` when nobody is free or
-    AMI is off."""
+    """Choose a free member of ``queue``: ``ACDKIT_AGENT`` = its interface, ``ACDKIT_MEMBER`` =
+    its member name, ``chosen``. With ``ratings.choose_agent`` = N > 0 the caller hears up to
+    N free members, best-rated first, and picks one by key (the Stasis menu); with 0 it is
+    the best-rated free member. ``none``: nobody free, no choice (0, # or no key), AMI off."""
     queue = queue_param(request)
-    free = ctx.members.free(queue) if ctx.members else []
-    best: tuple[float, str, str] | None = None
-    for member in free:
-        if not _MEMBER.fullmatch(member.name):
-            continue
-        summary = await ctx.ratings.agent_summary(member.name)
-        score = summary.overall.shrunk if summary.overall.shrunk is not None else 0.0
-        if best is None or (score, member.name) > (best[0], best[1]):
-            best = (score, member.name, member.interface)
-    if best is None:
+    free = {m.name: m for m in (ctx.members.free(queue) if ctx.members else [])
+            if _MEMBER.fullmatch(m.name)}
+    ranked = await ctx.ratings.summaries(ratees=sorted(free)) if free else []
+    limit = min(ctx.settings.ratings.choose_agent, 9)
+    if limit > 0 and ranked:
+        name = await _keyed_member(agi, ranked[:limit], ctx.settings.ratings.key_timeout)
+    else:
+        name = ranked[0].ratee if ranked else None
+    if name is None:
         await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
         return
-    log.info("AGI choose-agent: %s for queue %s (rating %.2f)", best[2], queue, best[0])
-    await agi.set_variable(dv.AGENT, best[2])
+    log.info("AGI choose-agent: %s (%s) for queue %s", name, free[name].interface, queue)
+    await agi.set_variable(dv.AGENT, free[name].interface)
+    await agi.set_variable(dv.MEMBER, name)
     await agi.set_variable(dv.STATUS, dv.STATUS_CHOSEN)
 
 
+async def _keyed_member(agi: AgiChannel, ranked: list[Summary], timeout: float) -> str | None:
+    """The caller's pick from the menu of ``ranked`` members (key 1..N), or None."""
+    for _ in (1, 2):
+        key = await agi.ask(agent_menu(ranked), timeout)
+        if key is None or key in NO_CHOICE:
+            return None
+        if key.isdigit() and 1 <= int(key) <= len(ranked):
+            name = ranked[int(key) - 1].ratee
+            await agi.play([prompt("rate-you-chose"), *say_digits(name)])
+            return name
+        await agi.play([prompt("invalid")])
+    return None
+
+
 async def survey(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> None:
-    """After the agent hung up (``Queue()`` option ``c``): the caller rates the member who
-    took the call (``MEMBERNAME``, set by app_queue's ``setinterfacevar``), one key 1-5 per
-    category; ``rated``, or ``none`` (no member, anonymous caller, no key)."""
-    member = await agi.get_variable("MEMBERNAME") or ""
+    """After the agent hung up (``Queue()`` option ``c``, or ``Dial()`` option ``g`` after
+    choose-agent): the caller rates the member who took the call (``MEMBERNAME``, set by
+    app_queue's ``setinterfacevar``, else ``ACDKIT_MEMBER`` from choose-agent), one key 1-5
+    per category; ``rated``, or ``none`` (no member, anonymous caller, no key)."""
+    member = (await agi.get_variable("MEMBERNAME") or await agi.get_variable(dv.MEMBER)
+              or "")
     number = request.caller_number
     if not _MEMBER.fullmatch(member) or not number.lstrip("+").isdigit():
         await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
@@ -140,16 +161,18 @@ async def survey(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> Non
     skill = request.params.get("queue", "")
     await ctx.ratings.record_served(Interaction(task_id, member, number, skill, now))
     scores: dict[str, int] = {}
-    await agi.play(["sound:acdkit/rate-survey-intro"])
-    for category in ctx.ratings.categories:
-        key = await agi.ask([f"sound:acdkit/rate-q-{category}"], 6.0, keys="12345#")
+    await agi.play([prompt("rate-survey-intro")])
+    for index, category in enumerate(ctx.ratings.categories, 1):
+        key = await agi.ask(question(category, index), ctx.settings.ratings.key_timeout,
+                            keys="12345#")
         if key is not None and key in "12345":
             scores[category] = int(key)
     if not scores:
         await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
         return
     await ctx.ratings.rate(task_id=task_id, rater=number, scores=scores, now=now)
-    await agi.play(["sound:acdkit/rate-thanks"])
+    await agi.play([prompt("rate-thanks")])
+    log.info("AGI survey: %s rated %s %s", number, member, scores)
     await agi.set_variable(dv.STATUS, dv.STATUS_RATED)
 
 
@@ -181,6 +204,8 @@ async def _record_request(ctx: RouteContext, unique_id: str, agi: AgiChannel,
     task = await submit_request(ctx.pool, ctx.jobs, number=number, skill=caller.queue,
                                 audio=audio, fmt="wav", now=ctx.clock.now(),
                                 source="agi:voice-request", settings=limits)
+    log.info("AGI voice-request: request %s from %s for queue %s (%d bytes of audio)",
+             task.id, number, caller.queue, len(audio))
     await agi.play(["sound:acdkit/vr-saved", f"digits:{reference(task.id)}"])
     return task
 

@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from acdkit.ari import end_key, followup_key, survey
 from acdkit.ari import events as ev
-from acdkit.ari import followup_key, survey
 from acdkit.ari.calls import Call
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, check_pin
@@ -184,7 +184,8 @@ class AgentConnector:
     async def open_line(self, agent_id: str, session: Session) -> AgentLine:
         """Keep ``session`` as the agent's persistent line, in a bridge of its own."""
         bridge_id = f"line-{agent_id}"
-        await self.app.ensure_bridge(bridge_id, "mixing")
+        # dtmf_events: no native RTP bridging, so the agent's keys (end, follow-up) reach us.
+        await self.app.ensure_bridge(bridge_id, "mixing,dtmf_events")
         await self.app.control.add_to_bridge(bridge_id, [session.channel_id])
         line = AgentLine(agent_id, session, bridge_id)
         self.lines[agent_id] = line
@@ -247,6 +248,8 @@ class AgentConnector:
         log.info("task %s: agent %s connected to %s", task.id, agent.id, customer)
         self.app.spawn(followup_key.watch(self.app, agent, task, call, leg),
                        f"follow-up key {task.id}")
+        if line is not None:  # a persistent agent ends the call with a key, keeping its line
+            self.app.spawn(end_key.watch(self.app, agent, task, call, line), f"end key {task.id}")
 
     async def _watch_leg(self, call: Call, leg: Session) -> None:
         """Per-call agent leg: when the agent hangs up, the customer's call ends too."""

@@ -9,6 +9,7 @@ session before they enter the app, so their events go to the flow that rang them
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -21,6 +22,7 @@ from acdkit.ari.control import AriControl
 from acdkit.ari.dialback import run_commands
 from acdkit.ari.queue import serve_caller
 from acdkit.ari.ratings_line import ratings_line
+from acdkit.ari.reconcile import reconcile
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.config import Settings
 from acdkit.core import ivr
@@ -60,6 +62,8 @@ class StasisApp:
         self._bridges: set[str] = set()
         self._bridge_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.started_at = clock.now()  # holds older than this may be a dead serve's
+        self.reconciled = asyncio.Event()  # set once ARI and the pool agree (ari/reconcile.py)
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -92,6 +96,7 @@ class StasisApp:
     async def on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.Connected):
             self._bridges.clear()  # Asterisk may have restarted: bridges are made again lazily
+            self.reconciled.clear()
             self.spawn(self._reconcile(), "reconcile")
             return
         channel_id = ev.channel_id(event)
@@ -158,9 +163,13 @@ class StasisApp:
 
     async def _reconcile(self) -> None:
         """After a reconnect: flows whose channel did not survive the drop learn it now."""
-        for session in self.sessions.all():
-            if await self.control.get_channel(session.channel_id) is None:
-                session.feed(ev.ChannelDestroyed(channel=ev.Channel(id=session.channel_id)))
+        try:
+            for session in self.sessions.all():
+                if await self.control.get_channel(session.channel_id) is None:
+                    session.feed(ev.ChannelDestroyed(channel=ev.Channel(id=session.channel_id)))
+            await reconcile(self)  # what a dead serve left: held tasks, stranded callers
+        finally:
+            self.reconciled.set()
 
     # -- holding bridges and wrap-up -------------------------------------------------------
 
@@ -199,6 +208,9 @@ class StasisApp:
         voice request's work order to the agent; hand a callback or an outbound task to its
         ``dial_back`` job (which asks us back to dial, agent first)."""
         if task.kind is TaskKind.CALL:
+            # A caller a dead serve left is adopted by the reconciler: wait for it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reconciled.wait(), 15.0)
             await self.connector.connect(agent, task)
             return
         if task.kind is TaskKind.VOICE_REQUEST:

@@ -31,7 +31,7 @@ async def watch(app: StasisApp, agent: Agent, task: Task, call: Call, leg: Sessi
     key = app.settings.outbound.agent_key
     if not key or not task.number:
         return
-    while not (leg.gone or call.customer.gone):
+    while not (leg.gone or call.customer.gone) and call.agent_id == agent.id:
         if key in leg.digits:
             leg.digits.remove(key)
             await _follow_up(app, agent, task, leg)

@@ -12,7 +12,9 @@ from acdkit.ari.choose_agent import rating_inputs
 from acdkit.ari.ivr import choose_skill
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core import overflow
-from acdkit.core.tasks import Task, TaskKind
+from acdkit.core.errors import InvalidTransition, NotFound
+from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
+from acdkit.dialplan_vars import FALLBACK_CONTEXT
 from acdkit.store import outbound
 
 if TYPE_CHECKING:
@@ -34,12 +36,24 @@ async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
     task = Task(id=new_task_id(), kind=TaskKind.CALL, skill=skill, created_at=now,
                 enqueued_at=now, number=session.caller_number, source=f"ivr:{entry}",
                 channel_id=session.channel_id, **inputs)
-    call = app.calls.open(task.id, session)
-    await app.hold(skill, session.channel_id)
+    await serve_queued(app, session, task)
+
+
+async def serve_queued(app: StasisApp, session: Session, task: Task, *,
+                       adopted: bool = False) -> None:
+    """Hold the caller of ``task`` until served, then until it hangs up. A new task is put
+    on hold and in the pool; an ``adopted`` one (its flow died with an earlier serve:
+    ari/reconcile.py) already sits in the holding bridge with its place in line, or in its
+    conversation (the call the reconciler opened, bridge and agent leg set)."""
+    call = app.calls.get(task.id) or app.calls.open(task.id, session)
     try:
-        await app.pool.add_task(task)
-        log.info("task %s queued for %s (caller %s)", task.id, skill, session.caller_number)
-        await outbound.on_call_in(app.pool, app.number_policy, session.caller_number, now)
+        if not adopted:
+            await app.hold(task.skill, session.channel_id)
+            await app.pool.add_task(task)
+            log.info("task %s queued for %s (caller %s)", task.id, task.skill,
+                     session.caller_number)
+            await outbound.on_call_in(app.pool, app.number_policy, session.caller_number,
+                                      task.created_at)
         await _wait_for_agent(app, session, task)
         # The agent's hang-up hangs the caller up too (after the survey: ari/survey.py).
         await session.hung_up.wait()
@@ -75,6 +89,9 @@ async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:
         now = app.clock.now()
         if call.taken.is_set() or call.bridge_id is not None:
             continue
+        if now - task.enqueued_at >= app.settings.queue.max_wait:
+            await _past_max_wait(app, session, task)
+            continue
         # Read the queue (position, agents) only when an offer or an announcement is due:
         # this loop ticks every second for every waiting caller.
         offer_due = now - task.enqueued_at >= rules.first_after and (
@@ -96,6 +113,24 @@ async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:
             if last_announce is not None or view.waited >= app.settings.queue.announce_every:
                 await _announce(app, session, view.position)
             last_announce = now
+
+
+async def _past_max_wait(app: StasisApp, session: Session, task: Task) -> None:
+    """The caller waited ``queue.max_wait``: its task expires and it continues in the
+    fallback context (a plain queue); raises ``ChannelGone`` once it left our app. A task
+    an agent took meanwhile is left to the connector."""
+    current = await app.pool.get_task(task.id)
+    if current is None or current.state is not TaskState.QUEUED:
+        return
+    try:
+        await app.pool.move_task(task.id, TaskEvent.EXPIRE, app.clock.now(), outcome="max_wait")
+    except (InvalidTransition, NotFound):
+        return
+    log.info("task %s waited %.0f s: expired, caller to %s", task.id,
+             app.clock.now() - task.enqueued_at, FALLBACK_CONTEXT)
+    await app.control.remove_from_bridge(app.hold_bridge_id(task.skill), session.channel_id)
+    await app.control.continue_in_dialplan(session.channel_id, FALLBACK_CONTEXT, "s", 1)
+    raise ChannelGone(session.channel_id)
 
 
 async def _announce(app: StasisApp, session: Session, position: int) -> None:

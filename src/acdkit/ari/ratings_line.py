@@ -1,6 +1,7 @@
 """The ratings line (Stasis ``ratings,<entry>``, lab extension 110): a customer, known by the
 calling number, hears the agents who served it, newest first, and adds, changes or deletes its
 own rating of each; an agent calling from its own phone does the same for its customers.
+With ``ratings.customer_pin`` on, a customer first keys the PIN set by `acdkit ratings pin`.
 
 Per interaction: 1 = rate (or change), 2 = delete, 3 or no key = next, # = finish.
 """
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from acdkit.ari.agents import _endpoint_of, say_digits
 from acdkit.ari.session import Session
 from acdkit.ari.survey import ask_key, ask_scores, prompt, rate_and_thank, say_score
+from acdkit.core.agents import check_pin
 from acdkit.core.errors import AcdError, NoSuchRating
 from acdkit.core.ratings import Direction, Interaction, Rating
 
@@ -27,16 +29,41 @@ async def ratings_line(app: StasisApp, session: Session) -> None:
     """Run one call to the ratings line from answer to hang-up."""
     await app.control.answer(session.channel_id)
     rater, direction = await _caller(app, session)
+    if direction is Direction.OF_CUSTOMER or await _pin_ok(app, session, rater):
+        await _offer(app, session, rater, direction)
+    await session.play([prompt("goodbye")])
+    await app.control.hangup(session.channel_id)
+
+
+async def _offer(app: StasisApp, session: Session, rater: str, direction: Direction) -> None:
     served = await _served(app, rater, direction)
     if not served:
-        await session.play([prompt("rate-line-none"), prompt("goodbye")])
-    else:
-        await session.play([prompt("rate-line-welcome")])
-        for interaction in served:
-            if not await _manage(app, session, rater, direction, interaction):
-                break
-        await session.play([prompt("goodbye")])
-    await app.control.hangup(session.channel_id)
+        await session.play([prompt("rate-line-none")])
+        return
+    await session.play([prompt("rate-line-welcome")])
+    for interaction in served:
+        if not await _manage(app, session, rater, direction, interaction):
+            break
+
+
+async def _pin_ok(app: StasisApp, session: Session, number: str) -> bool:
+    """With ``ratings.customer_pin`` on, the customer keys the PIN set for its number by
+    `acdkit ratings pin` (a second try after a wrong one); True when it may go on."""
+    if not app.settings.ratings.customer_pin:
+        return True
+    pin_hash = await app.ratings.pin_hash(number)
+    if pin_hash is None:
+        log.info("ratings line: refused %r: no PIN set for it", number)
+        await session.play([prompt("rate-pin-none")])
+        return False
+    for _ in range(2):
+        await session.play([prompt("rate-pin-enter")], interruptible=True)
+        keyed = await session.read_digits(max_digits=12, timeout=app.settings.ratings.key_timeout)
+        if check_pin(keyed, pin_hash):
+            return True
+        log.info("ratings line: wrong PIN for %r", number)
+        await session.play([prompt("rate-pin-wrong")])
+    return False
 
 
 async def _caller(app: StasisApp, session: Session) -> tuple[str, Direction]:

@@ -113,18 +113,30 @@ async def complete(app: StasisApp, task_id: str, outcome: str) -> None:
 async def agent_left(app: StasisApp, call: Call) -> bool:
     """A per-call agent hung up while the caller is still on the line. With the survey on,
     end the task, ask the caller, then hang up; True when the survey took the caller over."""
-    customer = call.customer
-    if not app.settings.ratings.survey or customer.gone or call.agent_id is None:
-        return False
-    try:  # the rater is the customer of the call (a dialled-back leg shows our caller id)
-        rater = (await app.ratings.interaction(call.task_id)).number
-    except AcdError:
-        return False
-    if not rater:
+    rater = await caller_rater(app, call)
+    if not rater or call.agent_id is None:
         return False
     if call.bridge_id:
         await app.control.destroy_bridge(call.bridge_id)
     await app.connector.end(call.task_id, call.agent_id, TaskEvent.COMPLETE, "agent hung up")
+    await survey_caller(app, call, rater)
+    return True
+
+
+async def caller_rater(app: StasisApp, call: Call) -> str:
+    """Who rates in the caller's survey: "" when the survey is off or nobody may rate."""
+    if not app.settings.ratings.survey or call.customer.gone or call.agent_id is None:
+        return ""
+    try:  # the rater is the customer of the call (a dialled-back leg shows our caller id)
+        return (await app.ratings.interaction(call.task_id)).number
+    except AcdError:
+        return ""
+
+
+async def survey_caller(app: StasisApp, call: Call, rater: str) -> None:
+    """The caller, out of the conversation, answers one question per category, then is hung
+    up; the task is already ended."""
+    customer = call.customer
     try:
         customer.clear_digits()
         await customer.play([prompt("rate-survey-intro")])
@@ -133,9 +145,8 @@ async def agent_left(app: StasisApp, call: Call) -> bool:
         await rate_and_thank(app, customer, call.task_id, rater, scores)
         await customer.play([prompt("goodbye")])
     except ChannelGone:
-        return True
+        return
     await app.control.hangup(customer.channel_id)
-    return True
 
 
 # -- the agent's rating of the customer --------------------------------------------------
@@ -154,6 +165,18 @@ async def customer_left(app: StasisApp, call: Call, task: Task) -> bool:
     if line is None and call.bridge_id:
         await app.control.destroy_bridge(call.bridge_id)
     await complete(app, task.id, "customer hung up")
+    await agent_rates(app, leg, task, agent_id)
+    if line is None:
+        await app.control.hangup(leg.channel_id)
+    await app.connector.move_agent(agent_id, AgentEvent.END)
+    app.after_wrap_up(agent_id)
+    return True
+
+
+async def agent_rates(app: StasisApp, leg: Session, task: Task, agent_id: str) -> None:
+    """With the agent prompt on, ask the agent on ``leg`` to rate ``task``'s customer 1–5."""
+    if not app.settings.ratings.agent_prompt or not task.number:
+        return
     try:
         leg.clear_digits()
         score = await ask_score(leg, question(OVERALL, 1), app.settings.ratings.key_timeout)
@@ -161,11 +184,6 @@ async def customer_left(app: StasisApp, call: Call, task: Task) -> bool:
             await rate_and_thank(app, leg, task.id, agent_id, {OVERALL: score})
     except ChannelGone:
         pass
-    if line is None:
-        await app.control.hangup(leg.channel_id)
-    await app.connector.move_agent(agent_id, AgentEvent.END)
-    app.after_wrap_up(agent_id)
-    return True
 
 
 # -- the whisper -------------------------------------------------------------------------

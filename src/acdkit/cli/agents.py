@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from acdkit.cli.common import emit, handle_errors, run, settings_of, with_pool
+from acdkit.cli.ratings import agent_columns
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, hash_pin, validate_reach
 from acdkit.core.errors import InvalidInput, NoSuchAgent
 from acdkit.ports import SystemClock
@@ -85,13 +86,17 @@ def add(ctx: click.Context, agent_id: str, name: str, pin: str, skills: tuple[st
 @click.pass_context
 @handle_errors
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """All agents with their state, mode and reach."""
+    """All agents with their state, mode and reach, their rating by customers (shrunk
+    overall mean, number of ratings) and the calls they declined from the whisper."""
+    settings = settings_of(ctx)
 
-    async def work(pool: Pool) -> list[Agent]:
-        return await pool.list_agents()
+    async def work(pool: Pool) -> tuple[list[Agent], dict[str, dict[str, Any]]]:
+        return await pool.list_agents(), await agent_columns(pool, settings.ratings)
 
-    rows = [_row(a) for a in sorted(run(with_pool(settings_of(ctx), work)), key=lambda a: a.id)]
-    emit(rows, as_json, ["id", "name", "state", "mode", "reach", "task", "skills"])
+    found, marks = run(with_pool(settings, work))
+    rows = [{**_row(a), **marks.get(a.id, {})} for a in sorted(found, key=lambda a: a.id)]
+    emit(rows, as_json, ["id", "name", "state", "mode", "reach", "task", "skills", "rating",
+                         "ratings", "declines"])
 
 
 def _move(ctx: click.Context, agent_id: str, event: AgentEvent, **kw: Any) -> Agent:

@@ -3,12 +3,15 @@ one's own ratings (a customer by number, an agent by id) of interactions that ha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
 
 from acdkit.cli.common import emit, handle_errors, run, settings_of, with_pool
+from acdkit.config import RatingSettings
+from acdkit.core.agents import hash_pin
 from acdkit.core.errors import InvalidInput
 from acdkit.core.ratings import Direction, Rating, Score, Summary
 from acdkit.ports import SystemClock
@@ -48,6 +51,18 @@ def _table(rows: list[dict[str, Any]], summaries: list[Summary], extra: list[str
              for row, s in zip(rows, summaries, strict=True)]
     cats = list(summaries[0].categories) if summaries else []
     emit(cells, False, ["id", "ratings", "overall", *cats, *extra])
+
+
+async def agent_columns(pool: Pool, settings: RatingSettings) -> dict[str, dict[str, Any]]:
+    """Per agent id, for `acdkit agents list`: its shrunk overall rating by customers, its
+    number of ratings and the calls it declined from the whisper."""
+    store = rating_store(pool, settings)
+    ids = sorted(agent.id for agent in await pool.list_agents())
+    declines = await store.declines()
+    shrunk = {s.ratee: s for s in await store.summaries(ratees=ids)}
+    return {agent_id: {"rating": None if (mean := shrunk[agent_id].overall.shrunk) is None
+                       else round(mean, 2), "ratings": shrunk[agent_id].ratings,
+                       "declines": declines.get(agent_id, 0)} for agent_id in ids}
 
 
 @click.group(invoke_without_command=True)
@@ -192,3 +207,27 @@ def show(ctx: click.Context, agent_id: str, limit: int, as_json: bool) -> None:
     rows = [{"task": r.task_id, "rater": r.rater, "scores": dict(r.scores), "at": r.at}
             for r in _with_ratings(ctx, work)]
     emit(rows, as_json, ["task", "rater", "scores", "at"])
+
+
+@ratings.command("pin")
+@click.argument("number")
+@click.option("--pin", default=None, help="4-12 digits (asked for, hidden, when not given)")
+@click.option("--clear", is_flag=True, help="remove the number's PIN")
+@click.pass_context
+@handle_errors
+def pin(ctx: click.Context, number: str, pin: str | None, clear: bool) -> None:
+    """Set the PIN the customer NUMBER keys on the ratings line (ratings.customer_pin).
+
+    Only a salted hash is stored.
+    """
+    if clear and pin is not None:
+        raise InvalidInput("give --pin or --clear, not both")
+    if not clear and pin is None:
+        pin = click.prompt("PIN", hide_input=True, confirmation_prompt=True)
+    hashed = None if clear else hash_pin(str(pin), os.urandom(16))
+
+    async def work(store: RatingStore) -> None:
+        await store.set_pin(number, hashed)
+
+    _with_ratings(ctx, work)
+    click.echo(f"{number}: ratings PIN {'removed' if clear else 'set'}")

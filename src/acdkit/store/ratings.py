@@ -12,6 +12,7 @@ Keys (under the pool's ``base``, so they share its hash tag)::
     ragg:<direction>            set    ratees that were ever rated (listing)
     rated:<direction>:<ratee>   zset   task ids of the ratee's ratings, score = rated at
     declines                    hash   agent id → calls declined from the whisper
+    pins                        hash   customer number → hash of its ratings-line PIN
 """
 
 from __future__ import annotations
@@ -225,6 +226,25 @@ class RatingStore:
     async def declines(self) -> dict[str, int]:
         raw = cast(dict[str, str], await self.redis.hgetall(self._key("declines")))
         return {agent: int(count) for agent, count in raw.items()}
+
+
+    # -- customers' PINs for the ratings line ----------------------------------------------
+
+    @guarded
+    async def set_pin(self, number: str, pin_hash: str | None) -> None:
+        """Keep the hash of ``number``'s ratings-line PIN (None: remove it)."""
+        key, number = self._key("pins"), check_party_number(number)
+        if pin_hash is None:
+            await self.redis.hdel(key, number)
+        else:
+            await self.redis.hset(key, number, pin_hash)
+
+    @guarded
+    async def pin_hash(self, number: str) -> str | None:
+        """The hash of ``number``'s PIN, or None when none is set (or no valid number)."""
+        if not _NUMBER.fullmatch(number or ""):
+            return None
+        return cast(str | None, await self.redis.hget(self._key("pins"), number))
 
 
 def rating_store(pool: Pool, settings: RatingSettings) -> RatingStore:
