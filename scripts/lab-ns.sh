@@ -6,8 +6,9 @@
 # and acdkit-redis-N of the same image. A lab test session takes the first free lab among the
 # main one and these (tests/lab/conftest.py), so two sessions never share an Asterisk.
 #   lab-ns.sh up NAME...       create or start private labs (after `make lab-up`)
-#   lab-ns.sh refresh NAME     recreate NAME's containers when the lab image changed, reload
-#                              its configuration otherwise (run with NAME's lock held)
+#   lab-ns.sh refresh NAME     recreate NAME's containers when the lab image changed or they
+#                              serve another checkout, else reload its configuration (run
+#                              with NAME's lock held)
 #   lab-ns.sh run NAME CMD...  run CMD inside NAME's namespace
 #   lab-ns.sh down NAME...     remove them
 # nsenter, not `ip netns exec`: the latter remounts /sys and podman's cgroupfs paths break.
@@ -32,8 +33,11 @@ create() {
 
 refresh() {
   names "$1"
+  # Recreate when the image changed or the lab serves another checkout's configuration.
   if [ "$(podman container inspect -f '{{.Image}}' "$LAB_ASTERISK" 2>/dev/null)" \
-       != "$(podman image inspect -f '{{.Id}}' "$LAB_IMAGE")" ]; then
+       != "$(podman image inspect -f '{{.Id}}' "$LAB_IMAGE")" ] ||
+     ! podman container inspect -f '{{range .Mounts}}{{.Source}} {{end}}' "$LAB_ASTERISK" |
+       grep -qF "$root/asterisk/etc "; then
     podman rm -f "$LAB_ASTERISK" "$LAB_REDIS" >/dev/null 2>&1 || true
     create "$1"
   else

@@ -7,6 +7,8 @@
 from ``-S``: acdkit's jobs are JSON (a pickle worker cannot load them). Due callbacks and
 orphaned dial-backs are handled by ``acdkit worker``'s maintenance thread, or by enqueueing
 ``acdkit.jobs.promote_due`` and ``acdkit.jobs.recover`` periodically (e.g. from cron).
+A stock ``rq worker`` quits when Redis goes away (``acdkit worker`` waits for it): run it
+under a supervisor that restarts it.
 """
 
 from acdkit.config import load_settings

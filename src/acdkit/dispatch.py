@@ -10,6 +10,13 @@ is the truth, wake-ups are only hints.
 After a claim, ``on_reserved(agent, task)`` runs in its own asyncio task; if it raises, the
 error is logged and the reservation is released (the task keeps its place, the agent goes to
 ``failed_agent_state``), so nothing stays stuck.
+
+Wake-ups are handled concurrently, up to ``concurrency`` at a time, and the periodic sweep runs
+beside them: measured on the lab (tests/bench/bench_calls.py), one message at a time with its
+three or four Redis round trips capped inbound set-ups near 35 calls/s, because each round
+trip waits a turn of a busy event loop. Concurrency is safe because the claim script is the
+truth (a lost race answers ``AGENT_BUSY`` or ``TASK_TAKEN``); agents this dispatcher is
+claiming right now are tried last, so concurrent wake-ups do not all race for the same one.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ import asyncio
 import heapq
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -52,7 +60,7 @@ class Dispatcher:
     def __init__(self, pool: Pool, rules: PriorityRules, clock: Clock, on_reserved: OnReserved,
                  *, sweep_interval: float = 5.0, heads: int = 4, max_scan: int = 500,
                  max_claims: int = 8, failed_agent_state: AgentState = AgentState.PAUSED,
-                 stale_after: float | None = 300.0) -> None:
+                 stale_after: float | None = 300.0, concurrency: int = 16) -> None:
         self.pool = pool
         self.rules = rules  # the pool scores tasks with the same rules when they are queued
         self.clock = clock
@@ -68,6 +76,10 @@ class Dispatcher:
         self._waking: set[str] = set()
         self._next_due: float | None = None  # the next scheduled task's due time, if known
         self._failures = 0
+        self._slots = asyncio.Semaphore(concurrency)  # wake-ups handled at the same time
+        self._handling: set[asyncio.Task[None]] = set()
+        self._sweeping: asyncio.Task[None] | None = None
+        self._claiming: set[str] = set()  # agents with a claim in flight from this process
 
     # -- one agent, one task ---------------------------------------------------------------
 
@@ -87,7 +99,7 @@ class Dispatcher:
                 if task is None:
                     break
                 claims += 1
-                result = await self.pool.try_claim(agent.id, task.id, now)
+                result = await self._try_claim(agent.id, task.id, now)
                 if result is ClaimResult.OK:
                     return self._reserved(agent, task, now)
                 if result is ClaimResult.AGENT_BUSY:
@@ -105,15 +117,23 @@ class Dispatcher:
         now = self.clock.now()
         agents = [a for a in await self.pool.ready_agents(task.skill) if eligible(a, task, now)]
         self._note_preferred([(0.0, task)], now)
-        agents.sort(key=lambda a: (a.state_since, a.id))
+        # Longest ready first; agents another wake-up here is claiming go last.
+        agents.sort(key=lambda a: (a.id in self._claiming, a.state_since, a.id))
         for agent in agents[:self.max_claims]:
-            result = await self.pool.try_claim(agent.id, task.id, now)
+            result = await self._try_claim(agent.id, task.id, now)
             if result is ClaimResult.OK:
                 self._reserved(agent, task, now)
                 return agent
             if result in (ClaimResult.TASK_TAKEN, ClaimResult.MISSING):
                 return None
         return None
+
+    async def _try_claim(self, agent_id: str, task_id: str, now: float) -> ClaimResult:
+        self._claiming.add(agent_id)
+        try:
+            return await self.pool.try_claim(agent_id, task_id, now)
+        finally:
+            self._claiming.discard(agent_id)
 
     def _reserved(self, agent: Agent, task: Task, now: float) -> Task:
         """What the claim script wrote, without reading it back; start the connection."""
@@ -137,9 +157,10 @@ class Dispatcher:
                 log.warning("task %s: not released after a failed connect: %s", task.id, err)
 
     async def wait_idle(self) -> None:
-        """Wait until every ``on_reserved`` started so far has finished."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Wait until every wake-up, sweep and ``on_reserved`` started so far has finished."""
+        while self._handling or self._pending or (self._sweeping and not self._sweeping.done()):
+            running = [*self._handling, *self._pending, *filter(None, [self._sweeping])]
+            await asyncio.gather(*running, return_exceptions=True)
 
     # -- preferred agents: a task that becomes everyone's at preferred_until ------------------
 
@@ -254,13 +275,34 @@ class Dispatcher:
                     timeout = min(timeout, wake - self.clock.now())
                 message = await pubsub.get_message(timeout=max(0.0, min(timeout, 1.0)))
                 if message is not None and message.get("type") == "message":
-                    await self._guarded(self.handle(str(message["data"])))
+                    await self._start(self.handle(str(message["data"])))
                 await self._guarded(self.wake_due())
                 if loop.time() >= next_sweep:
-                    await self._guarded(self.sweep())
+                    if self._sweeping is None or self._sweeping.done():
+                        self._sweeping = asyncio.create_task(self._quiet(self.sweep()),
+                                                             name="dispatch sweep")
                     next_sweep = loop.time() + self.sweep_interval
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
+
+    async def _start(self, work: Coroutine[Any, Any, object]) -> None:
+        """Handle a wake-up in its own asyncio task once a slot is free (the wait holds back
+        reading further messages: Redis keeps them)."""
+        await self._slots.acquire()
+        job = asyncio.create_task(self._quiet(work), name="dispatch wake-up")
+        self._handling.add(job)
+        job.add_done_callback(self._handling.discard)
+        job.add_done_callback(lambda _: self._slots.release())
+
+    async def _quiet(self, work: Awaitable[object]) -> None:
+        """Background dispatch work: a Redis outage is logged here (the listener sees it too
+        and reconnects; the sweep after it catches up)."""
+        try:
+            await self._guarded(work)
+        except (RedisUnavailable, RedisConnectionError, RedisTimeoutError, OSError) as err:
+            log.warning("dispatcher: %s", err)
+        except Exception:
+            log.exception("dispatcher: wake-up or sweep failed")
 
     async def _guarded(self, work: Awaitable[object]) -> None:
         """Run one piece of dispatch work; a bad record must not stop the dispatcher."""

@@ -9,18 +9,26 @@ after its job ran: ``enqueue`` here deletes the record of a job that is over (fi
 failed, stopped, cancelled) and enqueues again, and leaves a queued, scheduled, deferred or
 started one alone. ``enqueue_at`` needs a worker running with the scheduler
 (``acdkit worker`` does).
+
+A SIGKILLed worker's job stays ``started`` until its heartbeat (job timeout + 60 s for RQ's
+``SimpleWorker``) expires and a maintenance run notices: meanwhile its id is taken.
+``requeue`` (used by the recovery rounds, through ``recovery``) removes such a job when no
+live worker runs it and enqueues it again; the caller's lock (the dial lock) keeps two runs
+from working at once.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
-from rq import Queue
+from rq import Queue, SimpleWorker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 log = logging.getLogger(__name__)
@@ -49,14 +57,37 @@ class RqJobQueue:
         """Enqueue ``func`` (a dotted path) with string ``args`` on ``queue``; return the job
         id. With ``job_id`` a job still queued, scheduled or running is not queued twice (its
         id is returned); one that is over is replaced. ``at`` (epoch seconds) delays it."""
+        if job_id is None:
+            return self._enqueue(queue, func, args, None, at)
+        self._enqueue_unique(queue, func, args, job_id, at, None)
+        return job_id
+
+    def requeue(self, queue: str, func: str, *args: str, job_id: str, stale_after: float,
+                at: float | None = None) -> bool:
+        """Enqueue job ``job_id`` for a recovery round; True when it was enqueued now.
+
+        As ``enqueue``, but a job no live worker runs is removed (with its registry entries)
+        and enqueued again: one ``started`` by a worker whose registration is gone, or
+        started more than ``stale_after`` seconds ago, or one ``queued`` more than
+        ``stale_after`` s ago that no queue list holds (its worker died between taking and
+        starting it). Call it only while nobody holds the lock that job's work takes (the
+        dial lock, whose lifetime is ``stale_after``): a live job holds it from its start."""
+        return self._enqueue_unique(queue, func, args, job_id, at, stale_after)
+
+    def recovery(self, stale_after: float) -> Recovery:
+        """A ``ports.JobQueue`` for one recovery round (see ``Recovery``)."""
+        return Recovery(self, stale_after)
+
+    def _enqueue_unique(self, queue: str, func: str, args: tuple[str, ...], job_id: str,
+                        at: float | None, stale_after: float | None) -> bool:
         for _ in range(2):
             try:
-                return self._enqueue(queue, func, args, job_id, at)
+                self._enqueue(queue, func, args, job_id, at)
+                return True
             except DuplicateJobError:
-                assert job_id is not None
-                if not self._clear_if_over(job_id):
-                    return job_id
-        return job_id or ""  # a third writer got in between both tries: it is queued
+                if not self._clear(job_id, stale_after):
+                    return False
+        return False  # a third writer got in between both tries: it is queued
 
     def _enqueue(self, queue: str, func: str, args: tuple[str, ...], job_id: str | None,
                  at: float | None) -> str:
@@ -69,18 +100,70 @@ class RqJobQueue:
             job = q.enqueue_at(datetime.fromtimestamp(at, UTC), func, *args, **options)
         return str(job.id)
 
-    def _clear_if_over(self, job_id: str) -> bool:
-        """Delete the record of job ``job_id`` if it is over; True when the id is free."""
-        try:
-            job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
-        except NoSuchJobError:
-            return True
-        status = job.get_status(refresh=True)
-        if status in _ALIVE:
-            log.debug("job %s is %s: not queued twice", job_id, status)
-            return False
-        job.delete()
+    def _clear(self, job_id: str, stale_after: float | None) -> bool:
+        """Delete the record of job ``job_id`` if it is over (or, with ``stale_after``, stuck);
+        True when the id is free. The job's hash is watched: a worker that starts or ends the
+        job meanwhile, or another recovery round, makes this a no (False)."""
+        with self.connection.pipeline() as pipe:
+            pipe.watch(Job.key_for(job_id))  # type: ignore[no-untyped-call]  # redis-py 8.1
+            try:
+                job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
+            except NoSuchJobError:
+                return True
+            status = job.get_status(refresh=False)
+            why = None
+            if status in _ALIVE:
+                why = self._stuck(job, status, stale_after) if stale_after is not None else None
+                if why is None:
+                    log.debug("job %s is %s: not queued twice", job_id, status)
+                    return False
+            self._forget_lost_executions(job)
+            pipe.multi()
+            try:
+                job.delete(pipeline=pipe)
+                pipe.execute()
+            except (redis.exceptions.WatchError, ValueError):  # changed, or an execution expired
+                return False
+        if why is not None:
+            log.warning("job %s: %s and no live worker runs it: removed", job_id, why)
         return True
+
+    def _stuck(self, job: Job, status: JobStatus, stale_after: float) -> str | None:
+        """Why job ``job`` (``status``) is stuck, or None while a worker may still run it."""
+        now = datetime.now(UTC)
+        if status is JobStatus.STARTED:
+            if not self._worker_alive(job.worker_name or ""):
+                return f"started by worker {job.worker_name!r}, which is gone"
+            if job.started_at is None or (now - job.started_at).total_seconds() > stale_after:
+                return f"started at {job.started_at} by worker {job.worker_name!r}"
+        elif status is JobStatus.QUEUED and job.enqueued_at is not None and \
+                (now - job.enqueued_at).total_seconds() > stale_after and not self._listed(job):
+            return f"queued at {job.enqueued_at} but in no queue"
+        return None
+
+    def _worker_alive(self, name: str) -> bool:
+        """True while RQ worker ``name`` is registered and did not register its death."""
+        key = SimpleWorker.redis_worker_namespace_prefix + name
+        return bool(name) and bool(self.connection.exists(key)) and \
+            not self.connection.hexists(key, "death")
+
+    def _listed(self, job: Job) -> bool:
+        """True when ``job`` waits in its queue's list or RQ's intermediate list."""
+        q = self.queue(job.origin)
+        return any(self.connection.lpos(key, job.id) is not None
+                   for key in (q.key, q.intermediate_queue_key))
+
+    def _forget_lost_executions(self, job: Job) -> None:
+        """Drop the registry entries of ``job``'s executions whose record expired: RQ's
+        ``Job.delete`` reads every execution it lists and fails on a missing one."""
+        executions = ExecutionRegistry(job.id, connection=self.connection)
+        started = StartedJobRegistry(job.origin, connection=self.connection,
+                                     serializer=JSONSerializer)
+        for raw in cast(list[bytes], self.connection.zrange(executions.key, 0, -1)):
+            execution = Execution(raw.decode(), job.id, self.connection)
+            if not self.connection.exists(execution.key):
+                self.connection.zrem(executions.key, execution.id)
+                self.connection.zrem(started.key, execution.composite_key)
 
     def status(self, job_id: str) -> str | None:
         """The RQ status of job ``job_id`` (``queued``, ``finished``, ...), or None."""
@@ -90,3 +173,24 @@ class RqJobQueue:
             return None
         status = job.get_status(refresh=True)
         return str(status.value) if status is not None else None
+
+
+class Recovery:
+    """``ports.JobQueue`` for one recovery round: ``enqueue`` replaces a stuck job
+    (``RqJobQueue.requeue``) and ``enqueued`` lists the job ids it really enqueued (a job
+    still waiting or running is left alone and not listed)."""
+
+    def __init__(self, jobs: RqJobQueue, stale_after: float) -> None:
+        self.jobs = jobs
+        self.stale_after = stale_after
+        self.enqueued: list[str] = []
+
+    def enqueue(self, queue: str, func: str, *args: str, job_id: str | None = None,
+                at: float | None = None) -> str:
+        if job_id is None:
+            job_id = self.jobs.enqueue(queue, func, *args, at=at)
+            self.enqueued.append(job_id)
+        elif self.jobs.requeue(queue, func, *args, job_id=job_id, stale_after=self.stale_after,
+                               at=at):
+            self.enqueued.append(job_id)
+        return job_id

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from acdkit.config import Settings, load_settings
 from acdkit.core.agents import AgentEvent, AgentState
@@ -40,6 +40,9 @@ from acdkit.store.callbacks import Attempt, CallbackStore, agent_leg
 from acdkit.store.dnc import on_dnc
 from acdkit.store.outbound import add_follow_up, forget_follow_up, retry_rules
 from acdkit.store.pool import Pool
+
+if TYPE_CHECKING:
+    from acdkit.jobqueue import RqJobQueue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -314,14 +317,16 @@ async def promote_due_callbacks(store: CallbackStore, retry: RetryPolicy, now: f
     return await store.pool.promote_due(now, limit)
 
 
-async def recover_callbacks(store: CallbackStore, jobs: JobQueue) -> list[str]:
+async def recover_callbacks(store: CallbackStore, jobs: RqJobQueue) -> list[str]:
     """Re-enqueue ``dial_back`` for held callbacks nobody works on: the dial lock is free and
     the latest attempt is either decided (the next one was never asked for), or has an outcome
-    nobody applied, or has none while serve holds no command for it. Returns the job ids."""
+    nobody applied, or has none while serve holds no command for it. A job of a dead worker
+    still ``started`` in RQ is replaced (``RqJobQueue.requeue``). Returns the job ids enqueued
+    (none for a job still waiting or running)."""
+    recovery = jobs.recovery(stale_after=store.lock_ttl)
     agents = await store.pool.list_agents()
     held = [a.task_id for a in agents if a.state in _AGENT_HOLDING and a.task_id]
     live = {(c.get("task_id"), c.get("attempt")) for c in await store.queued_commands()}
-    enqueued: list[str] = []
     for task_id in held:
         task = await store.pool.get_task(task_id)
         if task is None or task.kind not in DIALED_BACK or \
@@ -335,8 +340,8 @@ async def recover_callbacks(store: CallbackStore, jobs: JobQueue) -> list[str]:
                 continue
         elif last.outcome is None and (task_id, last.n) in live:
             continue  # serve has not taken the command yet
-        enqueued.append(await enqueue_dial_back(store, jobs, task_id))
-    return enqueued
+        await enqueue_dial_back(store, recovery, task_id)
+    return recovery.enqueued
 
 
 # -- the RQ entry points --------------------------------------------------------------------------

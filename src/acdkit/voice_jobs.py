@@ -19,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from acdkit.core.callbacks import DialOutcome, RetryPolicy
 from acdkit.core.errors import AcdError, InvalidInput
@@ -28,6 +29,9 @@ from acdkit.core.tasks import TaskEvent, TaskState
 from acdkit.ports import Clock, JobQueue, SystemClock, Transcriber
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.requests import RequestStore, enqueue_delivery
+
+if TYPE_CHECKING:
+    from acdkit.jobqueue import RqJobQueue
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +164,15 @@ class Delivery:
 
 
 async def recover_deliveries(requests: RequestStore, calls: CallbackStore,
-                             jobs: JobQueue) -> list[str]:
+                             jobs: RqJobQueue) -> list[str]:
     """Re-enqueue ``deliver_reply`` where a dead worker left a delivery call undecided (its
     attempt is open or has an outcome nobody applied, and nobody holds the dial lock); the new
-    job resumes waiting for that attempt. Returns the job ids."""
-    enqueued = []
+    job resumes waiting for that attempt. A job of a dead worker still ``started`` in RQ is
+    replaced (``RqJobQueue.requeue``). Returns the job ids enqueued."""
+    recovery = jobs.recovery(stale_after=calls.lock_ttl)
     for task_id in await requests.delivering():
         last = await calls.last_attempt(task_id)
         if last is None or last.decided or await calls.dial_lock_held(task_id):
             continue
-        enqueued.append(await enqueue_delivery(requests, jobs, task_id))
-    return enqueued
+        await enqueue_delivery(requests, recovery, task_id)
+    return recovery.enqueued

@@ -111,7 +111,8 @@ def capacity(target: str, args: argparse.Namespace, work: Path,
                       "setup_p50_ms": 1000 * lab.percentile(setups, 0.5),
                       "setup_p99_ms": 1000 * lab.percentile(setups, 0.99), "cpu": got["cpu"]})
         print(f"  {target:<6} {rate:6.1f} calls/s x {calls:4d}: {bad:3d} failed, set-up p99 "
-              f"{steps[-1]['setup_p99_ms']:7.0f} ms, cpu {fmt_cpu(got['cpu'])}", flush=True)
+              f"{steps[-1]['setup_p99_ms']:7.0f} ms, cpu {fmt_cpu(got['cpu'])}, serve "
+              f"{1000 * got['cpu']['serve']['cpu_s'] / calls:.1f} ms CPU/call", flush=True)
         return bad == 0
 
     best, rate, bad_rate = 0.0, args.start_rate, None

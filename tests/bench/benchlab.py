@@ -231,7 +231,8 @@ class CpuWindow:
     def stop(self) -> dict[str, dict[str, float]]:
         assert self.base is not None
         elapsed = time.monotonic() - self.started
-        return {k: {"cpu_cores": round((cpu_seconds(p) - self.base[k]) / elapsed, 3),
+        used = {k: cpu_seconds(p) - self.base[k] for k, p in self.pids.items()}
+        return {k: {"cpu_cores": round(used[k] / elapsed, 3), "cpu_s": round(used[k], 2),
                     "rss_mb": round(rss_mb(p), 1)} for k, p in self.pids.items()}
 
 

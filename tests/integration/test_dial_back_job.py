@@ -274,8 +274,9 @@ def test_a_killed_worker_is_recovered_without_a_second_command(
     wait_for(lambda: not on_store(lambda s: s.dial_lock_held("cb1")), "the lock to expire")
     jobs = RqJobQueue(env["ACDKIT_REDIS_URL"])
     try:
+        jobs.queue("callbacks").empty()  # reserve() queued it: as if it ran and failed
         assert on_store(lambda s: recover_callbacks(s, jobs)) == ["dial-cb1-1"]
-        assert on_store(lambda s: recover_callbacks(s, jobs)) == ["dial-cb1-1"]
+        assert on_store(lambda s: recover_callbacks(s, jobs)) == []  # queued: nothing to do
         assert len(jobs.queue("callbacks")) == 1  # a queued job is not queued twice
     finally:
         jobs.close()

@@ -28,8 +28,9 @@ MEMBERS = {"agent1", "agent2", "agent3"}
 # The caller hears the members' menu (ratings.choose_agent = 3), best-rated first: none is
 # rated yet, so agent1 = 1, agent2 = 2, agent3 = 3; 0 = no choice, Queue() rings them all.
 MENU = {"ACDKIT_RATINGS_CHOOSE_AGENT": "3", "ACDKIT_RATINGS_KEY_TIMEOUT": "6"}
-# One key a little over each second: the survey's intro ignores keys, each question takes
-# the first one, and keys during the call only reach the agent.
+# Each choice is keyed twice (the second is ignored, or taken if the route was not listening
+# yet). Then one key a little over each second: the survey's intro ignores keys, each
+# question takes the first one, and keys during the call only reach the agent.
 KEYS = "ww"
 
 
@@ -54,7 +55,7 @@ def test_the_caller_rates_the_queue_member_after_it_hung_up(agi: Agi, tmp_path: 
     with agent_peer(workdir=tmp_path / "agents", hangup="*", hangup_after=3) as agents:
         agi.start()
         assert not any(r["ratings"] for r in agent_ratings(agi).values())
-        result = caller("210", dtmf=survey_keys("ww0", "4"), caller_id=CUSTOMER,
+        result = caller("210", dtmf=survey_keys("ww0ww0", "4"), caller_id=CUSTOMER,
                         timeout=60).run()
         assert result.ok, result
         assert result.hung_up_by == "remote"  # the dialplan hung up after the survey
@@ -76,7 +77,7 @@ def test_the_caller_picks_a_member_and_rates_it(agi: Agi, tmp_path: Path) -> Non
     agi.extra_env.update(MENU)
     with agent_peer(workdir=tmp_path / "agents", hangup="*", hangup_after=2) as agents:
         agi.start()
-        result = caller("210", dtmf=survey_keys("ww2", "3"), caller_id=CUSTOMER,
+        result = caller("210", dtmf=survey_keys("ww2ww2", "3"), caller_id=CUSTOMER,
                         timeout=60).run()
         assert result.ok, result
         assert [i.user for i in agents.invites()] == ["agent2"]
@@ -107,9 +108,9 @@ def test_a_voice_request_is_recorded_at_the_overflow_point(agi: Agi, worker: Wor
     the beep and presses #; the request is stored with its audio and transcribed."""
     agi.extra_env.update(MENU)
     agi.start()
-    # t=1 s: 0; in Queue() until ~21 s; the read-back from ~22 s: 1 at ~25 s; the prompt
-    # (5.5 s) and the beep; the sentence from ~32 s, then #.
-    pcap = speech_pcap(SENTENCE, before="ww0" + "w" * 48 + "1" + "w" * 14, after="#")
+    # t=1 s: 0 (again at 2 s); in Queue() until ~21 s; the read-back from ~22 s: 1 at ~25 s;
+    # the prompt (5.5 s) and the beep; the sentence from ~32 s, then #.
+    pcap = speech_pcap(SENTENCE, before="ww0ww0" + "w" * 46 + "1" + "w" * 14, after="#")
     result = caller("210", media=pcap, caller_id=CUSTOMER, timeout=80).run()
     assert result.ok, result
     assert result.hung_up_by == "remote"  # acdkit-goodbye after "stored"
@@ -118,6 +119,7 @@ def test_a_voice_request_is_recorded_at_the_overflow_point(agi: Agi, worker: Wor
                            what="the transcript")
     assert request["number"] == f"+1{CUSTOMER}", request
     assert request["status"] == "transcribed", request
+    assert request["task"] == "queued", "the work order is released once transcribed"
     assert (tmp_path / "audio" / request["audio"]).stat().st_size > 16_000  # > 1 s
     words = request["transcript"].lower()
     assert "printer" in words and "broken" in words, words

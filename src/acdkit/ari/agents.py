@@ -187,10 +187,16 @@ class AgentConnector:
         # dtmf_events: no native RTP bridging, so the agent's keys (end, follow-up) reach us.
         await self.app.ensure_bridge(bridge_id, "mixing,dtmf_events")
         await self.app.control.add_to_bridge(bridge_id, [session.channel_id])
-        line = AgentLine(agent_id, session, bridge_id)
+        line = self.keep_line(agent_id, session)
+        log.info("agent %s: persistent line %s up", agent_id, session.channel_id)
+        return line
+
+    def keep_line(self, agent_id: str, session: Session) -> AgentLine:
+        """Watch ``session``, in the agent's bridge already, as its line (also a line a dead
+        serve left: ari/reconcile.py)."""
+        line = AgentLine(agent_id, session, f"line-{agent_id}")
         self.lines[agent_id] = line
         self.app.spawn(self._watch_line(line), f"line {agent_id}")
-        log.info("agent %s: persistent line %s up", agent_id, session.channel_id)
         return line
 
     async def retire_line(self, agent_id: str) -> None:
@@ -238,9 +244,11 @@ class AgentConnector:
             await control.add_to_bridge(line.bridge_id, [customer])
         else:
             call.bridge_id = f"call-{task.id}"
-            await self.app.ensure_bridge(call.bridge_id, "mixing")
+            # dtmf_events: a plain mixing bridge of two SIP channels goes native RTP and the
+            # agent's keys (9 = follow-up) never reach the app (seen on 22.10.1).
+            await self.app.ensure_bridge(call.bridge_id, "mixing,dtmf_events")
             await control.add_to_bridge(call.bridge_id, [customer, leg.channel_id])
-            self.app.spawn(self._watch_leg(call, leg), f"leg {leg.channel_id}")
+            self.app.spawn(self.watch_leg(call, leg), f"leg {leg.channel_id}")
         now = self.app.clock.now()
         await self.app.pool.move_agent(agent.id, AgentEvent.ANSWER, now)
         await self.app.pool.move_task(task.id, TaskEvent.CONNECT, now)
@@ -251,7 +259,7 @@ class AgentConnector:
         if line is not None:  # a persistent agent ends the call with a key, keeping its line
             self.app.spawn(end_key.watch(self.app, agent, task, call, line), f"end key {task.id}")
 
-    async def _watch_leg(self, call: Call, leg: Session) -> None:
+    async def watch_leg(self, call: Call, leg: Session) -> None:
         """Per-call agent leg: when the agent hangs up, the customer's call ends too."""
         await leg.hung_up.wait()
         self.app.sessions.close(leg.channel_id)

@@ -135,6 +135,15 @@ class StasisApp:
             flow = self._unknown(session)
         self.spawn(self._never_strand(session, flow), f"channel {channel.id}")
 
+    def adopt(self, session: Session, flow: Coroutine[Any, Any, None]) -> None:
+        """Run the flow of a channel a dead serve left (ari/reconcile.py), never stranding it."""
+        self.sessions.open(session)
+        self.spawn(self._never_strand(session, flow), f"channel {session.channel_id}")
+
+    def on_stranded(self, event: ev.StasisStart) -> None:
+        """A channel in our app that no flow owns: start the flow its Stasis args name."""
+        self._start_flow(event)
+
     async def _never_strand(self, session: Session, flow: Coroutine[Any, Any, None]) -> None:
         """Run a channel's flow; on any failure send the caller to the failure context."""
         try:

@@ -8,8 +8,11 @@ pool (or the due set) before the caller hears the confirmation and is hung up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+import weakref
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -28,6 +31,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 KEY_WAIT = 6.0
+# Every waiting caller checks the overflow rules each second once an offer could be due;
+# reading every agent for each of them (one hash per agent per caller per second) swamped
+# the event loop under load. One read per AGENTS_TTL seconds serves all callers of an app.
+AGENTS_TTL = 1.0
+_logged_in: weakref.WeakKeyDictionary[StasisApp, tuple[float, asyncio.Task[Counter[str]]]] = \
+    weakref.WeakKeyDictionary()
 
 
 def rule(app: StasisApp) -> overflow.OverflowRule:
@@ -42,12 +51,26 @@ async def queue_view(app: StasisApp, task: Task, now: float) -> overflow.QueueVi
     position = await app.pool.queue_position(task.id)
     if position is None:
         return None  # no longer waiting in line (an agent is being connected)
-    agents = await app.pool.list_agents()
-    logged_in = sum(1 for a in agents if a.logged_in and task.skill in a.skills)
+    logged_in = (await logged_in_per_skill(app, now))[task.skill]
     hours = BusinessHours.parse(app.settings.overflow.business_hours, "overflow.business_hours")
     local = datetime.fromtimestamp(now, ZoneInfo(app.settings.center.timezone))
     return overflow.QueueView(position=position, agents_logged_in=logged_in,
                               in_hours=hours.is_open(local), waited=now - task.enqueued_at)
+
+
+async def logged_in_per_skill(app: StasisApp, now: float) -> Counter[str]:
+    """Logged-in agents per skill, read at most once per ``AGENTS_TTL`` s for all callers."""
+    cached = _logged_in.get(app)
+    if cached is None or not 0 <= now - cached[0] < AGENTS_TTL or (
+            cached[1].done() and (cached[1].cancelled() or cached[1].exception() is not None)):
+        cached = (now, asyncio.create_task(_count_logged_in(app)))
+        _logged_in[app] = cached
+    return await asyncio.shield(cached[1])  # a caller hanging up does not cancel the read
+
+
+async def _count_logged_in(app: StasisApp) -> Counter[str]:
+    return Counter(skill for a in await app.pool.list_agents() if a.logged_in
+                   for skill in a.skills)
 
 
 async def offer(app: StasisApp, session: Session, task: Task, reason: str) -> bool:

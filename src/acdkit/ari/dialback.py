@@ -125,7 +125,7 @@ async def _attempt(app: StasisApp, task_id: str, n: int,
     # never dialed again, and an active one belongs to this call until it ends. The watcher
     # starts after the bridge: a customer who already hung up is seen at once.
     await connector.bridge(agent, task, call, leg)
-    app.spawn(_until_customer_leaves(app, call), f"callback {task_id}")
+    app.spawn(watch_customer(app, call), f"callback {task_id}")
     await app.callbacks.update_attempt(task_id, n, state="connected")
     await app.callbacks.finish_attempt(task_id, n, DialOutcome.ANSWERED, app.clock.now())
     if task.kind is TaskKind.CALLBACK:  # reached: a pending follow-up of the number is moot
@@ -177,7 +177,7 @@ def _cause_outcome(customer: Session) -> DialOutcome:
     return DialOutcome.NO_ANSWER
 
 
-async def _until_customer_leaves(app: StasisApp, call: Any) -> None:
+async def watch_customer(app: StasisApp, call: Any) -> None:
     try:
         await call.customer.hung_up.wait()
     finally:

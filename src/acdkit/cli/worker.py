@@ -1,17 +1,28 @@
 """``acdkit worker``: an RQ worker on the callbacks, requests and speech queues.
 
 It runs RQ's scheduler (``enqueue_at`` and ``Retry`` need it), runs RQ's maintenance every
-30 s and checks a running job every 10 s, so a job of a SIGKILLed worker is noticed in about
-a minute and a half instead of ten (DESIGN §7). A maintenance thread queues the due callbacks
-and re-enqueues the callbacks a dead worker left (``jobs.recover_callbacks``) every second.
-SIGTERM or SIGINT: RQ finishes the running job and stops, then the thread stops.
+30 s and checks a running job every 10 s (DESIGN §7). RQ itself gives up on a SIGKILLed
+``SimpleWorker``'s job only when its heartbeat (job timeout + 60 s) expires, so a maintenance
+thread does it for acdkit's jobs: every second it queues the due callbacks and re-enqueues
+the callbacks and reply deliveries a dead worker left (``jobs.recover_callbacks``,
+``voice_jobs.recover_deliveries``), replacing a job RQ still calls ``started`` once its dial
+lock is free (``RqJobQueue.requeue``). SIGTERM or SIGINT: RQ finishes the running job and
+stops, then the thread stops.
+
+Redis down, at start or later (a restart under a running job makes RQ's failure handling
+raise and its work loop quit): the command waits for Redis with a backoff (logged when it
+starts waiting and when Redis is back), then runs a new RQ worker; the job that was running
+is recovered by the maintenance thread as any job of a dead worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
+import time
+from types import FrameType
 
 import click
 import redis
@@ -25,7 +36,7 @@ from acdkit.jobqueue import QUEUES, RqJobQueue
 from acdkit.jobs import callback_store, promote_due_callbacks, recover_callbacks
 from acdkit.policies import retry_policy
 from acdkit.ports import SystemClock
-from acdkit.store.connection import redact, unavailable
+from acdkit.store.connection import CONNECT_TIMEOUT, redact
 from acdkit.store.requests import RequestStore
 from acdkit.voice_jobs import recover_deliveries
 
@@ -33,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL = 30  # RQ: seconds between registry clean-ups (default 600)
 JOB_MONITORING_INTERVAL = 10  # RQ: seconds between checks of the running job (default 30)
+RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between tries to reach Redis: doubling, capped
 _REDIS_DOWN = (RedisUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -91,6 +103,116 @@ class Maintenance(threading.Thread):
             jobs.close()
 
 
+class AcdWorker(SimpleWorker):
+    """RQ's ``SimpleWorker`` that remembers a stop request (SIGTERM, SIGINT, ``rq shutdown``)
+    in ``stopping``, which outlives it: the command re-creates the worker after an outage."""
+
+    stopping: threading.Event
+
+    def handle_warm_shutdown_request(self) -> None:
+        self.stopping.set()
+        self.log.info("Worker %s: warm shut down requested", self.name)
+
+
+class Supervisor:
+    """Runs RQ workers one after the other until a stop is asked for (or a burst is done),
+    waiting for Redis whenever it is away."""
+
+    def __init__(self, url: str, name: str | None, burst: bool) -> None:
+        self.url = url
+        self.name = name
+        self.burst = burst
+        self.stopping = threading.Event()
+        self.previous: AcdWorker | None = None  # the last RQ worker, if it did not say it died
+
+    def run(self) -> None:
+        delay = RETRY_FIRST
+        while True:
+            self._catch_stop_signals()
+            connection = redis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT)
+            try:
+                done = self._wait_for_redis(connection) and self._work(connection)
+            finally:
+                connection.close()
+            if done or self.stopping.is_set():
+                return
+            log.warning("worker: the RQ worker stopped; starting a new one in %.1f s", delay)
+            self.stopping.wait(delay)
+            delay = min(2 * delay, RETRY_MAX)
+
+    def _work(self, connection: redis.Redis) -> bool:
+        """Run one RQ worker on ``connection``; True when it ended as asked (burst over)."""
+        if self.previous is not None:
+            try:
+                _bury(self.previous)
+            except _REDIS_DOWN:
+                return False
+            self.previous = None
+        queues = [Queue(q, connection=connection, serializer=JSONSerializer) for q in QUEUES]
+        # SimpleWorker runs each job in this process: a forked work horse could inherit a
+        # lock held by the maintenance thread (logging, Redis) and hang, and a fork per job
+        # would add its cost to every dial-back. A SIGKILL still loses only the running job,
+        # which the maintenance thread re-enqueues.
+        rq_worker = AcdWorker(queues, name=self.name, connection=connection,
+                              serializer=JSONSerializer, maintenance_interval=MAINTENANCE_INTERVAL,
+                              job_monitoring_interval=JOB_MONITORING_INTERVAL)
+        rq_worker.stopping = self.stopping
+        try:
+            rq_worker.work(burst=self.burst, with_scheduler=True, logging_level="INFO")
+        except _REDIS_DOWN as err:  # RQ's work loop quit and could not clean up
+            log.warning("worker: lost Redis at %s: %s", redact(self.url), err)
+            self.previous = rq_worker
+            return False
+        finally:
+            self._catch_stop_signals()  # RQ's handlers need Redis and this worker
+        return self.burst or self.stopping.is_set()
+
+    def _wait_for_redis(self, connection: redis.Redis) -> bool:
+        """Wait until Redis answers (True) or a stop is asked for (False), retrying with a
+        backoff; logs when it starts waiting and when Redis is back."""
+        url, delay, since = redact(self.url), RETRY_FIRST, time.monotonic()
+        err = _ping(connection)
+        if err is not None:
+            log.warning("worker: Redis at %s is unavailable (%s): waiting for it (retrying "
+                        "every %.1f to %.0f s)", url, err, RETRY_FIRST, RETRY_MAX)
+        while err is not None:
+            if self.stopping.wait(delay):
+                return False
+            delay = min(2 * delay, RETRY_MAX)
+            err = _ping(connection)
+        waited = f" after waiting {time.monotonic() - since:.1f} s" if delay > RETRY_FIRST else ""
+        log.info("worker: connected to Redis at %s%s", url, waited)
+        return True
+
+    def _catch_stop_signals(self) -> None:
+        """While no RQ worker runs (it installs its own handlers), SIGTERM and SIGINT stop."""
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.info("worker: signal %d while no RQ worker runs: stopping", signum)
+            self.stopping.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, stop)
+
+
+def _bury(rq_worker: AcdWorker) -> None:
+    """Do what an RQ worker that lost Redis could not: register its death and free its
+    scheduler's locks (RQ's own expire after a minute), so the next worker's scheduler starts
+    at once."""
+    rq_worker.register_death()  # type: ignore[no-untyped-call]
+    if rq_worker.scheduler is not None:
+        rq_worker.stop_scheduler()  # type: ignore[no-untyped-call]  # done, unless never begun
+        rq_worker.scheduler.release_locks()  # type: ignore[no-untyped-call]
+
+
+def _ping(connection: redis.Redis) -> BaseException | None:
+    """None when Redis answers a PING, else the error."""
+    try:
+        connection.ping()
+    except _REDIS_DOWN as err:
+        return err
+    return None
+
+
 @click.command()
 @click.option("--burst", is_flag=True, help="stop once the queues are empty")
 @click.option("--name", help="worker name (default: RQ's)")
@@ -100,25 +222,10 @@ def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run the jobs: dial-backs, transcriptions, speech (queues callbacks, requests, speech)."""
     settings = settings_of(ctx)
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    connection = redis.Redis.from_url(settings.redis.url)
-    try:
-        connection.ping()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
-        raise unavailable(err, settings.redis.url) from err
-    log.info("worker: connected to Redis at %s", redact(settings.redis.url))
-    queues = [Queue(q, connection=connection, serializer=JSONSerializer) for q in QUEUES]
-    # SimpleWorker runs each job in this process: a forked work horse could inherit a lock
-    # held by the maintenance thread (logging, Redis) and hang, and a fork per job would add
-    # its cost to every dial-back. A SIGKILL still loses only the running job, which
-    # `recover` re-enqueues.
-    rq_worker = SimpleWorker(queues, name=name, connection=connection, serializer=JSONSerializer,
-                       maintenance_interval=MAINTENANCE_INTERVAL,
-                       job_monitoring_interval=JOB_MONITORING_INTERVAL)
     keeper = Maintenance(settings)
     keeper.start()
     try:
-        rq_worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        Supervisor(settings.redis.url, name, burst).run()
     finally:
         keeper.stop()
-        connection.close()
         log.info("worker: stopped")

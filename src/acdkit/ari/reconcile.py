@@ -1,0 +1,259 @@
+"""After serve (re)connects to ARI: make the pool agree with the channels Asterisk really has.
+
+A serve that dies (SIGKILL, a crash) leaves two things behind. Held tasks: an agent stays
+RESERVED or ON_CALL for a task whose channels are gone, or whose call is still up with no
+flow watching it. Stranded channels: callers still in our Stasis app (in a holding bridge,
+with music) that no flow of this process owns, their tasks queued as ghosts.
+
+``reconcile`` runs at every ``Connected``, in two steps:
+
+1. ``settle``: every agent held since before this process started, whose task no flow of ours
+   owns. A live call whose customer and agent leg are both up is adopted (its flow watches
+   both legs again and ends it properly); a live call with a side gone ends like a hang-up
+   (the connector's own end path: completed, the agent through wrap-up); a reserved live call
+   whose customer waits goes back in line with its place (the agent to wrap-up); a callback
+   attempt cut while dialing ends ``failed`` for its job (store/callbacks.py: the job decides,
+   reschedules and frees the agent; the fixed channel ids keep the dial fence).
+2. ``adopt``: every channel in our app with no session here. A caller whose call task is not
+   over gets its flow back with its task and place (``queue.serve_queued``); any other channel
+   that entered with known Stasis args starts its flow again (a caller in the IVR starts the
+   inbound flow anew); an orphaned leg we originated is hung up; anything else goes to the
+   failure context. No channel is left in silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from acdkit.ari import events as ev
+from acdkit.ari.session import Session
+from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState
+from acdkit.core.callbacks import DialOutcome
+from acdkit.core.errors import AcdError, InvalidTransition, NotFound
+from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
+from acdkit.store.callbacks import AttemptState, agent_leg
+
+if TYPE_CHECKING:
+    from acdkit.ari.app import StasisApp
+
+log = logging.getLogger(__name__)
+
+HELD = (AgentState.RESERVED, AgentState.ON_CALL)
+_DIALING = (AttemptState.RINGING_AGENT, AttemptState.RINGING_CUSTOMER)
+_OUR_LEGS = ("agent-", "cb-")  # channel ids of the legs we originate (ari/agents, dialback)
+_LINE = "line-"  # the bridge of a persistent agent's line: line-<agent id>
+_SCAN = 5_000  # newest tasks read to find the task of a stranded caller
+
+
+async def reconcile(app: StasisApp) -> None:
+    """Settle held tasks, then adopt stranded channels (see the module docstring)."""
+    live = {c.id: c for c in await app.control.list_channels()}
+    lines = {c: b.id.removeprefix(_LINE) for b in await app.control.list_bridges()
+             if b.id.startswith(_LINE) for c in b.channels if c in live}
+    settled = 0
+    for agent in await app.pool.list_agents():
+        if _dead_hold(app, agent):
+            settled += await _guarded(settle(app, agent, live, lines), f"agent {agent.id}")
+    adopted = await adopt(app, live, lines)
+    if settled or adopted:
+        log.info("reconciled: %d held tasks settled, %d channels adopted", settled, adopted)
+
+
+async def _guarded(work: Any, what: str) -> int:
+    try:
+        return int(bool(await work))
+    except AcdError as exc:
+        log.warning("reconcile %s: %s", what, exc)
+        return 0
+
+
+def _dead_hold(app: StasisApp, agent: Agent) -> bool:
+    """An agent held for a task by a serve that is gone: held since before we started, for a
+    task no call of ours has."""
+    return (agent.state in HELD and agent.task_id is not None
+            and agent.state_since < app.started_at and app.calls.get(agent.task_id) is None)
+
+
+# -- 1. held tasks ---------------------------------------------------------------------------
+
+
+def legs_of(agent: Agent, task: Task, live: Mapping[str, ev.Channel],
+            attempt: int = 0) -> tuple[str | None, list[str]]:
+    """The customer channel of ``task`` and the agent legs of ``agent`` for it that Asterisk
+    still has: a live call's caller and ``agent-<agent>-<n>-<task[:8]>`` legs; a callback's
+    fixed ``cb-<task>-<n>-c`` and ``-a`` of attempt ``n``."""
+    if task.kind is TaskKind.CALL:
+        customer = task.channel_id
+        prefix, suffix = f"agent-{agent.id}-", f"-{task.id[:8]}"
+        legs = [c for c in live if c.startswith(prefix) and c.endswith(suffix)]
+    else:
+        customer = agent_leg(task.id, attempt, "c") if attempt else None
+        legs = [agent_leg(task.id, attempt, "a")] if attempt else []
+    return (customer if customer in live else None), [c for c in legs if c in live]
+
+
+async def settle(app: StasisApp, agent: Agent, live: Mapping[str, ev.Channel],
+                 lines: Mapping[str, str]) -> bool:
+    """Settle ``agent``'s hold left by a dead serve; False when nothing was to be done."""
+    assert agent.task_id is not None
+    task = await app.pool.get_task(agent.task_id)
+    if task is None or task.terminal or task.agent_id != agent.id:
+        await _free(app, agent.id, agent.task_id)
+        return True
+    if task.kind is TaskKind.VOICE_REQUEST:
+        return False  # a work order lives on the agent's screen, not in channels
+    attempt = await app.callbacks.last_attempt(task.id) if task.kind is not TaskKind.CALL \
+        else None
+    customer, legs = legs_of(agent, task, live, attempt.n if attempt else 0)
+    if any(app.sessions.get(c) is not None for c in [customer, *legs] if c):
+        return False  # a flow of this process owns it (a reconnect, not a restart)
+    log.warning("task %s (%s, %s): agent %s held by a dead serve; customer %s, agent legs %s",
+                task.id, task.kind, task.state, agent.id, customer or "gone", legs or "gone")
+    if task.state is TaskState.ACTIVE:
+        line = next((c for c, a in lines.items() if a == agent.id and c != customer), None)
+        if line is not None and await _keep_line(app, agent.id, line):
+            legs = [line]
+        await _rewatch(app, agent, task, customer, legs)
+    elif task.kind is TaskKind.CALL:
+        await _hang_up(app, legs)
+        await _requeue_or_abandon(app, agent, task, customer)
+    elif attempt is not None and attempt.outcome is None and attempt.state in _DIALING:
+        # The job decides what follows a failed attempt and frees the agent in one step.
+        await _hang_up(app, [*legs, *([customer] if customer else [])])
+        await app.callbacks.finish_attempt(
+            task.id, attempt.n, DialOutcome.FAILED, app.clock.now(), detail="serve restarted",
+            dialed=attempt.state is AttemptState.RINGING_CUSTOMER)
+    else:
+        return False  # its dial_back job has not dialed yet: the attempt protocol goes on
+    return True
+
+
+async def _rewatch(app: StasisApp, agent: Agent, task: Task, customer: str | None,
+                   legs: list[str]) -> None:
+    """Give an active call its flow back. A side that is gone ends the call by the usual
+    path: the customer's flow (or a callback's watcher) ends it, hanging up the other side."""
+    from acdkit.ari.dialback import watch_customer
+    from acdkit.ari.queue import serve_queued
+
+    session = Session(customer or task.channel_id or agent_leg(task.id, 0, "c"), app.control,
+                      caller_number=task.number)
+    call = app.calls.open(task.id, session)
+    call.taken.set()
+    line = app.connector.lines.get(agent.id)
+    call.agent_id = agent.id
+    call.bridge_id = line.bridge_id if line is not None else f"call-{task.id}"
+    call.agent_leg = legs[0] if legs else None
+    await _hang_up(app, legs[1:])
+    # A persistent line's own watcher ends the call if the agent hangs up.
+    if customer is not None and call.agent_leg is not None and line is None:
+        leg = app.sessions.open(Session(call.agent_leg, app.control))
+        app.spawn(app.connector.watch_leg(call, leg), f"leg {call.agent_leg}")
+    elif customer is not None and call.agent_leg is None:  # the agent left meanwhile
+        await app.control.hangup(customer)
+        customer = None
+    if customer is None:
+        session.feed(ev.ChannelDestroyed(channel=ev.Channel(id=session.channel_id)))
+    if task.kind is TaskKind.CALL:
+        app.adopt(session, serve_queued(app, session, task, adopted=True))
+    else:
+        app.sessions.open(session)
+        app.spawn(watch_customer(app, call), f"callback {task.id}")
+
+
+async def _requeue_or_abandon(app: StasisApp, agent: Agent, task: Task,
+                              customer: str | None) -> None:
+    """A live call reserved when serve died: back in line with its place while its caller
+    waits (adopted next), else abandoned; the agent to wrap-up either way."""
+    now = app.clock.now()
+    if customer is None:
+        await app.connector.end(task.id, agent.id, TaskEvent.ABANDON, "caller gone")
+        return
+    try:
+        await app.pool.release(task.id, AgentState.WRAP_UP, now, reason="serve_restarted",
+                               from_states=(TaskState.RESERVED,))
+    except (InvalidTransition, NotFound) as exc:
+        log.info("task %s: not released: %s", task.id, exc)
+        return
+    app.after_wrap_up(agent.id)
+
+
+async def _free(app: StasisApp, agent_id: str, task_id: str) -> None:
+    """The agent holds a task that is over (or not its own): wrap-up, then ready."""
+    try:
+        await app.pool.move_agent(agent_id, AgentEvent.END, app.clock.now(),
+                                  expect_task=task_id)
+    except (InvalidTransition, NotFound) as exc:
+        log.info("agent %s: not freed: %s", agent_id, exc)
+        return
+    app.after_wrap_up(agent_id)
+
+
+async def _hang_up(app: StasisApp, channel_ids: list[str]) -> None:
+    for channel_id in channel_ids:
+        await app.control.hangup(channel_id)
+
+
+# -- 2. stranded channels ----------------------------------------------------------------------
+
+
+async def adopt(app: StasisApp, live: Mapping[str, ev.Channel],
+                lines: Mapping[str, str]) -> int:
+    """Give every channel in our app that no session owns a flow; return how many."""
+    from acdkit.ari.queue import serve_queued
+
+    stranded = [c for c in await _app_channels(app)
+                if c in live and app.sessions.get(c) is None]
+    if not stranded:
+        return 0
+    by_channel = {t.channel_id: t for t in await app.pool.list_tasks(limit=_SCAN)
+                  if t.kind is TaskKind.CALL and t.channel_id and not t.terminal}
+    for channel_id in stranded:
+        channel, task = live[channel_id], by_channel.get(channel_id)
+        if task is not None and task.state in (TaskState.QUEUED, TaskState.RESERVED):
+            log.warning("task %s: caller %s adopted (waiting since %.0f)", task.id, channel_id,
+                        task.enqueued_at)
+            session = Session(channel_id, app.control, caller_number=task.number)
+            app.adopt(session, serve_queued(app, session, task, adopted=True))
+        elif channel_id in lines and await _keep_line(app, lines[channel_id], channel_id):
+            log.warning("agent %s: persistent line %s adopted", lines[channel_id], channel_id)
+        elif channel_id.startswith(_OUR_LEGS):
+            log.warning("channel %s: a leg nobody holds; hung up", channel_id)
+            await app.control.hangup(channel_id)
+        else:
+            args = await _stasis_args(app, channel_id)
+            log.warning("channel %s: stranded in the app (args %s); its flow starts again",
+                        channel_id, ",".join(args))
+            app.on_stranded(ev.StasisStart(channel=channel, args=args))
+    return len(stranded)
+
+
+async def _keep_line(app: StasisApp, agent_id: str, channel_id: str) -> bool:
+    """Watch a persistent line a dead serve left in its bridge again, if its agent is still
+    signed in persistent; False (the caller hangs it up) otherwise."""
+    agent = await app.pool.get_agent(agent_id)
+    if agent is None or not agent.logged_in or agent.mode is not AgentMode.PERSISTENT:
+        return False
+    session = app.sessions.open(Session(channel_id, app.control, args=("agent-line",)))
+    app.connector.keep_line(agent_id, session)
+    return True
+
+
+async def _app_channels(app: StasisApp) -> list[str]:
+    """The channels Asterisk has in our Stasis app."""
+    response = await app.client.request("GET", f"applications/{app.client.app}",
+                                        ok_statuses=(404,))
+    body = response.body if response.status == 200 else None
+    ids = body.get("channel_ids") if isinstance(body, dict) else None
+    return [str(c) for c in ids] if isinstance(ids, list) else []
+
+
+async def _stasis_args(app: StasisApp, channel_id: str) -> tuple[str, ...]:
+    """The args the channel entered our app with (``Stasis(acdkit,<args>)``), if known."""
+    response = await app.client.request("GET", f"channels/{channel_id}", ok_statuses=(404,))
+    body = response.body if response.status == 200 else None
+    plan = body.get("dialplan") if isinstance(body, dict) else None
+    data = plan.get("app_data", "") if isinstance(plan, dict) else ""
+    name, _, args = str(data).partition(",")
+    return tuple(args.split(",")) if name == app.client.app and args else ()

@@ -1,0 +1,120 @@
+"""Wake-ups handled concurrently (dispatch.py) and the shared agent count of the overflow
+view (ari/callback_offer.py), against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from poolkit import RULES, T0, StepClock, ready_agent, task
+
+from acdkit.ari.callback_offer import AGENTS_TTL, logged_in_per_skill
+from acdkit.core.agents import Agent, AgentEvent
+from acdkit.core.tasks import Task, TaskState
+from acdkit.dispatch import Dispatcher
+from acdkit.store.pool import Pool
+from acdkit.store.scripts import ClaimResult
+
+pytestmark = pytest.mark.integration
+
+
+class SlowClaims(Pool):
+    """The real pool; each claim takes a little longer and the claims in flight are counted."""
+
+    in_flight = 0
+    most = 0
+    results: list[ClaimResult]
+
+    async def try_claim(self, agent_id: str, task_id: str, now: float) -> ClaimResult:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.02)
+            result = await super().try_claim(agent_id, task_id, now)
+            self.results.append(result)
+            return result
+        finally:
+            self.in_flight -= 1
+
+
+async def run_burst(pool: Pool, clock: StepClock, concurrency: int) -> SlowClaims:
+    slow = SlowClaims(pool.redis, RULES, clock=clock)
+    slow.results = []
+    for i in range(12):
+        await ready_agent(slow, f"a{i:02d}")
+    got: list[tuple[str, str]] = []
+
+    async def record(agent: Agent, held: Task) -> None:
+        got.append((agent.id, held.id))
+
+    d = Dispatcher(slow, RULES, clock, record, sweep_interval=3600, concurrency=concurrency)
+    runner = asyncio.create_task(d.run())
+    try:
+        await asyncio.sleep(0.2)  # subscribed and swept
+        for i in range(12):
+            await slow.add_task(task(f"t{i:02d}"))  # each publishes task_added
+        for _ in range(200):
+            if len(got) == 12:
+                break
+            await asyncio.sleep(0.05)
+        await d.wait_idle()
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    # Invariant 1: every task held by one agent, every agent holding one task.
+    assert sorted(t for _, t in got) == [f"t{i:02d}" for i in range(12)]
+    assert len({a for a, _ in got}) == 12
+    for agent_id, task_id in got:
+        stored = await slow.get_task(task_id)
+        assert stored is not None and stored.state is TaskState.RESERVED
+        assert stored.agent_id == agent_id
+    return slow
+
+
+async def test_wake_ups_are_handled_concurrently_without_double_assignment(
+        pool: Pool, clock: StepClock) -> None:
+    slow = await run_burst(pool, clock, concurrency=16)
+    assert slow.most > 1
+    # Agents being claimed here are tried last: concurrent wake-ups rarely collide.
+    assert slow.results.count(ClaimResult.OK) == 12
+    assert len(slow.results) <= 12 + 6
+
+
+async def test_concurrency_one_handles_one_wake_up_at_a_time(pool: Pool,
+                                                             clock: StepClock) -> None:
+    slow = await run_burst(pool, clock, concurrency=1)
+    assert slow.most == 1
+
+
+class App:
+    """What ``logged_in_per_skill`` reads of the Stasis app: its pool."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+
+class CountingPool(Pool):
+    reads = 0
+
+    async def list_agents(self) -> list[Agent]:
+        self.reads += 1
+        await asyncio.sleep(0.01)
+        return await super().list_agents()
+
+
+async def test_the_logged_in_count_is_read_once_per_ttl_for_all_callers(
+        pool: Pool, clock: StepClock) -> None:
+    counting = CountingPool(pool.redis, RULES, clock=clock)
+    await ready_agent(counting, "a1", {"sales": 5, "support": 3})
+    await ready_agent(counting, "a2", {"sales": 5})
+    app = App(counting)
+    views = await asyncio.gather(*(logged_in_per_skill(app, T0) for _ in range(20)))  # type: ignore[arg-type]
+    assert counting.reads == 1
+    assert all(v["sales"] == 2 and v["support"] == 1 for v in views)
+    await counting.move_agent("a2", AgentEvent.LOGOUT, T0)
+    assert (await logged_in_per_skill(app, T0 + AGENTS_TTL / 2))["sales"] == 2  # type: ignore[arg-type]
+    assert counting.reads == 1
+    assert (await logged_in_per_skill(app, T0 + AGENTS_TTL))["sales"] == 1  # type: ignore[arg-type]
+    assert counting.reads == 2
