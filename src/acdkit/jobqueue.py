@@ -12,7 +12,7 @@ started one alone. ``enqueue_at`` needs a worker running with the scheduler
 
 A SIGKILLed worker's job stays ``started`` until its heartbeat (job timeout + 60 s for RQ's
 ``SimpleWorker``) expires and a maintenance run notices: meanwhile its id is taken.
-``requeue`` (used by the recovery rounds, through ``recovery``) removes such a job when no
+``requeue`` (used by the recovery rounds, through ``Recovery``) removes such a job when no
 live worker runs it and enqueues it again; the caller's lock (the dial lock) keeps two runs
 from working at once.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import redis
 from rq import Queue, SimpleWorker
@@ -73,10 +73,6 @@ class RqJobQueue:
         starting it). Call it only while nobody holds the lock that job's work takes (the
         dial lock, whose lifetime is ``stale_after``): a live job holds it from its start."""
         return self._enqueue_unique(queue, func, args, job_id, at, stale_after)
-
-    def recovery(self, stale_after: float) -> Recovery:
-        """A ``ports.JobQueue`` for one recovery round (see ``Recovery``)."""
-        return Recovery(self, stale_after)
 
     def _enqueue_unique(self, queue: str, func: str, args: tuple[str, ...], job_id: str,
                         at: float | None, stale_after: float | None) -> bool:
@@ -175,12 +171,22 @@ class RqJobQueue:
         return str(status.value) if status is not None else None
 
 
+class Requeuing(Protocol):
+    """A ``ports.JobQueue`` that can also replace a stuck job (``RqJobQueue.requeue``)."""
+
+    def enqueue(self, queue: str, func: str, *args: str, job_id: str | None = None,
+                at: float | None = None) -> str: ...
+
+    def requeue(self, queue: str, func: str, *args: str, job_id: str, stale_after: float,
+                at: float | None = None) -> bool: ...
+
+
 class Recovery:
     """``ports.JobQueue`` for one recovery round: ``enqueue`` replaces a stuck job
-    (``RqJobQueue.requeue``) and ``enqueued`` lists the job ids it really enqueued (a job
-    still waiting or running is left alone and not listed)."""
+    (``requeue``) and ``enqueued`` lists the job ids it really enqueued (a job still waiting
+    or running is left alone and not listed)."""
 
-    def __init__(self, jobs: RqJobQueue, stale_after: float) -> None:
+    def __init__(self, jobs: Requeuing, stale_after: float) -> None:
         self.jobs = jobs
         self.stale_after = stale_after
         self.enqueued: list[str] = []

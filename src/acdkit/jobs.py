@@ -42,7 +42,7 @@ from acdkit.store.outbound import add_follow_up, forget_follow_up, retry_rules
 from acdkit.store.pool import Pool
 
 if TYPE_CHECKING:
-    from acdkit.jobqueue import RqJobQueue
+    from acdkit.jobqueue import Requeuing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -317,13 +317,15 @@ async def promote_due_callbacks(store: CallbackStore, retry: RetryPolicy, now: f
     return await store.pool.promote_due(now, limit)
 
 
-async def recover_callbacks(store: CallbackStore, jobs: RqJobQueue) -> list[str]:
+async def recover_callbacks(store: CallbackStore, jobs: Requeuing) -> list[str]:
     """Re-enqueue ``dial_back`` for held callbacks nobody works on: the dial lock is free and
     the latest attempt is either decided (the next one was never asked for), or has an outcome
     nobody applied, or has none while serve holds no command for it. A job of a dead worker
-    still ``started`` in RQ is replaced (``RqJobQueue.requeue``). Returns the job ids enqueued
-    (none for a job still waiting or running)."""
-    recovery = jobs.recovery(stale_after=store.lock_ttl)
+    still ``started`` in RQ is replaced (``jobqueue.RqJobQueue.requeue``). Returns the job
+    ids enqueued (none for a job still waiting or running)."""
+    from acdkit.jobqueue import Recovery
+
+    recovery = Recovery(jobs, stale_after=store.lock_ttl)
     agents = await store.pool.list_agents()
     held = [a.task_id for a in agents if a.state in _AGENT_HOLDING and a.task_id]
     live = {(c.get("task_id"), c.get("attempt")) for c in await store.queued_commands()}

@@ -52,6 +52,13 @@ class FakeJobQueue:
             self.jobs.append((queue, func, args, job_id, at))
         return job_id
 
+    def requeue(self, queue: str, func: str, *args: str, job_id: str, stale_after: float,
+                at: float | None = None) -> bool:
+        """As ``RqJobQueue.requeue``: a fake job never runs, so a recovery round finds it as
+        one of a dead worker and enqueues it again (True; the id is recorded once)."""
+        self.enqueue(queue, func, *args, job_id=job_id, at=at)
+        return True
+
 
 class FakeCallRunner:
     """A fake serve for ``dial_back`` jobs, against a real Redis at ``redis_url``.

@@ -31,7 +31,7 @@ from acdkit.store.callbacks import CallbackStore
 from acdkit.store.requests import RequestStore, enqueue_delivery
 
 if TYPE_CHECKING:
-    from acdkit.jobqueue import RqJobQueue
+    from acdkit.jobqueue import Requeuing
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,14 @@ class Delivery:
 
 
 async def recover_deliveries(requests: RequestStore, calls: CallbackStore,
-                             jobs: RqJobQueue) -> list[str]:
+                             jobs: Requeuing) -> list[str]:
     """Re-enqueue ``deliver_reply`` where a dead worker left a delivery call undecided (its
     attempt is open or has an outcome nobody applied, and nobody holds the dial lock); the new
     job resumes waiting for that attempt. A job of a dead worker still ``started`` in RQ is
     replaced (``RqJobQueue.requeue``). Returns the job ids enqueued."""
-    recovery = jobs.recovery(stale_after=calls.lock_ttl)
+    from acdkit.jobqueue import Recovery
+
+    recovery = Recovery(jobs, stale_after=calls.lock_ttl)
     for task_id in await requests.delivering():
         last = await calls.last_attempt(task_id)
         if last is None or last.decided or await calls.dial_lock_held(task_id):

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -71,6 +72,16 @@ def hang_up_all(wait: float = 5.0) -> list[str]:
     while lab_channels() and time.monotonic() < deadline:
         time.sleep(0.05)
     return [str(c.get("name")) for c in left]
+
+
+def _hang_up_left() -> None:
+    """``hang_up_all`` from sync and async tests alike (it runs its own event loop)."""
+    worker = threading.Thread(target=hang_up_all)
+    worker.start()
+    worker.join()
+
+
+Peer.before_exit.append(_hang_up_left)
 
 
 def lab_is_up() -> bool:

@@ -25,11 +25,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypedDict, Unpack
+from typing import ClassVar, Self, TypedDict, Unpack
 
 from tests.lab.siplog import (
     Invite,
@@ -322,6 +322,18 @@ class Peer(SippProcess):
                                            or (m.cseq_method == "INVITE" and m.status >= 300)):
                 calls.discard(m.call_id)
         return calls
+
+    # Run when a ``with`` block of a peer ends, before it stops: the lab tests hang up every
+    # channel left (tests/lab/conftest.hang_up_all) while the peer still answers, so no INVITE
+    # of this test (app_queue ringing a member, an originate) is retransmitted for up to 32 s
+    # to the next test's peer on the same address.
+    before_exit: ClassVar[list[Callable[[], object]]] = []
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for hook in self.before_exit:
+            hook()
+        self.stop()
 
     def stop(self, grace: float = 2.0) -> SippResult:
         """Let calls still up end for ``grace`` seconds (so Asterisk's BYE is answered, not

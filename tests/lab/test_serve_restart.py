@@ -235,6 +235,22 @@ def test_a_caller_reserved_when_serve_died_goes_back_in_line(serve: Serve,
     assert len(phone.invites()) == 2
 
 
+def test_a_caller_in_the_ivr_when_serve_died_starts_the_ivr_again(serve: Serve) -> None:
+    """No task yet (the caller had not chosen): the new serve runs the inbound flow again,
+    so the caller's key press is heard and the caller queued."""
+    serve.extra_env.update(FAST)
+    serve.start()
+    customer = caller("100", dtmf="w" * 16 + "1", hangup_after=None, caller_id="4930600009",
+                      timeout=30).start()
+    eventually(lambda: channel_of("4930600009"), 5, what="the caller in the app")
+    kill_and_restart(serve)
+    eventually(lambda: "stranded in the app (args inbound,main)" in serve.log(), 5,
+               what="the IVR started again")
+    task = task_of(serve, "4930600009", "queued", timeout=15)
+    assert task["skill"] == "sales"
+    customer.stop()
+
+
 # ---- 3. queue.max_wait ----------------------------------------------------------------------
 
 

@@ -44,21 +44,29 @@ HELD = (AgentState.RESERVED, AgentState.ON_CALL)
 _DIALING = (AttemptState.RINGING_AGENT, AttemptState.RINGING_CUSTOMER)
 _OUR_LEGS = ("agent-", "cb-")  # channel ids of the legs we originate (ari/agents, dialback)
 _LINE = "line-"  # the bridge of a persistent agent's line: line-<agent id>
+_HOLD = "hold-"  # a skill's holding bridge (StasisApp.hold_bridge_id)
 _SCAN = 5_000  # newest tasks read to find the task of a stranded caller
 
 
 async def reconcile(app: StasisApp) -> None:
     """Settle held tasks, then adopt stranded channels (see the module docstring)."""
     live = {c.id: c for c in await app.control.list_channels()}
-    lines = {c: b.id.removeprefix(_LINE) for b in await app.control.list_bridges()
-             if b.id.startswith(_LINE) for c in b.channels if c in live}
+    bridges = await app.control.list_bridges()
+    lines, holding = _members(bridges, _LINE, live), _members(bridges, _HOLD, live)
     settled = 0
     for agent in await app.pool.list_agents():
         if _dead_hold(app, agent):
             settled += await _guarded(settle(app, agent, live, lines), f"agent {agent.id}")
-    adopted = await adopt(app, live, lines)
+    adopted = await adopt(app, live, lines, holding)
     if settled or adopted:
         log.info("reconciled: %d held tasks settled, %d channels adopted", settled, adopted)
+
+
+def _members(bridges: list[ev.Bridge], prefix: str,
+             live: Mapping[str, ev.Channel]) -> dict[str, str]:
+    """Live channels in our bridges named ``prefix<name>``: channel id → name."""
+    return {c: b.id.removeprefix(prefix) for b in bridges if b.id.startswith(prefix)
+            for c in b.channels if c in live}
 
 
 async def _guarded(work: Any, what: str) -> int:
@@ -198,11 +206,9 @@ async def _hang_up(app: StasisApp, channel_ids: list[str]) -> None:
 # -- 2. stranded channels ----------------------------------------------------------------------
 
 
-async def adopt(app: StasisApp, live: Mapping[str, ev.Channel],
-                lines: Mapping[str, str]) -> int:
+async def adopt(app: StasisApp, live: Mapping[str, ev.Channel], lines: Mapping[str, str],
+                holding: Mapping[str, str]) -> int:
     """Give every channel in our app that no session owns a flow; return how many."""
-    from acdkit.ari.queue import serve_queued
-
     stranded = [c for c in await _app_channels(app)
                 if c in live and app.sessions.get(c) is None]
     if not stranded:
@@ -210,23 +216,34 @@ async def adopt(app: StasisApp, live: Mapping[str, ev.Channel],
     by_channel = {t.channel_id: t for t in await app.pool.list_tasks(limit=_SCAN)
                   if t.kind is TaskKind.CALL and t.channel_id and not t.terminal}
     for channel_id in stranded:
-        channel, task = live[channel_id], by_channel.get(channel_id)
-        if task is not None and task.state in (TaskState.QUEUED, TaskState.RESERVED):
-            log.warning("task %s: caller %s adopted (waiting since %.0f)", task.id, channel_id,
-                        task.enqueued_at)
-            session = Session(channel_id, app.control, caller_number=task.number)
-            app.adopt(session, serve_queued(app, session, task, adopted=True))
-        elif channel_id in lines and await _keep_line(app, lines[channel_id], channel_id):
-            log.warning("agent %s: persistent line %s adopted", lines[channel_id], channel_id)
-        elif channel_id.startswith(_OUR_LEGS):
-            log.warning("channel %s: a leg nobody holds; hung up", channel_id)
-            await app.control.hangup(channel_id)
-        else:
-            args = await _stasis_args(app, channel_id)
-            log.warning("channel %s: stranded in the app (args %s); its flow starts again",
-                        channel_id, ",".join(args))
-            app.on_stranded(ev.StasisStart(channel=channel, args=args))
+        await _guarded(_adopt_one(app, live[channel_id], by_channel.get(channel_id), lines,
+                                  holding), f"channel {channel_id}")
     return len(stranded)
+
+
+async def _adopt_one(app: StasisApp, channel: ev.Channel, task: Task | None,
+                     lines: Mapping[str, str], holding: Mapping[str, str]) -> bool:
+    from acdkit.ari.queue import serve_queued
+
+    channel_id = channel.id
+    if task is not None and task.state in (TaskState.QUEUED, TaskState.RESERVED):
+        log.warning("task %s: caller %s adopted (waiting since %.0f)", task.id, channel_id,
+                    task.enqueued_at)
+        if channel_id not in holding:  # e.g. cut between leaving hold and the bridge
+            await app.hold(task.skill, channel_id)
+        session = Session(channel_id, app.control, caller_number=task.number)
+        app.adopt(session, serve_queued(app, session, task, adopted=True))
+    elif channel_id in lines and await _keep_line(app, lines[channel_id], channel_id):
+        log.warning("agent %s: persistent line %s adopted", lines[channel_id], channel_id)
+    elif channel_id.startswith(_OUR_LEGS):
+        log.warning("channel %s: a leg nobody holds; hung up", channel_id)
+        await app.control.hangup(channel_id)
+    else:
+        args = await _stasis_args(app, channel_id)
+        log.warning("channel %s: stranded in the app (args %s); its flow starts again",
+                    channel_id, ",".join(args))
+        app.on_stranded(ev.StasisStart(channel=channel, args=args))
+    return True
 
 
 async def _keep_line(app: StasisApp, agent_id: str, channel_id: str) -> bool:
