@@ -176,5 +176,5 @@ async def recover_deliveries(requests: RequestStore, calls: CallbackStore,
         last = await calls.last_attempt(task_id)
         if last is None or last.decided or await calls.dial_lock_held(task_id):
             continue
-        await enqueue_delivery(requests, recovery, task_id)
+        await enqueue_delivery(requests, recovery, task_id, attempt=last.n)
     return recovery.enqueued

@@ -297,8 +297,8 @@ def options() -> argparse.Namespace:
     p.add_argument("--held-rate", type=float, default=25.0)
     p.add_argument("--dialbacks", type=int, default=30)
     p.add_argument("--agents", type=int, default=50)
-    p.add_argument("--only", choices=["capacity"],
-                   help="run only this part (prints its steps, no table): quick A/B runs")
+    p.add_argument("--only", choices=["capacity", "held"],
+                   help="run only this part (prints its figures, no table): quick A/B runs")
     p.add_argument("--targets", default=",".join(TARGETS),
                    help="comma-separated paths for --only capacity (acdkit, native)")
     return p.parse_args()
@@ -344,6 +344,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if args.only == "capacity":
             result["capacity"] = {t: capacity(t, args, work, pids)
                                   for t in args.targets.split(",")}
+            return result
+        if args.only == "held":
+            asyncio.run(pause_all(serve, args.agents))
+            result["held"] = held(serve, args, work, pids)
+            print(f"held: {result['held']}", flush=True)
             return result
         print("latency (modest rate):", flush=True)
         result["latency"] = {t: latency(t, args, work, pids) for t in TARGETS}

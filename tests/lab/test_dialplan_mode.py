@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tests.lab.center import eventually, task_story, tasks
 from tests.lab.conftest import LAB_CONFIG, ROOT, Serve, hang_up_all
-from tests.lab.sipp import agent_peer, caller, customer_peer
+from tests.lab.sipp import Peer, agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
 
@@ -115,19 +115,26 @@ def test_a_caller_who_hangs_up_in_the_queue_becomes_a_follow_up(agi: Agi) -> Non
     """A caller who leaves Queue() by hanging up (QueueCallerAbandon, then Hangup) becomes
     one follow-up task; a caller whose Queue() times out into the AGI offer does not."""
     agi.start()
-    result = caller("200", hangup_after=4, caller_id="2125550143", timeout=15).run()
-    assert result.ok, result
-    [follow] = eventually(lambda: [t for t in tasks(agi) if t["kind"] == "outbound"], 15,
-                          what="the follow-up")
-    assert (follow["number"], follow["skill"]) == ("+12125550143", "queue:sales")
-    shown, _ = task_story(agi, follow["id"])
-    assert shown["source"] == "ami:abandon", shown
-    timed_out = caller("200", hangup_after=QUEUE_TIMEOUT + 4, caller_id="2125550145",
-                       timeout=40).run()
-    assert timed_out.ok, timed_out
-    agi.wait_logged("FastAGI: callback-offer on", 5)
-    time.sleep(1)
-    assert not [t for t in tasks(agi) if t["number"] == "+12125550145"], tasks(agi)
+    with customers_busy():
+        result = caller("200", hangup_after=4, caller_id="2125550143", timeout=15).run()
+        assert result.ok, result
+        [follow] = eventually(lambda: [t for t in tasks(agi) if t["kind"] == "outbound"], 15,
+                              what="the follow-up")
+        assert (follow["number"], follow["skill"]) == ("+12125550143", "queue:sales")
+        shown, _ = task_story(agi, follow["id"])
+        assert shown["source"] == "ami:abandon", shown
+        timed_out = caller("200", hangup_after=QUEUE_TIMEOUT + 4, caller_id="2125550145",
+                           timeout=40).run()
+        assert timed_out.ok, timed_out
+        agi.wait_logged("FastAGI: callback-offer on", 5)
+        time.sleep(1)
+        assert not [t for t in tasks(agi) if t["number"] == "+12125550145"], tasks(agi)
+
+
+def customers_busy() -> Peer:
+    """Customers who answer busy: a follow-up dialed meanwhile ends at once, and no INVITE
+    to 127.0.0.4 is left retransmitting into the next test's customer phone."""
+    return customer_peer(busy="*")
 
 
 def test_agi_and_the_ami_watcher_survive_an_asterisk_restart(agi: Agi) -> None:
@@ -138,12 +145,13 @@ def test_agi_and_the_ami_watcher_survive_an_asterisk_restart(agi: Agi) -> None:
     agi.wait_logged("AMI disconnected", 10)
     agi.wait_logged("AMI connected", 20, times=2)
     # Both halves at once: one caller abandons (AMI), one reaches the AGI offer (FastAGI).
-    into_agi = caller("200", hangup_after=QUEUE_TIMEOUT + 4, caller_id="2125550146",
-                      timeout=40, local_ip="127.0.0.2").start()
-    result = caller("200", hangup_after=4, caller_id="2125550144", timeout=15).run()
-    assert result.ok, result
-    eventually(lambda: [t for t in tasks(agi) if t["number"] == "+12125550144"], 15,
-               what="the follow-up after the restart")
-    assert into_agi.wait(45).ok
-    agi.wait_logged("FastAGI: callback-offer on", 5)
+    with customers_busy():
+        into_agi = caller("200", hangup_after=QUEUE_TIMEOUT + 4, caller_id="2125550146",
+                          timeout=40, local_ip="127.0.0.2").start()
+        result = caller("200", hangup_after=4, caller_id="2125550144", timeout=15).run()
+        assert result.ok, result
+        eventually(lambda: [t for t in tasks(agi) if t["number"] == "+12125550144"], 15,
+                   what="the follow-up after the restart")
+        assert into_agi.wait(45).ok
+        agi.wait_logged("FastAGI: callback-offer on", 5)
     assert agi.proc is not None and agi.proc.poll() is None

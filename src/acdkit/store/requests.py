@@ -252,10 +252,12 @@ async def store_reply(store: RequestStore, jobs: JobQueue, task_id: str, now: fl
 
 
 async def enqueue_delivery(store: RequestStore, jobs: JobQueue, task_id: str,
-                           at: float | None = None) -> str:
-    """Queue ``deliver_reply`` for the next delivery call of ``task_id``."""
+                           at: float | None = None, attempt: int | None = None) -> str:
+    """Queue ``deliver_reply`` for the next delivery call of ``task_id`` (or, with
+    ``attempt``, for the job that resumes that open call). The job id names the call it works
+    on, so the retry a resumed job queues never collides with the resumed job's own id."""
     request = await store.get(task_id)
-    n = (request.deliveries if request else 0) + 1
+    n = attempt if attempt is not None else (request.deliveries if request else 0) + 1
     stamp = request.updated_at if request else 0.0
     return jobs.enqueue(REQUESTS_QUEUE, DELIVER_REPLY, task_id,
                         job_id=f"deliver-{task_id}-{int(stamp)}-{n}", at=at)
