@@ -115,7 +115,7 @@ def test_a_caller_who_hangs_up_in_the_queue_becomes_a_follow_up(agi: Agi) -> Non
     """A caller who leaves Queue() by hanging up (QueueCallerAbandon, then Hangup) becomes
     one follow-up task; a caller whose Queue() times out into the AGI offer does not."""
     agi.start()
-    with customers_busy():
+    with customers_busy(), members_ringing():
         result = caller("200", hangup_after=4, caller_id="2125550143", timeout=15).run()
         assert result.ok, result
         [follow] = eventually(lambda: [t for t in tasks(agi) if t["kind"] == "outbound"], 15,
@@ -129,6 +129,12 @@ def test_a_caller_who_hangs_up_in_the_queue_becomes_a_follow_up(agi: Agi) -> Non
         agi.wait_logged("FastAGI: callback-offer on", 5)
         time.sleep(1)
         assert not [t for t in tasks(agi) if t["number"] == "+12125550145"], tasks(agi)
+
+
+def members_ringing() -> Peer:
+    """Queue members whose phones ring unanswered: app_queue's INVITEs are answered (180,
+    then 487 to its CANCEL) instead of being retransmitted into the next test's agents."""
+    return agent_peer(noanswer="*")
 
 
 def customers_busy() -> Peer:
@@ -145,7 +151,7 @@ def test_agi_and_the_ami_watcher_survive_an_asterisk_restart(agi: Agi) -> None:
     agi.wait_logged("AMI disconnected", 10)
     agi.wait_logged("AMI connected", 20, times=2)
     # Both halves at once: one caller abandons (AMI), one reaches the AGI offer (FastAGI).
-    with customers_busy():
+    with customers_busy(), members_ringing():
         into_agi = caller("200", hangup_after=QUEUE_TIMEOUT + 4, caller_id="2125550146",
                           timeout=40, local_ip="127.0.0.2").start()
         result = caller("200", hangup_after=4, caller_id="2125550144", timeout=15).run()
