@@ -9,10 +9,16 @@ import time
 from collections.abc import Iterator
 from typing import IO
 
+import hypothesis
 import pytest
 import redis
 
 START_TIMEOUT = 10.0
+
+# No per-example deadline: tests assert behaviour, never speed (the benchmarks measure that),
+# and a loaded machine must not turn a slow example into a failure.
+hypothesis.settings.register_profile("acdkit", deadline=None)
+hypothesis.settings.load_profile("acdkit")
 LAB_CLAIM = pytest.StashKey[IO[str]]()
 
 
