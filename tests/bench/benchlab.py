@@ -13,7 +13,6 @@ import contextlib
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ for _path in (str(ROOT), str(ROOT / "src")):
         sys.path.insert(0, _path)
 
 import redis  # noqa: E402
-from tests.lab.conftest import LAB_CONFIG, Serve  # noqa: E402
+from tests.lab.conftest import LAB_CONFIG, Serve, Worker  # noqa: E402, F401 (Worker: for bench_calls, chaos)
 
 from acdkit.config import Settings, load_settings  # noqa: E402
 from acdkit.core.agents import Agent, AgentEvent  # noqa: E402
@@ -147,37 +146,6 @@ def new_serve(redis_url: str, workdir: Path, env: dict[str, str] | None = None) 
 
 def settings_of(serve: Serve) -> Settings:
     return load_settings(env=serve.env())
-
-
-class Worker:
-    """`acdkit worker` as a process with the settings of ``serve``."""
-
-    def __init__(self, serve: Serve, log: Path) -> None:
-        self.serve, self.log_path = serve, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "worker"],
-                                         env=self.serve.env(), cwd=ROOT, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
 
 
 # ---- /proc ---------------------------------------------------------------------------------

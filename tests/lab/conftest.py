@@ -167,6 +167,52 @@ class Serve:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+class Worker:
+    """`acdkit worker` as a process with the settings of ``serve``."""
+
+    def __init__(self, serve: Serve, log: Path) -> None:
+        self.serve, self.log_path = serve, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "worker"],
+                                         env=self.serve.env(), cwd=ROOT, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+def busy_agent_center(serve: Serve, tmp_path: Path,
+                      env: dict[str, str]) -> Iterator[tuple[Serve, Worker]]:
+    """For a fixture: serve (with ``env``) and a worker; agent 1 (Alice, sales) signed in at
+    PJSIP/agent1 and paused (busy), so work waits until the test resumes it."""
+    serve.extra_env.update(env)
+    serve.cli("agents", "add", "1", "--name", "Alice", "--pin", "1234", "--skill", "sales")
+    serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")
+    serve.cli("agents", "pause", "1")
+    serve.start()
+    worker = Worker(serve, tmp_path / "worker.log").start()
+    yield serve, worker
+    worker.stop()
+    sys.stdout.write(f"\n--- worker log ---\n{worker.log_path.read_text()[-4000:]}\n")
+
+
 @pytest.fixture
 def serve(lab: Path, redis_url: str, tmp_path: Path) -> Iterator[Serve]:
     """A fresh `acdkit serve` for one test (stopped after it; its log is printed on failure)."""

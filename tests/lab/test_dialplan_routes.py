@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from tests.lab.center import cli_json, eventually
+from tests.lab.conftest import Worker
 from tests.lab.sipp import agent_peer, caller
 from tests.lab.test_dialplan_mode import Agi, agi_process
-from tests.lab.test_overflow_callbacks import Worker
 from tests.sipp.audiopcap import speech_pcap
 
 pytestmark = pytest.mark.lab

@@ -4,16 +4,14 @@ and `acdkit worker` run as processes; agents and customers (127.0.0.4:5080) are 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.lab.center import FAST, cli_json, eventually, task_story, tasks
-from tests.lab.conftest import Serve
+from tests.lab.conftest import Serve, busy_agent_center
 from tests.lab.sipp import Peer, agent_peer, caller, customer_peer
-from tests.lab.test_overflow_callbacks import Worker
 
 pytestmark = pytest.mark.lab
 
@@ -24,15 +22,8 @@ OUTBOUND = {**FAST, "ACDKIT_AGENTS_RING_TIMEOUT": "5", "ACDKIT_AGENTS_WRAP_UP": 
 @pytest.fixture
 def center(serve: Serve, tmp_path: Path) -> Iterator[Serve]:
     """serve + worker; agent 1 (sales) signed in at PJSIP/agent1 and paused."""
-    serve.extra_env.update(OUTBOUND)
-    serve.cli("agents", "add", "1", "--pin", "1234", "--skill", "sales")
-    serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")
-    serve.cli("agents", "pause", "1")
-    serve.start()
-    worker = Worker(serve, tmp_path / "worker.log").start()
-    yield serve
-    worker.stop()
-    sys.stdout.write(f"\n--- worker log ---\n{worker.log_path.read_text()[-4000:]}\n")
+    for serve_, _ in busy_agent_center(serve, tmp_path, OUTBOUND):
+        yield serve_
 
 
 def import_leads(serve: Serve, tmp_path: Path, rows: str) -> dict[str, Any]:

@@ -4,9 +4,6 @@ and `acdkit worker` run as processes, the agent and the customer are SIPp phones
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -15,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.lab.conftest import Serve
+from tests.lab.conftest import Serve, Worker, busy_agent_center
 from tests.lab.sipp import agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
@@ -29,48 +26,10 @@ FAST = {"ACDKIT_OVERFLOW_FIRST_AFTER": "2", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
         "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3"}
 
 
-class Worker:
-    """`acdkit worker` as a process with the same settings as a `Serve`."""
-
-    def __init__(self, serve: Serve, log: Path) -> None:
-        self.serve, self.log_path = serve, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        with self.log_path.open("ab") as out:  # the child keeps its own copy of the fd
-            self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "worker"],
-                                         env=self.serve.env(), stdout=out,
-                                         stderr=subprocess.STDOUT)
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-            self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc = None
-
-
 @pytest.fixture
 def center(serve: Serve, tmp_path: Path) -> Iterator[tuple[Serve, Worker]]:
     """serve + worker, agent 1 signed in at PJSIP/agent1 and paused (busy)."""
-    serve.extra_env.update(FAST)
-    serve.cli("agents", "add", "1", "--name", "Alice", "--pin", "1234", "--skill", "sales")
-    serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")
-    serve.cli("agents", "pause", "1")
-    serve.start()
-    worker = Worker(serve, tmp_path / "worker.log").start()
-    yield serve, worker
-    worker.stop()
-    sys.stdout.write(f"\n--- worker log ---\n{worker.log_path.read_text()[-4000:]}\n")
+    yield from busy_agent_center(serve, tmp_path, FAST)
 
 
 def callbacks(serve: Serve) -> list[dict[str, Any]]:

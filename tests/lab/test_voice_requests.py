@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.lab.conftest import Serve
+from tests.lab.conftest import Serve, busy_agent_center
 from tests.lab.rtp import RtpSniffer
 from tests.lab.sipp import agent_peer, caller, customer_peer
-from tests.lab.test_overflow_callbacks import Worker, wait_for
+from tests.lab.test_overflow_callbacks import wait_for
 from tests.sipp.audiopcap import speech_pcap, speech_wav, write_audio_pcap
 
 from acdkit.config import RequestSettings
@@ -43,15 +42,9 @@ VOICE = {"ACDKIT_OVERFLOW_FIRST_AFTER": "2", "ACDKIT_AGENTS_RING_TIMEOUT": "6",
 
 @pytest.fixture
 def center(serve: Serve, tmp_path: Path) -> Iterator[Serve]:
-    serve.extra_env.update({**VOICE, "ACDKIT_REQUESTS_AUDIO_DIR": str(tmp_path / "audio")})
-    serve.cli("agents", "add", "1", "--name", "Alice", "--pin", "1234", "--skill", "sales")
-    serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")
-    serve.cli("agents", "pause", "1")
-    serve.start()
-    worker = Worker(serve, tmp_path / "worker.log").start()
-    yield serve
-    worker.stop()
-    sys.stdout.write(f"\n--- worker log ---\n{worker.log_path.read_text()[-4000:]}\n")
+    env = {**VOICE, "ACDKIT_REQUESTS_AUDIO_DIR": str(tmp_path / "audio")}
+    for serve_, _ in busy_agent_center(serve, tmp_path, env):
+        yield serve_
 
 
 def requests(serve: Serve) -> list[dict[str, Any]]:
