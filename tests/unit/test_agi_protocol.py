@@ -96,7 +96,8 @@ def test_get_data_keeps_leading_zeros_and_says_timeout() -> None:
     assert parse_response("200 result=4*1").raw_result == "4*1"
 
 
-@pytest.mark.parametrize("line", ["", "HANGUP", "200", "200 result=x", "abc 200", "20 ok"])
+@pytest.mark.parametrize("line", ["", "HANGUP", "200", "200 result=x", "abc 200", "20 ok",
+                                  "\u0662\u0660\u0660 result=1"])  # Arabic-Indic 200
 def test_a_line_that_is_no_reply_is_refused(line: str) -> None:
     with pytest.raises(BadResponse):
         parse_response(line)
