@@ -91,8 +91,9 @@ def test_scheduled_callback_is_dialed_on_time(center: tuple[Serve, Worker]) -> N
     serve.cli("agents", "resume", "1")  # an agent is free: only the time holds the callback
     tz = ZoneInfo("America/New_York")  # the lab's center.timezone
     now = datetime.now(tz)
-    when = (now + timedelta(minutes=1 if now.second < 40 else 2)).replace(second=0,
-                                                                          microsecond=0)
+    # 45 to 105 s ahead: keying the time in takes about 25 s after the offer, and the booking
+    # must still be in the future (scheduled) when the caller is done.
+    when = (now + timedelta(seconds=105)).replace(second=0, microsecond=0)
     hhmm = when.strftime("%H%M")
     # Keep the caller waiting long enough for the offer: the agent is ready, so the call
     # itself would be answered. Make the agent unreachable for live calls: pause it again.
