@@ -102,6 +102,18 @@ def _lab_up() -> Path:
     return ROOT
 
 
+def end_process(proc: subprocess.Popen[bytes] | None, sig: int, wait: float) -> None:
+    """Send ``sig`` to ``proc`` if it still runs and reap it; SIGKILL after ``wait`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class Serve:
     """`acdkit serve` as a real process against the lab and the test Redis."""
 
@@ -144,13 +156,7 @@ class Serve:
         raise AssertionError(f"serve did not register the app in {wait}s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        end_process(self.proc, sig, wait=10)
         self.proc = None
 
     def cli(self, *args: str, check: bool = True,
@@ -182,19 +188,11 @@ class Worker:
         return self
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        end_process(self.proc, signal.SIGKILL, wait=10)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        end_process(self.proc, signal.SIGTERM, wait=15)
         self.proc = None
 
 
