@@ -192,7 +192,7 @@ class OutboundSettings:
 
 @dataclass(frozen=True)
 class RequestSettings:
-    """Voice requests (README "Voice requests"): recording, transcription, replies."""
+    """Voice requests (docs/voice-requests.md): recording, transcription, replies."""
 
     audio_dir: str = "/var/lib/acdkit/requests"  # callers' recordings and spoken replies
     engine: str = "auto"  # auto | whisper | pocketsphinx | package.module:Class
@@ -208,7 +208,7 @@ class RequestSettings:
 
 @dataclass(frozen=True)
 class RatingSettings:
-    """Mutual ratings and choose-your-agent (core/ratings.py, README "Ratings")."""
+    """Mutual ratings and choose-your-agent (core/ratings.py, docs/ratings.md)."""
 
     categories: str = "attitude,expertise,availability"  # what customers rate agents on, 1-5
     prior_mean: float = 3.0  # shrunk mean: prior_weight imaginary ratings of prior_mean

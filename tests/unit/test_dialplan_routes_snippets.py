@@ -1,4 +1,4 @@
-"""The dialplan lines the README and the example snippet give admins for the optional AGI
+"""The dialplan lines docs/dialplan-mode.md and the example snippet give admins for the optional AGI
 routes are the lines of the lab's extension 210, which tests/lab/test_dialplan_routes.py
 runs on Asterisk: a copy that drifts (a lost Dial option g, another QUEUESTATUS) fails here."""
 
@@ -25,8 +25,8 @@ def _extension(text: str, exten: str) -> str:
     return found[0]
 
 
-def _readme_block() -> str:
-    readme = (ROOT / "README.md").read_text()
+def _docs_block() -> str:
+    readme = (ROOT / "docs" / "dialplan-mode.md").read_text()
     start = readme.index("The queue extension with all of them")
     return readme[readme.index("```ini", start):readme.index("```\n", start + 20)]
 
@@ -43,9 +43,9 @@ def test_extension_210_wires_every_optional_route() -> None:
     assert 'GotoIf($["${QUEUESTATUS}"="CONTINUE"]?survey)' in code
 
 
-def test_the_readme_lines_are_the_lab_lines() -> None:
+def test_the_documented_lines_are_the_lab_lines() -> None:
     lines = [line.replace("callback-offer", "voice-request") for line in
-             _code_lines(_readme_block())]
+             _code_lines(_docs_block())]
     assert len(lines) >= 14
     assert [line for line in lines if line not in LAB] == []
 
