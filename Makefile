@@ -8,7 +8,7 @@ FUZZ_RUNS ?= 100000
 FUZZ_TARGETS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps venv lab-build lab-up lab-down lab-logs lab-cli test test-unit \
+.PHONY: help install deps venv lock lab-build lab-up lab-down lab-logs lab-cli test test-unit \
         test-integration test-lab demo lint bench fuzz chaos
 
 help:  ## list the targets
@@ -17,13 +17,26 @@ help:  ## list the targets
 deps:  ## install the Debian packages (podman, sipp, redis-server, espeak-ng, sox) when missing
 	@bash scripts/install-deps.sh
 
-$(VENV)/.installed: pyproject.toml
+# Locked installs: requirements.lock pins every direct and transitive dependency (runtime, dev
+# and asr extras) with hashes, so a fresh machine gets the versions CI tested. It is written by
+# uv (`uv pip compile`): well kept, fast, and its output is a plain requirements file that pip
+# installs with no extra tool. The lock is resolved against pypi.org only, whatever index this
+# machine's pip.conf adds. See docs/operations.md.
+LOCK := requirements.lock
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q -e '.[dev,asr]'
+	$(VENV)/bin/pip install -q --require-hashes -r $(LOCK)
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed  ## the venv: exactly the locked versions, acdkit editable
+
+lock:  ## regenerate requirements.lock from pyproject.toml (uv, pypi.org, hashes)
+	@test -x $(VENV)/bin/uv || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q uv; }
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra asr --universal \
+		--python-version 3.11 --generate-hashes --default-index https://pypi.org/simple \
+		--custom-compile-command "make lock" --quiet -o $(LOCK)
 
 install: deps venv  ## install everything: Debian packages, the venv with acdkit and its dev tools
 
