@@ -35,9 +35,9 @@ from typing import Any
 import benchlab as lab
 import chaos_checks as checks
 from tests.lab.conftest import hang_up_all, lab_channels, lab_is_up
-from tests.lab.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 
 from acdkit.jobs import callback_store
+from acdkit.labkit.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 
 ENV = {"ACDKIT_AGENTS_WRAP_UP": "0.5", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
        "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3",

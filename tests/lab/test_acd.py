@@ -16,7 +16,8 @@ import pytest
 from tests.lab.center import FAST, add_agents, agents, eventually, task_story, tasks
 from tests.lab.conftest import Serve, ari_call, lab_channels
 from tests.lab.rtp import RtpSniffer
-from tests.lab.sipp import Peer, SippProcess, caller
+
+from acdkit.labkit.sipp import Peer, SippProcess, caller
 
 pytestmark = pytest.mark.lab
 

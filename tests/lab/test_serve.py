@@ -16,7 +16,8 @@ import pytest
 from tests.lab.center import FAST, add_agents, eventually, task_story, tasks
 from tests.lab.conftest import ROOT, Serve, lab_channels
 from tests.lab.rtp import RtpSniffer
-from tests.lab.sipp import Peer, agent_peer, caller
+
+from acdkit.labkit.sipp import Peer, agent_peer, caller
 
 pytestmark = pytest.mark.lab
 
