@@ -6,6 +6,9 @@ LAB   := source scripts/podman-env.sh &&
 PYTEST_ARGS ?=
 FUZZ_RUNS ?= 100000
 FUZZ_TARGETS ?=
+# bench and chaos JSON go here (ignored by git); figures quoted in docs are copied to
+# docs/bench/ with their date and machine.
+RESULTS ?= var/results
 
 .DEFAULT_GOAL := help
 .PHONY: help install deps venv lock lab-build lab-up lab-down lab-logs lab-cli test test-unit \
@@ -80,11 +83,13 @@ lint: install  ## ruff and mypy --strict on src
 	$(VENV)/bin/mypy src
 
 bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims, calls vs native Queue())
-	$(LAB) $(PY) tests/bench/bench_ari.py --out bench-ari.json
-	$(PY) tests/bench/bench_dispatch.py --out bench-dispatch.json
-	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/bench_calls.py --dispatch-json bench-dispatch.json --out bench-calls.json
-	$(PY) tests/bench/bench_import.py --out bench-import.json
-	$(PY) tests/bench/bench_asr.py --out bench-asr.json
+	@mkdir -p $(RESULTS)
+	$(LAB) $(PY) tests/bench/bench_ari.py --out $(RESULTS)/bench-ari.json
+	$(PY) tests/bench/bench_dispatch.py --out $(RESULTS)/bench-dispatch.json
+	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/bench_calls.py --dispatch-json $(RESULTS)/bench-dispatch.json --out $(RESULTS)/bench-calls.json
+	$(PY) tests/bench/bench_import.py --out $(RESULTS)/bench-import.json
+	$(PY) tests/bench/bench_asr.py --out $(RESULTS)/bench-asr.json
 
 chaos: lab-up  ## faults under load (kill worker x30, serve x10, Redis x5, Asterisk x3 in 6 min, then up to 3 min drain), then check every callback and caller; exit 1 on a violation
-	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/chaos.py --out chaos.json
+	@mkdir -p $(RESULTS)
+	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/chaos.py --out $(RESULTS)/chaos.json

@@ -16,7 +16,7 @@
 Prints a table, never pass/fail; ``--out FILE.json`` writes the figures. Uses a private
 redis-server; run it under the lab lock (``make bench`` does):
 
-    flock /tmp/acdkit-lab.lock python tests/bench/bench_calls.py --out bench-calls.json
+    flock /tmp/acdkit-lab.lock python tests/bench/bench_calls.py --out var/results/bench-calls.json
 """
 
 from __future__ import annotations

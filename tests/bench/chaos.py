@@ -13,7 +13,7 @@ Then the load stops and the center drains (``--drain`` s at most), and the check
 (tests/bench/chaos_checks.py). Any violation: exit 1 with the offending ids.
 Loopback only; stops by itself (about duration + drain + 1 min). Run under the lab lock:
 
-    flock /tmp/acdkit-lab.lock python tests/bench/chaos.py --out chaos.json
+    flock /tmp/acdkit-lab.lock python tests/bench/chaos.py --out var/results/chaos.json
 """
 
 from __future__ import annotations
