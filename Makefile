@@ -11,7 +11,7 @@ FUZZ_TARGETS ?=
 RESULTS ?= var/results
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps venv lock lab-build lab-up lab-down lab-logs lab-cli test test-unit \
+.PHONY: help install deps venv lock image lab-build lab-up lab-down lab-logs lab-cli test test-unit \
         test-integration test-lab demo lint bench fuzz chaos
 
 help:  ## list the targets
@@ -35,16 +35,26 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 
 venv: $(VENV)/.installed  ## the venv: exactly the locked versions, acdkit editable
 
-lock:  ## regenerate requirements.lock from pyproject.toml (uv, pypi.org, hashes)
+# requirements-app.lock: the same versions for runtime + asr only (the image, the wheel test).
+# pocketsphinx, the light speech fallback, has no wheel for Debian's Python 3.14: the image
+# transcribes with faster-whisper alone.
+lock:  ## regenerate requirements.lock (and requirements-app.lock) from pyproject.toml
 	@test -x $(VENV)/bin/uv || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q uv; }
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra asr --universal \
 		--python-version 3.11 --generate-hashes --default-index https://pypi.org/simple \
 		--custom-compile-command "make lock" --quiet -o $(LOCK)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra asr --universal --python-version 3.11 \
+		--generate-hashes --default-index https://pypi.org/simple -c $(LOCK) \
+		--no-emit-package pocketsphinx --custom-compile-command "make lock" --quiet \
+		-o requirements-app.lock
 
 install: deps venv  ## install everything: Debian packages, the venv with acdkit and its dev tools
 
 lab-build: deps  ## build the lab image (Asterisk 22 + SIPp from Debian sid) if missing or changed
 	@bash scripts/lab-build.sh
+
+image:  ## build acdkit's container image localhost/acdkit:latest (asterisk/acdkit.Containerfile)
+	@source scripts/podman-env.sh && bash scripts/image-build.sh
 
 lab-up: install  ## start the lab (Asterisk, Redis) and wait until Asterisk is ready
 	@bash scripts/lab-up.sh
