@@ -14,7 +14,8 @@ mkdir -p "$context/ca"
 if [ -n "${PIP_CERT:-}" ] && [ -s "$PIP_CERT" ]; then cp "$PIP_CERT" "$context/ca/extra.pem"; fi
 image="${ACDKIT_IMAGE:-localhost/acdkit:latest}"
 build() {
-  podman build --pull=never --network=host --build-arg APT_OPTIONS="$1" \
+  # shellcheck disable=SC2086  # IMAGE_BUILD_ARGS: extra podman build options, e.g. --no-cache
+  podman build --pull=never --network=host ${IMAGE_BUILD_ARGS:-} --build-arg APT_OPTIONS="$1" \
     -f asterisk/acdkit.Containerfile -t "$image" "$context"
 }
 log="$context.log"
