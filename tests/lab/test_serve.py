@@ -1,6 +1,6 @@
 """`acdkit serve` against the lab: a call in and out of the app, an Asterisk restart under
-it, `acdkit doctor`, and what a caller gets when serve is not running (DESIGN.md sections 4.6
-and 6: never strand a caller)."""
+it, `acdkit doctor`, and what a caller gets when serve is not running (docs/architecture.md
+§4, invariant 6, and §2: never strand a caller)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Media from the SIPp caller reaches Asterisk: DTMF digit by digit, in order (DESIGN.md
-section 7: the shipped one-digit pcaps lose the second digit of "42"; src/acdkit/labkit/dtmfpcap.py
-writes one pcap per string), and speech (tests/sipp/audiopcap.py) that ARI can record.
+"""Media from the SIPp caller reaches Asterisk: DTMF digit by digit, in order (docs/lab.md
+"SIPp peers": the shipped one-digit pcaps lose the second digit of "42";
+acdkit.labkit.dtmfpcap writes one pcap per string), and speech (tests/sipp/audiopcap.py)
+that ARI can record.
 """
 
 from __future__ import annotations

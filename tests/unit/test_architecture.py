@@ -1,4 +1,4 @@
-"""The core is pure (DESIGN §3): no I/O libraries, no adapters, no clock reads.
+"""The core is pure (docs/architecture.md §3): no I/O libraries, no adapters, no clock reads.
 
 Each ``src/acdkit/core/*.py`` is read with ``ast`` (never imported), so a forbidden import
 fails here even when it sits in a branch no other test runs.

@@ -1,4 +1,4 @@
-"""Run SIPp peers for lab tests: callers, agents and customers (DESIGN.md section 6).
+"""Run SIPp peers for lab tests: callers, agents and customers (docs/lab.md).
 
 One SIPp process per role, each on its own loopback address, each in its own
 work directory with its message log (``-trace_msg``), error log and stat CSV.
