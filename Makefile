@@ -11,7 +11,7 @@ FUZZ_TARGETS ?=
 RESULTS ?= var/results
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps venv lock image lab-build lab-up lab-down lab-logs lab-cli test test-unit \
+.PHONY: help install deps venv lock image docs lab-build lab-up lab-down lab-logs lab-cli test test-unit \
         test-integration test-lab demo lint bench fuzz chaos
 
 help:  ## list the targets
@@ -55,6 +55,9 @@ lab-build: deps  ## build the lab image (Asterisk 22 + SIPp from Debian sid) if 
 
 image:  ## build acdkit's container image localhost/acdkit:latest (asterisk/acdkit.Containerfile)
 	@source scripts/podman-env.sh && bash scripts/image-build.sh
+
+docs: venv  ## regenerate docs/configuration-reference.md from the Settings dataclasses
+	$(PY) scripts/config_reference.py
 
 lab-up: install  ## start the lab (Asterisk, Redis) and wait until Asterisk is ready
 	@bash scripts/lab-up.sh
