@@ -113,6 +113,13 @@ class AcdWorker(SimpleWorker):
         self.stopping.set()
         self.log.info("Worker %s: warm shut down requested", self.name)
 
+    def check_for_suspension(self, burst: bool) -> None:
+        """Also honour a stop asked for before RQ installed its signal handlers (they come
+        after its registration and scheduler start; the supervisor caught the signal)."""
+        if self.stopping.is_set():
+            self._stop_requested = True
+        super().check_for_suspension(burst)
+
 
 class Supervisor:
     """Runs RQ workers one after the other until a stop is asked for (or a burst is done),
