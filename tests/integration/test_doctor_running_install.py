@@ -45,8 +45,12 @@ def test_doctor_sees_a_running_worker_and_its_absence(redis_url: str, tmp_path: 
         assert "worker" in running_roles()
     finally:
         worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
-        os.killpg(worker.pid, signal.SIGKILL) if _group_alive(worker.pid) else None
+        try:
+            worker.wait(30)
+        finally:  # nothing of the worker outlives the test, whatever happened
+            if _group_alive(worker.pid):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(5)
     assert _checks(redis_url)["process worker"] == "FAIL"
 
 
