@@ -6,9 +6,12 @@ LAB   := source scripts/podman-env.sh &&
 PYTEST_ARGS ?=
 FUZZ_RUNS ?= 100000
 FUZZ_TARGETS ?=
+# bench and chaos JSON go here (ignored by git); figures quoted in docs are copied to
+# docs/bench/ with their date and machine.
+RESULTS ?= var/results
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps venv lab-build lab-up lab-down lab-logs lab-cli test test-unit \
+.PHONY: help install deps venv lock image docs lab-build lab-up lab-down lab-logs lab-cli test test-unit \
         test-integration test-lab demo lint bench fuzz chaos
 
 help:  ## list the targets
@@ -17,18 +20,44 @@ help:  ## list the targets
 deps:  ## install the Debian packages (podman, sipp, redis-server, espeak-ng, sox) when missing
 	@bash scripts/install-deps.sh
 
-$(VENV)/.installed: pyproject.toml
+# Locked installs: requirements.lock pins every direct and transitive dependency (runtime, dev
+# and asr extras) with hashes, so a fresh machine gets the versions CI tested. It is written by
+# uv (`uv pip compile`): well kept, fast, and its output is a plain requirements file that pip
+# installs with no extra tool. The lock is resolved against pypi.org only, whatever index this
+# machine's pip.conf adds. See docs/operations.md.
+LOCK := requirements.lock
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q -e '.[dev,asr]'
+	$(VENV)/bin/pip install -q --require-hashes -r $(LOCK)
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed  ## the venv: exactly the locked versions, acdkit editable
+
+# requirements-app.lock: the same versions for runtime + asr only (the image, the wheel test).
+# pocketsphinx, the light speech fallback, has no wheel for Debian's Python 3.14: the image
+# transcribes with faster-whisper alone.
+lock:  ## regenerate requirements.lock (and requirements-app.lock) from pyproject.toml
+	@test -x $(VENV)/bin/uv || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q uv; }
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra asr --universal \
+		--python-version 3.11 --generate-hashes --default-index https://pypi.org/simple \
+		--custom-compile-command "make lock" --quiet -o $(LOCK)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra asr --universal --python-version 3.11 \
+		--generate-hashes --default-index https://pypi.org/simple -c $(LOCK) \
+		--no-emit-package pocketsphinx --custom-compile-command "make lock" --quiet \
+		-o requirements-app.lock
 
 install: deps venv  ## install everything: Debian packages, the venv with acdkit and its dev tools
 
 lab-build: deps  ## build the lab image (Asterisk 22 + SIPp from Debian sid) if missing or changed
 	@bash scripts/lab-build.sh
+
+image:  ## build acdkit's container image localhost/acdkit:latest (asterisk/acdkit.Containerfile)
+	@source scripts/podman-env.sh && bash scripts/image-build.sh
+
+docs: venv  ## regenerate docs/configuration-reference.md from the Settings dataclasses
+	$(PY) scripts/config_reference.py
 
 lab-up: install  ## start the lab (Asterisk, Redis) and wait until Asterisk is ready
 	@bash scripts/lab-up.sh
@@ -67,11 +96,13 @@ lint: install  ## ruff and mypy --strict on src
 	$(VENV)/bin/mypy src
 
 bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims, calls vs native Queue())
-	$(LAB) $(PY) tests/bench/bench_ari.py --out bench-ari.json
-	$(PY) tests/bench/bench_dispatch.py --out bench-dispatch.json
-	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/bench_calls.py --dispatch-json bench-dispatch.json --out bench-calls.json
-	$(PY) tests/bench/bench_import.py --out bench-import.json
-	$(PY) tests/bench/bench_asr.py --out bench-asr.json
+	@mkdir -p $(RESULTS)
+	$(LAB) $(PY) tests/bench/bench_ari.py --out $(RESULTS)/bench-ari.json
+	$(PY) tests/bench/bench_dispatch.py --out $(RESULTS)/bench-dispatch.json
+	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/bench_calls.py --dispatch-json $(RESULTS)/bench-dispatch.json --out $(RESULTS)/bench-calls.json
+	$(PY) tests/bench/bench_import.py --out $(RESULTS)/bench-import.json
+	$(PY) tests/bench/bench_asr.py --out $(RESULTS)/bench-asr.json
 
 chaos: lab-up  ## faults under load (kill worker x30, serve x10, Redis x5, Asterisk x3 in 6 min, then up to 3 min drain), then check every callback and caller; exit 1 on a violation
-	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/chaos.py --out chaos.json
+	@mkdir -p $(RESULTS)
+	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/chaos.py --out $(RESULTS)/chaos.json

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make docker.io/library/debian:sid-slim locally when no registry can be pulled from:
-# debootstrap a minimal sid root and import it into podman (DESIGN.md section 6).
+# debootstrap a minimal sid root and import it into podman (docs/lab.md).
 set -euo pipefail
 image=docker.io/library/debian:sid-slim
 if podman image exists "$image"; then exit 0; fi

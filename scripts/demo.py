@@ -9,11 +9,15 @@
    time.
 
 Runs `acdkit serve` and `acdkit worker` from .venv against the lab (asterisk/acdkit.toml).
+Every process it starts (serve, worker, SIPp peers and callers) is ended on every way out,
+Ctrl-C and SIGTERM included; a run killed outright is cleaned up by the next one
+(acdkit.labkit.procs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -22,17 +26,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from acdkit.config import load_settings
+from acdkit.labkit.procs import ProcessGroup
+from acdkit.labkit.sipp import Peer, agent_peer, caller, customer_peer
+from acdkit.store.connection import connect
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.lab.sipp import agent_peer, caller, customer_peer  # noqa: E402
-
-from acdkit.config import load_settings  # noqa: E402
-from acdkit.store.connection import connect  # noqa: E402
-
 CONFIG = ROOT / "asterisk" / "acdkit.toml"
 LOGS = ROOT / "var" / "demo"
-ENV = {**os.environ, "ACDKIT_CONFIG": str(CONFIG), "PYTHONPATH": str(ROOT)}
+ENV = {**os.environ, "ACDKIT_CONFIG": str(CONFIG)}
 START = time.time()
 
 
@@ -46,10 +48,9 @@ def acdkit(*args: str) -> str:
     return done.stdout.strip()
 
 
-def background(name: str, *args: str) -> subprocess.Popen[bytes]:
-    log = (LOGS / f"{name}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "acdkit", "-v", *args], env=ENV,
-                            stdout=log, stderr=subprocess.STDOUT)
+def background(group: ProcessGroup, name: str, *args: str) -> subprocess.Popen[bytes]:
+    return group.start([sys.executable, "-m", "acdkit", "-v", *args], env=ENV,
+                       log=LOGS / f"{name}.log")
 
 
 async def reset_pool() -> None:
@@ -80,61 +81,65 @@ def tasks() -> str:
 def main() -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     print("acdkit demo: a caller overflows to a callback and is called back, agent first\n")
-    asyncio.run(reset_pool())
-    acdkit("agents", "add", "1", "--name", "Alice", "--pin", "1234", "--skill", "sales")
-    acdkit("agents", "login", "1", "--reach", "PJSIP/agent1")
-    say("agent 1 (Alice) signed in, reachable at PJSIP/agent1 (a SIPp phone at 127.0.0.3)")
-    serve, worker = background("serve", "serve"), background("worker", "worker")
-    agents = agent_peer(hangup={"agent1"}, hangup_after=30).start()
-    customers = customer_peer(hangup="*", hangup_after=4).start()
-    try:
+    with contextlib.ExitStack() as stack:
+        # Started in this order, ended in the reverse one (peers before serve and worker),
+        # whichever way the demo ends.
+        group = stack.enter_context(ProcessGroup(LOGS / "pids"))
+        asyncio.run(reset_pool())
+        acdkit("agents", "add", "1", "--name", "Alice", "--pin", "1234", "--skill", "sales")
+        acdkit("agents", "login", "1", "--reach", "PJSIP/agent1")
+        say("agent 1 (Alice) signed in, reachable at PJSIP/agent1 (a SIPp phone at 127.0.0.3)")
+        background(group, "serve", "serve")
+        background(group, "worker", "worker")
+        agents = stack.enter_context(agent_peer(hangup={"agent1"}, hangup_after=30))
+        customers = stack.enter_context(customer_peer(hangup="*", hangup_after=4))
         wait_registered()
         say("acdkit serve connected to ARI; acdkit worker listening on RQ")
-        first = caller("100", dtmf="1", caller_id="12125550111", timeout=60).start()
-        agents.wait_for_invites(1, timeout=20)
-        say("caller +12125550111 pressed 1 (sales) and is talking to agent 1")
-        time.sleep(1)
-        # The second caller waits, hears the offer, presses 1 (callback), confirms its number.
-        second = caller("100", dtmf="1" + "w" * 18 + "1" + "w" * 8 + "1",
-                        caller_id="12125550123", timeout=60).start()
-        say("caller +12125550123 pressed 1 (sales): agent busy, waiting with music")
-        result = second.wait(60)
-        say(f"caller +12125550123 chose an instant callback, confirmed its number, and was "
-            f"hung up by acdkit ({'ok' if result.ok else 'FAILED'})")
-        print(indent(tasks()))
-        first.wait(60)
-        say("the first call ended; agent 1 wraps up, then is ready")
-        invite = customers.wait_for_invites(1, timeout=60)[0]
-        agent_invites = agents.invites()
-        say(f"worker dialed agent 1 first (INVITE at +{agent_invites[-1].time - START:.1f}s), "
-            f"then the customer {invite.user} (INVITE at +{invite.time - START:.1f}s)")
-        time.sleep(6)
-        say("customer and agent were bridged; the customer hung up after 4 s")
-        print(indent(acdkit("callbacks", "list")))
-        scheduled(customers)
-    finally:
-        for proc in (serve, worker):
-            proc.terminate()
-        agents.stop()
-        customers.stop()
+        story(stack, agents, customers)
+        scheduled(stack, customers)
     print(f"\nlogs: {LOGS}/serve.log, {LOGS}/worker.log")
     return 0
 
 
-def scheduled(customers: object) -> None:
+def story(stack: contextlib.ExitStack, agents: Peer, customers: Peer) -> None:
+    first = stack.enter_context(caller("100", dtmf="1", caller_id="12125550111", timeout=60))
+    agents.wait_for_invites(1, timeout=20)
+    say("caller +12125550111 pressed 1 (sales) and is talking to agent 1")
+    time.sleep(1)
+    # The second caller waits, hears the offer, presses 1 (callback), confirms its number.
+    second = stack.enter_context(caller("100", dtmf="1" + "w" * 18 + "1" + "w" * 8 + "1",
+                                        caller_id="12125550123", timeout=60))
+    say("caller +12125550123 pressed 1 (sales): agent busy, waiting with music")
+    result = second.wait(60)
+    say(f"caller +12125550123 chose an instant callback, confirmed its number, and was "
+        f"hung up by acdkit ({'ok' if result.ok else 'FAILED'})")
+    print(indent(tasks()))
+    first.wait(60)
+    say("the first call ended; agent 1 wraps up, then is ready")
+    invite = customers.wait_for_invites(1, timeout=60)[0]
+    agent_invites = agents.invites()
+    say(f"worker dialed agent 1 first (INVITE at +{agent_invites[-1].time - START:.1f}s), "
+        f"then the customer {invite.user} (INVITE at +{invite.time - START:.1f}s)")
+    time.sleep(6)
+    say("customer and agent were bridged; the customer hung up after 4 s")
+    print(indent(acdkit("callbacks", "list")))
+
+
+def scheduled(stack: contextlib.ExitStack, customers: Peer) -> None:
     tz = ZoneInfo(load_settings(CONFIG, ENV).center.timezone)
     when = (datetime.now(tz) + timedelta(minutes=2)).replace(second=0, microsecond=0)
     hhmm = when.strftime("%H%M")
     acdkit("agents", "pause", "1")
     say("agent 1 takes a break (paused): the next caller will wait")
-    third = caller("100", dtmf="1" + "w" * 18 + "2" + "w" * 8 + "1" + "w" * 12 + hhmm
-                   + "w" * 10 + "1", caller_id="12125550177", timeout=90).start()
+    third = stack.enter_context(caller("100", dtmf="1" + "w" * 18 + "2" + "w" * 8 + "1"
+                                       + "w" * 12 + hhmm + "w" * 10 + "1",
+                                       caller_id="12125550177", timeout=90))
     say(f"caller +12125550177 asks for a callback at {hhmm} ({when:%H:%M %Z})")
     third.wait(90)
     print(indent(acdkit("callbacks", "list")))
     acdkit("agents", "resume", "1")
     say("agent 1 is back (ready); the scheduled callback waits for its time")
-    got = customers.wait_for_invites(2, timeout=240)[-1]  # type: ignore[attr-defined]
+    got = customers.wait_for_invites(2, timeout=240)[-1]
     late = got.time - when.timestamp()
     say(f"scheduled callback dialed {got.user} at "
         f"{datetime.fromtimestamp(got.time, tz):%H:%M:%S} ({late:+.1f}s from its time)")

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lab-lib.sh"
 
-lab_compose --profile app down "$@" >/dev/null 2>&1 || true
+lab_compose --profile app --profile web down "$@" >/dev/null 2>&1 || true
 # Whatever compose did not know about (a container started by hand, an old project).
 podman rm -f acdkit-serve acdkit-worker "$LAB_REDIS" "$LAB_ASTERISK" >/dev/null 2>&1 || true
 echo "lab: down"

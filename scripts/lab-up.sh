@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring the lab up and wait until it is usable: Asterisk fully booted, ARI
-# answering with the lab's credentials, AMI greeting (DESIGN.md section 6).
+# answering with the lab's credentials, AMI greeting (docs/lab.md).
 # Also starts the lab's Redis on 127.0.0.1:6379 for `make demo` unless a Redis
 # already answers there (the tests start their own redis-server on a free port).
 # Idempotent: returns at once when the lab is already up. Fails with the

@@ -49,27 +49,27 @@ class Secret:
 
 @dataclass(frozen=True)
 class AriSettings:
-    url: str = "http://127.0.0.1:8088"
-    username: str = "acdkit"
-    password: Secret = field(default_factory=lambda: Secret(""))
-    app: str = "acdkit"
+    url: str = "http://127.0.0.1:8088"  # Asterisk's HTTP server (http.conf) where ARI answers
+    username: str = "acdkit"  # ARI user of ari.conf
+    password: Secret = field(default_factory=lambda: Secret(""))  # the ARI user's password
+    app: str = "acdkit"  # Stasis application name the dialplan sends calls to
     transport: str = "auto"  # auto | websocket | http
-    request_timeout: float = 5.0
+    request_timeout: float = 5.0  # seconds for an ARI request's answer
 
 
 @dataclass(frozen=True)
 class AmiSettings:
-    host: str = "127.0.0.1"
-    port: int = 5038
-    username: str = "acdkit"
-    secret: Secret = field(default_factory=lambda: Secret(""))
+    host: str = "127.0.0.1"  # Asterisk's AMI address (manager.conf), for dialplan mode
+    port: int = 5038  # AMI port
+    username: str = "acdkit"  # AMI user of manager.conf (needs read=system)
+    secret: Secret = field(default_factory=lambda: Secret(""))  # the AMI user's secret
     action_timeout: float = 10.0  # seconds for an AMI action's reply (panoramisk has none)
 
 
 @dataclass(frozen=True)
 class RedisSettings:
-    url: str = "redis://127.0.0.1:6379/0"
-    prefix: str = "acdkit"
+    url: str = "redis://127.0.0.1:6379/0"  # the pool's Redis (redis://user:password@host:port/db)
+    prefix: str = "acdkit"  # first part of every key: two centers can share one Redis
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class AgiSettings:
     """Dialplan mode: `acdkit agi` (FastAGI routes, AMI watcher, dial-back into Queue())."""
 
     host: str = "127.0.0.1"  # loopback by default: Asterisk and acdkit on one machine
-    port: int = 4573
+    port: int = 4573  # FastAGI port (agi://host:port/route in the dialplan)
     ami: bool = True  # run the AMI watcher and the dial-back with the FastAGI server
     header_timeout: float = 5.0  # seconds for a FastAGI request header
     callback_priority: int = 10  # QUEUE_PRIO of a dialled-back customer (ACDKIT_PRIORITY)
@@ -90,10 +90,10 @@ class AgiSettings:
 
 @dataclass(frozen=True)
 class CenterSettings:
-    name: str = "acdkit"
+    name: str = "acdkit"  # the center's name in logs and pages
     caller_id: str = ""  # the number customers see when called back
-    default_region: str = "US"
-    timezone: str = "UTC"
+    default_region: str = "US"  # region for numbers written without a country code
+    timezone: str = "UTC"  # the center's time zone: hours, scheduled callbacks, CLI times
     trunk: str = "pstn"  # PJSIP endpoint that reaches outside numbers
 
 
@@ -110,21 +110,21 @@ class AgentSettings:
 @dataclass(frozen=True)
 class QueueSettings:
     announce_every: float = 30.0  # seconds between position / wait announcements
-    music_class: str = "default"
+    music_class: str = "default"  # musiconhold.conf class waiting callers hear
     max_wait: float = 3600.0  # a caller waiting longer than this is sent to the fallback
 
 
 @dataclass(frozen=True)
 class PrioritySettings:
-    base_call: int = 50
-    base_callback: int = 50
-    base_voice_request: int = 20
-    base_outbound: int = 0
-    aging_per_minute: float = 1.0
-    rating_weight: float = 0.0
-    preferred_agent_weight: float = 0.0
-    vip_attribute: str = "vip"
-    vip_weight: float = 0.0
+    base_call: int = 50  # starting points of a live call
+    base_callback: int = 50  # starting points of a callback
+    base_voice_request: int = 20  # starting points of a voice request
+    base_outbound: int = 0  # starting points of an outbound task
+    aging_per_minute: float = 1.0  # points a task gains per minute waited
+    rating_weight: float = 0.0  # points per star of the customer's rating above 3
+    preferred_agent_weight: float = 0.0  # points for a task that waits for a chosen agent
+    vip_attribute: str = "vip"  # task attribute that marks a VIP
+    vip_weight: float = 0.0  # points when that attribute is set
     hook: str = ""  # dotted path "package.module:function" for a custom rule
 
 
@@ -134,11 +134,11 @@ class OverflowSettings:
 
     wait_over: float = 60.0  # estimated wait in seconds; 0 disables
     position_over: int = 5  # callers ahead; 0 disables
-    when_no_agents: bool = True
-    when_out_of_hours: bool = True
-    first_after: float = 5.0
-    repeat_every: float = 60.0
-    avg_handle: float = 180.0
+    when_no_agents: bool = True  # offer when no agent of the skill is logged in
+    when_out_of_hours: bool = True  # offer outside business_hours
+    first_after: float = 5.0  # seconds a caller waits before the first offer
+    repeat_every: float = 60.0  # seconds between two offers
+    avg_handle: float = 180.0  # seconds an agent spends per call, for the wait estimate
     business_hours: str = "mon-sun 00:00-24:00"  # center hours; also the scheduled-callback window
     horizon_days: int = 7  # how far ahead a scheduled callback may be
     voice_requests: bool = False  # offer 3 = leave a voice request
@@ -151,13 +151,13 @@ class NumbersSettings:
     allowed_countries: str = ""  # comma-separated region codes; empty = the center's only
     allowed_prefixes: str = ""  # comma-separated E.164 prefixes; empty = any
     do_not_call: str = ""  # comma-separated E.164 numbers never to dial
-    max_pending_per_number: int = 1
+    max_pending_per_number: int = 1  # open callbacks or tasks one number may have
     calling_hours: str = ""  # e.g. "mon-sat 08:00-21:00"; empty = the policy's default
 
 
 @dataclass(frozen=True)
 class DispatchSettings:
-    sweep_interval: float = 5.0
+    sweep_interval: float = 5.0  # seconds between full sweeps of ready agents
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class RequestSettings:
     hold_for_transcript: float = 120.0  # seconds a request waits for its transcript
     media_listen: str = "127.0.0.1:8090"  # serve's HTTP endpoint for Asterisk (TTS, audio)
     media_url: str = "http://127.0.0.1:8090"  # how Asterisk reaches that endpoint
-    tts_voice: str = "en-us"
+    tts_voice: str = "en-us"  # espeak-ng voice for spoken replies and names
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ class RatingSettings:
 
     categories: str = "attitude,expertise,availability"  # what customers rate agents on, 1-5
     prior_mean: float = 3.0  # shrunk mean: prior_weight imaginary ratings of prior_mean
-    prior_weight: float = 5.0
+    prior_weight: float = 5.0  # imaginary ratings of prior_mean in every mean
     survey: bool = False  # the caller rates the agent by DTMF after the agent hung up
     agent_prompt: bool = False  # the agent rates the customer 1-5 after the customer hung up
     key_timeout: float = 6.0  # seconds to wait for a key in a survey or the ratings line

@@ -283,7 +283,7 @@ class Dispatcher:
                                                              name="dispatch sweep")
                     next_sweep = loop.time() + self.sweep_interval
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
+            await pubsub.aclose()
 
     async def _start(self, work: Coroutine[Any, Any, object]) -> None:
         """Handle a wake-up in its own asyncio task once a slot is free (the wait holds back

@@ -43,6 +43,9 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks.append(check_version(version))
     checks += await check_ami(settings)
     checks += check_addresses(settings)
+    from acdkit.doctor_install import check_install  # it imports Check from here
+
+    checks += await check_install(settings)
     return checks
 
 

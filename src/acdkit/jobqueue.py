@@ -1,6 +1,7 @@
 """``ports.JobQueue`` on RQ: jobs by dotted path, string arguments, the JSON serializer.
 
-RQ 3.0 facts this relies on (read in rq/queue.py and rq/scripts.py of 3.0.0, DESIGN §7):
+RQ 3.0 facts this relies on (read in rq/queue.py and rq/scripts.py of 3.0.0; see
+docs/architecture.md §7):
 ``enqueue(..., job_id=X, unique=True)`` checks that no job hash ``rq:job:X`` exists and saves
 and pushes the job in one Lua script, raising ``DuplicateJobError`` otherwise; without
 ``unique`` an existing id is silently replaced and queued twice. The hash of a finished job

@@ -6,7 +6,7 @@ telephone line carries them (``acdkit.speech.tts``), and each installed engine
 recording. WER = (substitutions + deletions + insertions) / reference words, over all
 sentences, on lower-cased words without punctuation. The engine's load time is not counted.
 
-    python tests/bench/bench_asr.py --out bench-asr.json
+    python tests/bench/bench_asr.py --out var/results/bench-asr.json
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
   IVR: a beep, no menu) against native ``Queue(bench)`` (extension 301: Answer, beep, Queue)
   with the same 50 agents and call length;
 - set-up latency: caller's INVITE to the agent leg's INVITE, p50/p99, both paths, at a
-  modest rate (paired by the caller's number, unique per call: tests/sipp/bench_caller.xml);
+  modest rate (paired by the caller's number, unique per call:
+  src/acdkit/labkit/scenarios/bench_caller.xml);
 - callers held: N callers in the holding bridge with music; CPU and RSS of serve and Asterisk;
 - dial-back latency: an agent becomes ready (store ``move_agent``) → the INVITE to its phone
   for a due callback (serve + an RQ worker), p50/p99;
@@ -15,7 +16,7 @@
 Prints a table, never pass/fail; ``--out FILE.json`` writes the figures. Uses a private
 redis-server; run it under the lab lock (``make bench`` does):
 
-    flock /tmp/acdkit-lab.lock python tests/bench/bench_calls.py --out bench-calls.json
+    flock /tmp/acdkit-lab.lock python tests/bench/bench_calls.py --out var/results/bench-calls.json
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from typing import Any
 
 import benchlab as lab
 from tests.lab.conftest import ari_get, hang_up_all, lab_channels, lab_is_up
-from tests.lab.siplog import SipMessage, _uri_user, invites_of
-from tests.lab.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 
 from acdkit.core.agents import AgentEvent
 from acdkit.core.errors import AcdError
+from acdkit.labkit.siplog import SipMessage, _uri_user, invites_of
+from acdkit.labkit.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 
 TARGETS = {"acdkit": "100", "native": "301"}
 

@@ -13,7 +13,7 @@ some with a language attribute that some tasks require). Two ways to hand an age
 After each claim the agent completes the task and is ready again (not timed). Prints the
 figures and their ratio; ``--out FILE.json`` writes them. Starts its own redis-server.
 
-    python tests/bench/bench_dispatch.py --out bench-dispatch.json
+    python tests/bench/bench_dispatch.py --out var/results/bench-dispatch.json
 """
 
 from __future__ import annotations

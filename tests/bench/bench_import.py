@@ -5,7 +5,7 @@ its own through the same code as the CLI (``store.imports.import_csv``), and pri
 second and the peak RSS of this process (figures printed, not asserted). Then imports it
 again (everything already there) to time the re-import. ``--out FILE.json`` writes them.
 
-    python tests/bench/bench_import.py --rows 100000 --out bench-import.json
+    python tests/bench/bench_import.py --rows 100000 --out var/results/bench-import.json
 """
 
 from __future__ import annotations

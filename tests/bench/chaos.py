@@ -13,7 +13,7 @@ Then the load stops and the center drains (``--drain`` s at most), and the check
 (tests/bench/chaos_checks.py). Any violation: exit 1 with the offending ids.
 Loopback only; stops by itself (about duration + drain + 1 min). Run under the lab lock:
 
-    flock /tmp/acdkit-lab.lock python tests/bench/chaos.py --out chaos.json
+    flock /tmp/acdkit-lab.lock python tests/bench/chaos.py --out var/results/chaos.json
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from typing import Any
 import benchlab as lab
 import chaos_checks as checks
 from tests.lab.conftest import hang_up_all, lab_channels, lab_is_up
-from tests.lab.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 
 from acdkit.jobs import callback_store
+from acdkit.labkit.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 
 ENV = {"ACDKIT_AGENTS_WRAP_UP": "0.5", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
        "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3",

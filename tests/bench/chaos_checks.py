@@ -9,10 +9,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from tests.lab.siplog import SipMessage
-
 from acdkit.core.agents import AgentState
 from acdkit.core.tasks import TERMINAL_STATES, TaskState
+from acdkit.labkit.siplog import SipMessage
 from acdkit.store.callbacks import CallbackStore
 
 Violations = list[dict[str, Any]]
@@ -75,7 +74,7 @@ def call_spans(messages: list[SipMessage], *, received: bool,
     """Call-ID → (user, first INVITE time, end time) of the calls a SIPp log shows; a call
     that never ended ends at ``until`` (inf without it). ``received``: INVITEs that came in
     (a UAS) rather than sent (a UAC); the user is the Request-URI's (UAS) or From's (UAC)."""
-    from tests.lab.siplog import _uri_user
+    from acdkit.labkit.siplog import _uri_user
 
     starts: dict[str, tuple[str, float]] = {}
     ends: dict[str, float] = {}

@@ -1,7 +1,7 @@
 """acdkit's FastAGI server on a real socket, with a scripted Asterisk at the other end and a
-real Redis behind the routes: dropped and stalled connections never stall the loop (DESIGN
-§7: what freezes panoramisk 1.4's FastAGI), a route that fails leaves ACDKIT_STATUS=failed,
-and the callback-offer route books a dialplan-mode callback."""
+real Redis behind the routes: dropped and stalled connections never stall the loop
+(docs/architecture.md §7: what freezes panoramisk 1.4's FastAGI), a route that fails leaves
+ACDKIT_STATUS=failed, and the callback-offer route books a dialplan-mode callback."""
 
 from __future__ import annotations
 

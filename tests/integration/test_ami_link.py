@@ -1,7 +1,7 @@
-"""The AMI link against a scripted AMI server on a real socket (DESIGN §7): after a drop it
-reconnects and logs in again; an Originate that was in flight is reported failed and never
-re-sent after FullyBooted (panoramisk would re-send it), a query in flight is re-sent and
-answered; an action that gets no reply times out."""
+"""The AMI link against a scripted AMI server on a real socket (docs/architecture.md §7):
+after a drop it reconnects and logs in again; an Originate that was in flight is reported
+failed and never re-sent after FullyBooted (panoramisk would re-send it), a query in flight
+is re-sent and answered; an action that gets no reply times out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SIPp harness (tests/lab/sipp.py) with SIPp on both ends, no Asterisk: a caller against
+"""The SIPp harness (acdkit.labkit.sipp) with SIPp on both ends, no Asterisk: a caller against
 the answering peer on loopback addresses of their own (not the lab's 127.0.0.2-4)."""
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from tests.lab.rtp import RtpSniffer
-from tests.lab.sipp import (
+
+from acdkit.labkit.dtmfpcap import digits_of, events_of, parse_rtp
+from acdkit.labkit.sipp import (
     SCENARIOS,
     Peer,
     SippError,
@@ -21,7 +23,6 @@ from tests.lab.sipp import (
     parse_message_log,
     peer,
 )
-from tests.sipp.dtmfpcap import digits_of, events_of, parse_rtp
 
 CALLER_IP, PEER_IP = "127.0.0.12", "127.0.0.13"
 @pytest.fixture

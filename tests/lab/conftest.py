@@ -17,7 +17,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.lab.sipp import Peer, agent_peer
+
+from acdkit.labkit.sipp import Peer, agent_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_CONFIG = ROOT / "asterisk" / "acdkit.toml"

@@ -9,7 +9,7 @@ import socket
 import threading
 from types import TracebackType
 
-from tests.sipp.dtmfpcap import RtpPacket, parse_rtp
+from acdkit.labkit.dtmfpcap import RtpPacket, parse_rtp
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # loopback shows each packet twice: keep the incoming copy

@@ -1,6 +1,6 @@
 """The ACD end to end on the lab: SIPp callers dial 100 and press 1 (sales), SIPp phones
-answer for the agents (agentN at 127.0.0.3:5070), `acdkit serve` connects them (DESIGN.md
-sections 4.1 and 5: agent connection, per_call and persistent).
+answer for the agents (agentN at 127.0.0.3:5070), `acdkit serve` connects them (docs/architecture.md
+§4 and §5: agent connection, per_call and persistent).
 
 Agents are ``1``, ``2``… reached at ``PJSIP/agent1``…; what happened is read back from the
 phones' SIP messages and from the CLI's ``--json`` output.
@@ -16,7 +16,8 @@ import pytest
 from tests.lab.center import FAST, add_agents, agents, eventually, task_story, tasks
 from tests.lab.conftest import Serve, ari_call, lab_channels
 from tests.lab.rtp import RtpSniffer
-from tests.lab.sipp import Peer, SippProcess, caller
+
+from acdkit.labkit.sipp import Peer, SippProcess, caller
 
 pytestmark = pytest.mark.lab
 

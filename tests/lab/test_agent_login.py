@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from tests.lab.center import FAST, agents, eventually, tasks
 from tests.lab.conftest import Serve
-from tests.lab.sipp import AGENT_IP, caller
+
+from acdkit.labkit.sipp import AGENT_IP, caller
 
 pytestmark = pytest.mark.lab
 

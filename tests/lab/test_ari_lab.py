@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 from tests.lab.conftest import lab_settings
-from tests.lab.sipp import agent_peer
 
 from acdkit.ari import events as ev
 from acdkit.ari.client import AriClient
 from acdkit.ari.control import AriControl
+from acdkit.labkit.sipp import agent_peer
 
 pytestmark = pytest.mark.lab
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from tests.lab.center import eventually, task_story, tasks
 from tests.lab.conftest import LAB_CONFIG, ROOT, Serve, hang_up_all
-from tests.lab.sipp import Peer, agent_peer, caller, customer_peer
+
+from acdkit.labkit.sipp import Peer, agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
 

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from tests.lab.center import cli_json, eventually
 from tests.lab.conftest import Worker
-from tests.lab.sipp import agent_peer, caller
 from tests.lab.test_dialplan_mode import Agi, agi_process
 from tests.sipp.audiopcap import speech_pcap
+
+from acdkit.labkit.sipp import agent_peer, caller
 
 pytestmark = pytest.mark.lab
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from tests.lab.center import FAST, cli_json, eventually, task_story, tasks
 from tests.lab.conftest import Serve, busy_agent_center
-from tests.lab.sipp import Peer, agent_peer, caller, customer_peer
+
+from acdkit.labkit.sipp import Peer, agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
 

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from tests.lab.conftest import Serve, Worker, busy_agent_center
-from tests.lab.sipp import agent_peer, caller, customer_peer
+
+from acdkit.labkit.sipp import agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
 

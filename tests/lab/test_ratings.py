@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from tests.lab.center import FAST, add_agents, cli_json, eventually, task_story, tasks
 from tests.lab.conftest import Serve
-from tests.lab.sipp import AGENT_IP, Peer, caller
 
 from acdkit.core.ratings import Direction, Interaction, Rating
 from acdkit.core.routing import PriorityRules
+from acdkit.labkit.sipp import AGENT_IP, Peer, caller
 from acdkit.store.audit import AuditEntry
 from acdkit.store.connection import connect
 from acdkit.store.pool import Pool

@@ -1,6 +1,6 @@
 """`acdkit serve` against the lab: a call in and out of the app, an Asterisk restart under
-it, `acdkit doctor`, and what a caller gets when serve is not running (DESIGN.md sections 4.6
-and 6: never strand a caller)."""
+it, `acdkit doctor`, and what a caller gets when serve is not running (docs/architecture.md
+§4, invariant 6, and §2: never strand a caller)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import pytest
 from tests.lab.center import FAST, add_agents, eventually, task_story, tasks
 from tests.lab.conftest import ROOT, Serve, lab_channels
 from tests.lab.rtp import RtpSniffer
-from tests.lab.sipp import Peer, agent_peer, caller
+
+from acdkit.labkit.sipp import Peer, agent_peer, caller
 
 pytestmark = pytest.mark.lab
 

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from tests.lab.center import FAST, add_agents, agents, eventually, task_story, tasks
 from tests.lab.conftest import Serve, Worker, lab_channels
-from tests.lab.sipp import Peer, SippProcess, agent_peer, caller, customer_peer
 from tests.lab.test_overflow_callbacks import FAST as CALLBACK_FAST
 from tests.lab.test_overflow_callbacks import book_instant, show, state_of, wait_for
+
+from acdkit.labkit.sipp import Peer, SippProcess, agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
 

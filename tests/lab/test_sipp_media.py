@@ -1,6 +1,7 @@
-"""Media from the SIPp caller reaches Asterisk: DTMF digit by digit, in order (DESIGN.md
-section 7: the shipped one-digit pcaps lose the second digit of "42"; tests/sipp/dtmfpcap.py
-writes one pcap per string), and speech (tests/sipp/audiopcap.py) that ARI can record.
+"""Media from the SIPp caller reaches Asterisk: DTMF digit by digit, in order (docs/lab.md
+"SIPp peers": the shipped one-digit pcaps lose the second digit of "42";
+acdkit.labkit.dtmfpcap writes one pcap per string), and speech (tests/sipp/audiopcap.py)
+that ARI can record.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import wave
 
 import pytest
 from tests.lab.ariprobe import AriProbe, ari_probe
-from tests.lab.sipp import SippResult, agent_peer, caller
 from tests.sipp.audiopcap import speech_pcap
+
+from acdkit.labkit.sipp import SippResult, agent_peer, caller
 
 pytestmark = pytest.mark.lab
 

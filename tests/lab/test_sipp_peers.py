@@ -1,4 +1,4 @@
-"""The SIPp answering peers behave as tests/lab/sipp.py says, against the lab Asterisk:
+"""The SIPp answering peers behave as src/acdkit/labkit/sipp.py says, against the lab Asterisk:
 agents answer (and say which agentN was called), ring without answering, hang up; customers
 answer or are busy."""
 
@@ -9,7 +9,8 @@ import time
 
 import pytest
 from tests.lab.ariprobe import AriProbe, ari_probe
-from tests.lab.sipp import Peer, SipMessage, SippResult, agent_peer, caller, customer_peer
+
+from acdkit.labkit.sipp import Peer, SipMessage, SippResult, agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
 

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from tests.lab.conftest import Serve, busy_agent_center
 from tests.lab.rtp import RtpSniffer
-from tests.lab.sipp import agent_peer, caller, customer_peer
 from tests.lab.test_overflow_callbacks import wait_for
 from tests.sipp.audiopcap import speech_pcap, speech_wav, write_audio_pcap
 
 from acdkit.config import RequestSettings
 from acdkit.core.routing import PriorityRules
 from acdkit.jobqueue import RqJobQueue
+from acdkit.labkit.sipp import agent_peer, caller, customer_peer
 from acdkit.speech import asr, audio, tts
 from acdkit.store.connection import connect
 from acdkit.store.pool import Pool

@@ -24,19 +24,7 @@ import wave
 from array import array
 from pathlib import Path
 
-try:
-    from tests.sipp.dtmfpcap import (
-        CLOCK_RATE,
-        DEFAULT_SSRC,
-        GENERATED_DIR,
-        PACKET_MS,
-        PCMU_PT,
-        RtpPacket,
-        dtmf_packets,
-        write_rtp_pcap,
-    )
-except ModuleNotFoundError:  # run as a script from anywhere
-    from dtmfpcap import (  # type: ignore[no-redef,import-not-found]
+from acdkit.labkit.dtmfpcap import (
         CLOCK_RATE,
         DEFAULT_SSRC,
         GENERATED_DIR,

@@ -1,4 +1,4 @@
-"""The core is pure (DESIGN §3): no I/O libraries, no adapters, no clock reads.
+"""The core is pure (docs/architecture.md §3): no I/O libraries, no adapters, no clock reads.
 
 Each ``src/acdkit/core/*.py`` is read with ``ast`` (never imported), so a forbidden import
 fails here even when it sits in a branch no other test runs.
@@ -121,3 +121,25 @@ def test_checker_catches(source: str) -> None:
 )
 def test_checker_allows(source: str) -> None:
     assert violations(source) == []
+
+
+# acdkit.labkit is the lab's tooling (SIPp peers, DTMF pcaps, lab ports), shipped in the package
+# so that scripts/ (the demo), the tests and the benchmarks share it without scripts/ importing
+# tests/. It stands outside the layers: it imports no other acdkit module, and none imports it.
+LABKIT = CORE.parent / "labkit"
+
+
+def test_labkit_imports_no_other_acdkit_module() -> None:
+    for path in sorted(LABKIT.glob("*.py")):
+        names = imported_modules(ast.parse(path.read_text(encoding="utf-8")), "acdkit.labkit")
+        assert [n for n in names if n.split(".")[0] == "acdkit"
+                and not n.startswith("acdkit.labkit")] == [], path.name
+
+
+def test_no_acdkit_module_imports_labkit() -> None:
+    for path in sorted(CORE.parent.rglob("*.py")):
+        if LABKIT in path.parents:
+            continue
+        package = ".".join(path.relative_to(CORE.parents[1]).with_suffix("").parts[:-1])
+        names = imported_modules(ast.parse(path.read_text(encoding="utf-8")), package)
+        assert not [n for n in names if n.startswith("acdkit.labkit")], path

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.sipp.audiopcap import read_wav, ulaw_decode, ulaw_encode, write_audio_pcap
-from tests.sipp.dtmfpcap import PCMU_PT, digits_of, events_of, read_dtmf_pcap
+
+from acdkit.labkit.dtmfpcap import PCMU_PT, digits_of, events_of, read_dtmf_pcap
 
 
 def _sine_wav(path: Path, seconds: float = 0.5, rate: int = 8000) -> array[int]:

@@ -4,7 +4,8 @@ line: those readings, on hand-made message lists."""
 from __future__ import annotations
 
 from tests.bench.chaos_checks import callers_left_on_line, customer_calls_never_overlap
-from tests.lab.siplog import SipMessage
+
+from acdkit.labkit.siplog import SipMessage
 
 
 def invite(t: float, call_id: str, user: str, *, sent: bool) -> SipMessage:

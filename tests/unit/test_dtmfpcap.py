@@ -1,4 +1,4 @@
-"""tests/sipp/dtmfpcap.py: the pcaps it writes read back as the digits asked for, with rising
+"""src/acdkit/labkit/dtmfpcap.py: the pcaps it writes read back as the digits asked for, with rising
 sequence numbers and timestamps, one SSRC and three end packets per digit."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.sipp import dtmfpcap
-from tests.sipp.dtmfpcap import (
+
+from acdkit.labkit import dtmfpcap
+from acdkit.labkit.dtmfpcap import (
     TELEPHONE_EVENT_PT,
     digits_of,
     dtmf_pcap,

@@ -1,4 +1,4 @@
-"""The dialing policy (core/numbers.py): DESIGN §4 invariant 5 and the §7 dial-string rule."""
+"""The dialing policy (core/numbers.py): invariant 5 of docs/architecture.md §4."""
 
 from __future__ import annotations
 

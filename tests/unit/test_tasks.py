@@ -19,7 +19,7 @@ from acdkit.core.tasks import (
 )
 
 S, E = TaskState, TaskEvent
-# The rules as DESIGN §5 and the module describe them, written out again by hand.
+# The rules as docs/architecture.md §5 and the module describe them, written out again by hand.
 MODEL: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (S.SCHEDULED, E.DUE): S.QUEUED,
     (S.QUEUED, E.RESERVE): S.RESERVED,

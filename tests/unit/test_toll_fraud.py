@@ -1,6 +1,6 @@
 """Toll fraud: numbers a caller or a file could slip in to make the center pay or dial what it
 must not (premium, foreign, short codes, emergency, injected dial-string syntax) are refused
-with a typed reason before anything is dialed (DESIGN §4 invariant 5, §7)."""
+with a typed reason before anything is dialed (invariant 5 of docs/architecture.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""acdkit's own small asyncio FastAGI server (DESIGN §7).
+"""acdkit's own small asyncio FastAGI server (docs/architecture.md §7).
 
 panoramisk 1.4's FastAGI server spins the event loop at 100% CPU when a client connects and
 closes before the header's empty line (it loops on ``reader.read()`` returning ``b''``): one

@@ -1,4 +1,5 @@
-"""The AMI connection (panoramisk 1.4) with the DESIGN §7 pitfalls handled.
+"""The AMI connection (panoramisk 1.4) with the pitfalls of
+docs/architecture.md §7 handled.
 
 - Reconnects with backoff (1, 2, 4, 5, 5 ... s) after a drop or a refused connect, and logs
   ``AMI connected`` / ``AMI disconnected`` once each.

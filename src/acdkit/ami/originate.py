@@ -8,7 +8,7 @@ dial string acdkit built from the validated number) once the member answered.
 
 Every attempt has its own ``ChannelId`` (``store.callbacks.agent_leg``): panoramisk re-sends
 actions that were in flight when the connection dropped, and Asterisk refuses a second
-channel with an id in use (DESIGN §7), so a re-sent Originate cannot ring twice.
+channel with an id in use (docs/architecture.md §7), so a re-sent Originate cannot ring twice.
 """
 
 from __future__ import annotations

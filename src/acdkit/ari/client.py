@@ -1,6 +1,6 @@
 """The ARI connection: one events WebSocket that also carries the REST requests.
 
-Wire format (DESIGN.md §2; checked on Asterisk 22.10.1). Asterisk 20.14 / 21.9 / 22.4 and
+Wire format (docs/architecture.md §2; checked on Asterisk 22.10.1). Asterisk 20.14 / 21.9 / 22.4 and
 later take ``{"type": "RESTRequest", "request_id", "method", "uri", "query_strings":
 [{"name", "value"}], "content_type": "application/json", "message_body"}`` on the events
 socket and answer ``{"type": "RESTResponse", "request_id", "status_code", "reason_phrase",
@@ -18,7 +18,7 @@ reader never awaits a handler, so a handler may await a REST request over the sa
 without deadlock; it does hold back later events while it waits, so ``on_event`` should hand
 long flows to their own tasks (``ari/session.py``: one queue per channel).
 
-Drops (DESIGN.md §4, invariant 6). When the socket closes, requests in flight fail with
+Drops (invariant 6, docs/architecture.md §4). When the socket closes, requests in flight fail with
 ``AriRequestFailed`` ("connection lost"), a synthetic ``Disconnected`` is dispatched, and we
 reconnect with exponential backoff (0.5 s doubling to 10 s, equal jitter). Connecting
 registers the app again; ``Connected`` (dispatched before any event of the new connection)

@@ -15,7 +15,8 @@ as "gone" (checked on Asterisk 22.10.1):
 Ids and names that go into a URL path are checked first (``[A-Za-z0-9._-]``, plus the
 ``;1``/``;2`` suffix of Local channel halves) and media, endpoints, dialplan targets and
 variables are checked for separators, so caller-controlled text cannot reshape a request or
-a dial string (DESIGN.md §4 invariant 5, §7). A bad value raises ``InvalidInput``.
+a dial string (invariant 5 and the dial-string rule, docs/architecture.md §4). A bad value
+raises ``InvalidInput``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 _ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9._-]{1,128}(;[12])?")
 _MEDIA = re.compile(r"(sound|recording|number|digits|characters|tone):[^\s,\x00-\x1f]{1,200}")
-# tech/resource[/options]: never & , ^ or whitespace (DESIGN.md §7).
+# tech/resource[/options]: never & , ^ or whitespace (docs/architecture.md §7).
 _ENDPOINT = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9+*#._@;-]{1,128}(/[A-Za-z]{1,8})?")
 _DIALPLAN = re.compile(r"[A-Za-z0-9_+*#.-]{1,80}")
 _VAR_NAME = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]{0,63}(\([A-Za-z0-9_-]{0,32}\))?")
@@ -164,7 +165,7 @@ class AriControl:
         enters our app with ``app_args``. Returns its snapshot, or None when Asterisk cannot
         make a channel for the endpoint (500 "Allocation failed": unknown endpoint, no
         contact). A channel id already in use raises ``AriRequestFailed`` (409): a fixed id
-        per attempt is what keeps a retried dial from ringing twice (DESIGN.md §7)."""
+        per attempt is what keeps a retried dial from ringing twice (docs/architecture.md §7)."""
         params: Params = {"endpoint": _check(_ENDPOINT, endpoint, "endpoint"),
                           "app": self.client.app, "appArgs": _args(app_args),
                           "callerId": _optional(_PLAIN, caller_id, "caller id"),

@@ -6,7 +6,7 @@ JSON escape as a ``KeyError``/``TypeError``: a message that cannot be an event r
 ``UnknownEvent``. Shapes follow what Asterisk 22.10.1 sends (captured in the lab).
 
 ``Connected`` and ``Disconnected`` never come from Asterisk: ``AriClient`` makes them so the
-app can reconcile after a reconnect (DESIGN.md §4, invariant 6).
+app can reconcile after a reconnect (invariant 6, docs/architecture.md §4).
 """
 
 from __future__ import annotations

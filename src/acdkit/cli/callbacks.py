@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from acdkit.cli.common import emit, handle_errors, jsonable, run, settings_of, with_pool
+from acdkit.cli.common import (
+    emit,
+    handle_errors,
+    jsonable,
+    run,
+    settings_of,
+    show_fields,
+    with_pool,
+)
 from acdkit.core.errors import InvalidInput
 from acdkit.core.tasks import Task, TaskState
 from acdkit.jobs import callback_store
@@ -19,7 +27,7 @@ from acdkit.store.callbacks import Attempt, CallbackStore
 
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
-COLUMNS = ["id", "state", "skill", "number", "due", "attempts", "agent", "outcome"]
+COLUMNS = ["id", "state", "skill", "number", "due_at", "attempts", "agent", "outcome"]
 
 
 def parse_duration(text: str) -> float:
@@ -42,15 +50,11 @@ def parse_since(text: str, now: float) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
 def _row(task: Task) -> dict[str, Any]:
     return {"id": task.id, "state": task.state.value, "skill": task.skill,
-            "number": task.number, "due": _iso(task.due_at), "attempts": task.attempts,
-            "agent": task.agent_id, "outcome": task.outcome, "created": _iso(task.created_at),
-            "enqueued": _iso(task.enqueued_at)}
+            "number": task.number, "due_at": task.due_at, "attempts": task.attempts,
+            "agent": task.agent_id, "outcome": task.outcome, "created_at": task.created_at,
+            "enqueued_at": task.enqueued_at}
 
 
 def _task_json(task: Task) -> dict[str, Any]:
@@ -62,7 +66,7 @@ def _task_json(task: Task) -> dict[str, Any]:
 def _attempt_row(a: Attempt) -> dict[str, Any]:
     return {"attempt": a.n, "agent": a.agent_id, "state": a.state.value,
             "outcome": a.outcome.value if a.outcome else None, "detail": a.detail,
-            "requested": _iso(a.requested_at), "ended": _iso(a.ended_at), "decided": a.decided,
+            "requested_at": a.requested_at, "ended_at": a.ended_at, "decided": a.decided,
             "agent_leg": a.agent_leg, "customer_leg": a.customer_leg}
 
 
@@ -117,15 +121,14 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
         emit([{"task": _task_json(task), "attempts": [_attempt_row(a) for a in attempts],
                "history": jsonable(history)}], True, [])
         return
-    for key, value in _row(task).items():
-        click.echo(f"{key:>9}: {'' if value is None else value}")
+    show_fields(_row(task))
     click.echo("")
     emit([_attempt_row(a) for a in attempts], False,
-         ["attempt", "agent", "state", "outcome", "requested", "ended", "decided"])
+         ["attempt", "agent", "state", "outcome", "requested_at", "ended_at", "decided"])
     click.echo("")
-    emit([{"time": _iso(h.ts), "event": h.event,
+    emit([{"ts": h.ts, "event": h.event,
            "detail": " ".join(f"{k}={v}" for k, v in h.fields.items())} for h in history],
-         False, ["time", "event", "detail"])
+         False, ["ts", "event", "detail"])
 
 
 @callbacks.command("replay")

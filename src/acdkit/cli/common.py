@@ -8,7 +8,9 @@ import json
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import fields, is_dataclass
+from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -53,17 +55,78 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+# ---- times for people -----------------------------------------------------------------------
+# A key named ``ts``, ``at`` or ``*_at`` holds epoch seconds. Tables print it in the center's
+# time zone (``2026-12-04 14:30:05``); JSON keeps the number and adds ``<key>_iso``.
+
+
+def is_time_key(key: str) -> bool:
+    return key in ("ts", "at") or key.endswith("_at")
+
+
+def center_zone() -> ZoneInfo:
+    """The center's time zone (``center.timezone``) of the running command; UTC outside one."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx else None
+    settings = obj.get("settings") if isinstance(obj, dict) else None
+    return ZoneInfo(settings.center.timezone if settings else "UTC")
+
+
+def human_time(ts: float | None, zone: ZoneInfo) -> str:
+    """``2026-12-04 14:30:05`` in ``zone``; empty for None."""
+    return "" if ts is None else datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_time(ts: float, zone: ZoneInfo) -> str:
+    """ISO 8601 with the zone's offset: ``2026-12-04T14:30:05-05:00``."""
+    return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+
+
+def with_iso(value: Any, zone: ZoneInfo) -> Any:
+    """``value`` (plain JSON) with ``<key>_iso`` next to every time key holding a number."""
+    if isinstance(value, list):
+        return [with_iso(v, zone) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out[key] = with_iso(item, zone)
+        if is_time_key(key) and isinstance(item, int | float) and not isinstance(item, bool):
+            out[f"{key}_iso"] = iso_time(item, zone)
+    return out
+
+
+def cell(key: str, value: Any, zone: ZoneInfo) -> str:
+    """One table cell: times as human_time, None as empty."""
+    if value is None:
+        return ""
+    if is_time_key(key) and isinstance(value, int | float) and not isinstance(value, bool):
+        return human_time(value, zone)
+    return str(value)
+
+
 def emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) -> None:
-    """Print ``rows`` as JSON for scripts or as an aligned table for people."""
+    """Print ``rows`` as JSON for scripts or as an aligned table for people (times in the
+    center's zone; a time column's header drops its ``_at``)."""
+    zone = center_zone()
     if as_json:
-        click.echo(json.dumps(jsonable(list(rows)), indent=2, default=str))
+        click.echo(json.dumps(with_iso(jsonable(list(rows)), zone), indent=2, default=str))
         return
     cols = list(columns)
-    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in cols] for r in rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(cols)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)))
+    cells = [[cell(c, r.get(c), zone) for c in cols] for r in rows]
+    heads = [c.removesuffix("_at") if is_time_key(c) else c for c in cols]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(heads)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(heads, widths, strict=True)))
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def show_fields(row: dict[str, Any], width: int = 9) -> None:
+    """One record as ``key: value`` lines, times as in tables."""
+    zone = center_zone()
+    for key, value in row.items():
+        label = key.removesuffix("_at") if is_time_key(key) else key
+        click.echo(f"{label:>{width}}: {cell(key, value, zone)}")
 
 
 async def with_pool(settings: Settings, work: Callable[[Pool], Coroutine[Any, Any, T]]) -> T:

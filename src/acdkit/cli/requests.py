@@ -5,12 +5,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
-from acdkit.cli.common import emit, handle_errors, jsonable, run, settings_of, with_pool
+from acdkit.cli.common import (
+    emit,
+    handle_errors,
+    jsonable,
+    run,
+    settings_of,
+    show_fields,
+    with_pool,
+)
 from acdkit.core.errors import InvalidTransition, NotFound
 from acdkit.core.requests import RequestEvent, VoiceRequest
 from acdkit.core.tasks import TaskEvent
@@ -19,11 +26,7 @@ from acdkit.store.pool import Pool
 from acdkit.store.requests import RequestStore, store_reply
 
 T = TypeVar("T")
-COLUMNS = ["ref", "id", "status", "task", "skill", "number", "created", "transcript"]
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+COLUMNS = ["ref", "id", "status", "task", "skill", "number", "created_at", "transcript"]
 
 
 def _json(request: VoiceRequest) -> dict[str, Any]:
@@ -56,8 +59,7 @@ def list_requests(ctx: click.Context, limit: int, as_json: bool) -> None:
         rows = []
         for r in await store.newest(limit):
             task = await store.pool.get_task(r.task_id)
-            rows.append({**_json(r), "id": r.task_id, "task": task.state.value if task else "",
-                         "created": _iso(r.created_at)})
+            rows.append({**_json(r), "id": r.task_id, "task": task.state.value if task else ""})
         return rows
 
     rows = _with_store(ctx, work)
@@ -87,13 +89,12 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     if as_json:
         emit([story], True, [])
         return
-    for key, value in story["request"].items():
-        click.echo(f"{key:>12}: {value}")
+    show_fields(story["request"], width=12)
     click.echo(f"{'task':>12}: {story['task_state']}")
     click.echo(f"{'audio file':>12}: {story['audio']}")
-    emit([{"time": _iso(e["ts"]), "event": e["event"],
+    emit([{"ts": e["ts"], "event": e["event"],
            "detail": " ".join(f"{k}={v}" for k, v in e["fields"].items())}
-          for e in story["history"]], False, ["time", "event", "detail"])
+          for e in story["history"]], False, ["ts", "event", "detail"])
 
 
 @requests.command()

@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 
-from acdkit.cli.common import emit, handle_errors, jsonable, run, settings_of, with_pool
+from acdkit.cli.common import (
+    emit,
+    handle_errors,
+    jsonable,
+    run,
+    settings_of,
+    show_fields,
+    with_pool,
+)
 from acdkit.core.errors import NoSuchTask
 from acdkit.core.tasks import Task, TaskState
 from acdkit.store.pool import Pool
@@ -57,6 +65,6 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     if as_json:
         emit([{"task": jsonable(task), "history": jsonable(history)}], True, [])
         return
-    for key, value in _row(task).items():
-        click.echo(f"{key:>9}: {value}")
+    show_fields({**_row(task), "created_at": task.created_at, "enqueued_at": task.enqueued_at,
+                 "due_at": task.due_at}, width=11)
     emit([jsonable(h) for h in history], False, ["ts", "event", "fields"])

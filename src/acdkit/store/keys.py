@@ -1,7 +1,7 @@
 """Redis key names of the pool.
 
 Every key one Lua script touches shares one hash tag, ``{pool}``, so a claim stays atomic even
-on Redis Cluster (DESIGN §8)::
+on Redis Cluster (docs/architecture.md §6)::
 
     acdkit:{pool}:task:<id>            hash   one task (codec fields + ``score``)
     acdkit:{pool}:agent:<id>           hash   one agent

@@ -1,4 +1,4 @@
-"""Run SIPp peers for lab tests: callers, agents and customers (DESIGN.md section 6).
+"""Run SIPp peers for lab tests: callers, agents and customers (docs/lab.md).
 
 One SIPp process per role, each on its own loopback address, each in its own
 work directory with its message log (``-trace_msg``), error log and stat CSV.
@@ -18,10 +18,8 @@ import atexit
 import contextlib
 import math
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,7 +29,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Self, TypedDict, Unpack
 
-from tests.lab.siplog import (
+from acdkit.labkit.dtmfpcap import dtmf_pcap
+from acdkit.labkit.ports import NoFreePort, allocate_udp, udp_bound
+from acdkit.labkit.siplog import (
     Invite,
     SipMessage,
     SippResult,
@@ -39,7 +39,6 @@ from tests.lab.siplog import (
     parse_message_log,
     stat_counts,
 )
-from tests.sipp.dtmfpcap import dtmf_pcap
 
 __all__ = [
     "SCENARIOS", "Behaviour", "Invite", "Peer", "SipMessage", "SippError", "SippProcess",
@@ -47,7 +46,7 @@ __all__ = [
     "parse_message_log", "peer", "sipp_binary",
 ]
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "sipp"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 ASTERISK = "127.0.0.1:5060"
 CALLER_IP = "127.0.0.2"
 AGENT_IP, AGENT_PORT = "127.0.0.3", 5070
@@ -73,28 +72,13 @@ def sipp_binary() -> str:
     return found
 
 
-def free_udp_port(ip: str, *, span: int = 1, low: int = 20000, high: int = 40000) -> int:
-    """A port P on ``ip`` with P..P+span-1 free for UDP right now (even when span > 1)."""
-    for _ in range(200):
-        port = random.randrange(low, high - span) & ~1
-        with contextlib.ExitStack() as stack:
-            try:
-                for p in range(port, port + span):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                    sock.bind((ip, p))
-            except OSError:
-                continue
-            return port
-    raise SippError(f"no free UDP port on {ip}")
-
-
-def _udp_bound(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return True
-    return False
+def free_udp_port(ip: str, *, span: int = 1) -> int:
+    """A port P on ``ip`` with P..P+span-1 free for UDP, handed to no other caller in any
+    process until the lab range has gone round (ports.allocate_udp)."""
+    try:
+        return allocate_udp(ip, span=span)
+    except NoFreePort as e:
+        raise SippError(str(e)) from e
 
 
 @dataclass
@@ -117,6 +101,7 @@ class SippProcess:
     name: str = "sipp"
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _killed: bool = field(default=False, init=False, repr=False)
+    _auto_port: bool = field(default=True, init=False, repr=False)
 
     def command(self) -> list[str]:
         """The sipp command line (ports resolved)."""
@@ -140,14 +125,36 @@ class SippProcess:
             args += ["-set", var, str(value)]
         return [*args, *self.extra_args]
 
-    def start(self, *, ready_timeout: float = 5.0) -> Self:
+    def __post_init__(self) -> None:
+        self._auto_port = self.local_port is None
+
+    def start(self, *, ready_timeout: float = 5.0, attempts: int = 3) -> Self:
         """Start SIPp; return once it holds its SIP port (SippError if it exits first).
-        A process already running is left as it is (``with peer: peer.start()`` is fine)."""
+        A process already running is left as it is (``with peer: peer.start()`` is fine).
+
+        A fixed SIP port still held by an exiting process is waited for; a SIPp that could
+        not bind a port anyway ("errno = 98") is started again, on new ports where they are
+        chosen here, up to ``attempts`` times."""
         if self.proc is not None and self.proc.poll() is None:
             return self
         self.workdir = Path(self.workdir or _new_workdir(self.name))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.local_port = self.local_port or free_udp_port(self.local_ip)
+        for attempt in range(1, attempts + 1):
+            if self._auto_port:
+                self.local_port = free_udp_port(self.local_ip)
+            else:
+                self._wait_port_free(ready_timeout)
+            self._spawn()
+            try:
+                self._wait_ready(ready_timeout)
+                return self
+            except SippError as e:
+                if attempt == attempts or "errno = 98" not in str(e):
+                    raise
+        return self
+
+    def _spawn(self) -> None:
+        assert self.workdir
         command = self.command()
         (self.workdir / "command.txt").write_text(" ".join(command) + "\n")
         with (self.workdir / "stdout.log").open("wb") as out, \
@@ -155,15 +162,23 @@ class SippProcess:
             self.proc = subprocess.Popen(command, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, start_new_session=True)
         _LIVE.add(self.proc)
-        self._wait_ready(ready_timeout)
-        return self
+
+    def _wait_port_free(self, timeout: float) -> None:
+        """Until no process holds this peer's fixed SIP port (one ending may, for a moment)."""
+        assert self.local_port
+        deadline = time.monotonic() + timeout
+        while udp_bound(self.local_ip, self.local_port):
+            if time.monotonic() > deadline:
+                raise SippError(f"{self.name}: {self.local_ip}:{self.local_port} is held by "
+                                f"another process (see `ss -ulpn`)")
+            time.sleep(0.05)
 
     def _wait_ready(self, timeout: float) -> None:
         """Until SIPp holds its SIP port; a process that already ran (a quick call) is fine."""
         assert self.proc and self.local_port
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
-            if _udp_bound(self.local_ip, self.local_port):
+            if udp_bound(self.local_ip, self.local_port):
                 return
             time.sleep(0.02)
         if self.proc.poll() is not None and self.messages():

@@ -16,7 +16,7 @@ leading pause needs packets to time it).
 Framing copies the shipped pcaps: Ethernet link type, UDP to port 10000,
 payload type 101 (offer ``a=rtpmap:101 telephone-event/8000`` in the SDP).
 
-Usage: ``python tests/sipp/dtmfpcap.py 1234 out.pcap``.
+Usage: ``python -m acdkit.labkit.dtmfpcap 1234 out.pcap``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ END_PACKETS = 3
 DEFAULT_SSRC = 0x41434431  # "ACD1"
 PCMU_SILENCE = b"\xff" * (CLOCK_RATE * PACKET_MS // 1000)
 
-GENERATED_DIR = Path(__file__).resolve().parent / "generated"
+# Generated pcaps are cached outside the package (it may be installed read-only).
+GENERATED_DIR = Path(tempfile.gettempdir()) / "acdkit-pcaps"
 _FILE_NAME_OF = {"*": "star", "#": "pound"}
 
 # Addresses only label the capture: SIPp sends from its media address and port to
@@ -216,7 +217,7 @@ def pcap_name(digits: str) -> str:
 
 
 def dtmf_pcap(digits: str) -> Path:
-    """The cached pcap for ``digits`` under tests/sipp/generated/ (written when missing)."""
+    """The cached pcap for ``digits`` under GENERATED_DIR (written when missing)."""
     return write_dtmf_pcap(digits, GENERATED_DIR / pcap_name(digits))
 
 
@@ -281,7 +282,7 @@ def read_dtmf_pcap(path: Path) -> list[RtpPacket]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python tests/sipp/dtmfpcap.py DIGITS OUT.pcap", file=sys.stderr)
+        print("usage: python -m acdkit.labkit.dtmfpcap DIGITS OUT.pcap", file=sys.stderr)
         return 2
     try:
         path = write_dtmf_pcap(argv[0], Path(argv[1]))
