@@ -153,7 +153,7 @@ RULES: Mapping[str, Rule] = {
     "redis.url": Url(("redis", "rediss", "unix")),
     "redis.prefix": NAME,
     "agi.host": HOST,
-    "agi.port": Number(0, 65_535),
+    "agi.port": Number(1, 65_535),
     "agi.header_timeout": TIMEOUT,
     "agi.callback_priority": WEIGHT,
     "agi.dial_timeout": TIMEOUT,

@@ -165,7 +165,7 @@ def test_a_url_with_a_password_is_never_echoed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("ami.port", "0"), ("ami.port", "70000"), ("ami.port", "2.5"), ("agi.port", "-1"),
+    ("ami.port", "0"), ("ami.port", "70000"), ("ami.port", "2.5"), ("agi.port", "0"),
     ("ari.url", "ftp://x"), ("ari.url", "http://"), ("ari.url", "http://h:port"),
     ("ari.transport", "carrier-pigeon"), ("center.trunk", "pstn/evil"),
     ("center.default_region", "usa"), ("agents.end_key", "##"), ("outbound.agent_key", "x"),
