@@ -3,22 +3,27 @@
 Every key has a dotted name (``ari.password``); its environment variable is that name in
 upper case with dots as underscores and an ``ACDKIT_`` prefix (``ACDKIT_ARI_PASSWORD``).
 Secrets are wrapped in ``Secret`` so they never print. A wrong value raises ``ConfigError``
-naming the key.
+naming the key and where the value came from, never echoing a secret: each key's range and
+shape is a rule in ``config_rules.py`` (docs/configuration.md, "Validation").
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from acdkit.config_rules import check, got, number
 from acdkit.core.errors import ConfigError
+from acdkit.core.text import scrub
 
 ENV_PREFIX = "ACDKIT_"
 DEFAULT_PATH = Path("acdkit.toml")
+MAX_DEPTH = 10  # tables and arrays inside each other in acdkit.toml ([ivr.main] is 2)
 
 
 class Secret:
@@ -261,24 +266,55 @@ def load_settings(
         path = DEFAULT_PATH
     if path is not None:
         layers = _read_toml(path)
-    settings: Settings = _build(Settings, layers, "")
+    with _from(scrub(str(path)) if path else "defaults"):
+        settings: Settings = _build(Settings, layers, "")
     settings = replace(settings, source=str(path) if path else "defaults")
     for key, value in _env_values(env).items():
-        settings = _override(settings, key, value)
+        with _from(f"{ENV_PREFIX}{key.replace('.', '_').upper()}"):
+            settings = _override(settings, key, value)
     for key, value in (overrides or {}).items():
         if value is not None:
-            settings = _override(settings, key, value)
+            with _from("the command line"):
+                settings = _override(settings, key, value)
     return settings
 
 
+@contextmanager
+def _from(source: str) -> Iterator[None]:
+    """Add ``source`` (a file, an environment variable) to a ``ConfigError`` raised inside."""
+    try:
+        yield
+    except ConfigError as err:
+        raise ConfigError(err.key, f"{err.problem} (from {source})") from None
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    where = scrub(str(path))
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError("config", f"file {path} not found") from None
+        raise ConfigError("config", f"file {where} not found") from None
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {where}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config", f"{where} is not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError("config", f"{where} nests tables or arrays too deeply") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+        raise ConfigError("config", f"{where} is not valid TOML: {exc}") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError("config", f"{where} nests tables or arrays more than {MAX_DEPTH} "
+                          "deep")
+    return data
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
+    """How deep tables and arrays nest in ``value``, counted up to ``limit``."""
+    if limit <= 0 or not isinstance(value, Mapping | list):
+        return 0
+    items = value.values() if isinstance(value, Mapping) else value
+    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
 
 
 def _env_values(env: Mapping[str, str]) -> dict[str, str]:
@@ -319,7 +355,7 @@ def _build(cls: type[Any], data: Mapping[str, Any], prefix: str) -> Any:
     known = {f.name for f in fields(cls)} - {"source"}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(prefix + sorted(unknown)[0], "no such setting")
+        raise ConfigError(scrub(prefix + sorted(unknown)[0])[:80], "no such setting")
     values: dict[str, Any] = {}
     for name in known & set(data):
         key = prefix + name
@@ -327,39 +363,45 @@ def _build(cls: type[Any], data: Mapping[str, Any], prefix: str) -> Any:
         if isinstance(hint, type) and is_dataclass(hint):
             values[name] = _build(hint, data[name], key + ".")
         else:
-            values[name] = _coerce(key, hint, data[name])
+            values[name] = _checked(key, hint, _coerce(key, hint, data[name]))
     return cls(**values)
+
+
+def _checked(key: str, hint: Any, value: Any) -> Any:
+    """``value`` when it keeps the rule of ``key`` (config_rules.py); else ``ConfigError``."""
+    kind = str if hint is Secret else tuple if hint == tuple[float, ...] else hint
+    check(key, kind, value.reveal() if isinstance(value, Secret) else value)
+    return value
 
 
 def _coerce(key: str, hint: Any, value: Any) -> Any:
     if hint is Secret:
-        return value if isinstance(value, Secret) else Secret(_coerce(key, str, value))
+        if isinstance(value, Secret):
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(key, "expected a string (not shown: it is a secret)")
+        return Secret(str(value))
     if hint is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false",
                                                         "no", "off"}:
             return value.lower() in {"1", "true", "yes", "on"}
-        raise ConfigError(key, f"expected true or false, got {value!r}")
+        raise ConfigError(key, f"expected true or false, got {got(value)}")
     if hint in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(key, f"expected a number, got {value!r}")
-        try:
-            return hint(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"expected a number, got {value!r}") from None
+        return number(key, hint is int, value)
     if hint == tuple[float, ...]:
         return _numbers(key, value)
     if hint == tuple[Mapping[str, Any], ...]:
         if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
-            raise ConfigError(key, f"expected a list of tables, got {value!r}")
+            raise ConfigError(key, f"expected a list of tables, got {got(value)}")
         return tuple(value)
     if hint is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ConfigError(key, f"expected a string, got {value!r}")
+            raise ConfigError(key, f"expected a string, got {got(value)}")
         return str(value)
     if not isinstance(value, Mapping):
-        raise ConfigError(key, f"expected a table, got {value!r}")
+        raise ConfigError(key, f"expected a table, got {got(value)}")
     return value
 
 
@@ -367,9 +409,9 @@ def _numbers(key: str, value: Any) -> tuple[float, ...]:
     """A list of numbers from a TOML array or a comma-separated string ("60,300,900")."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
-        raise ConfigError(key, f"expected a list of numbers, got {value!r}")
+        raise ConfigError(key, f"expected a list of numbers, got {got(value)}")
     try:
         return tuple(float(_coerce(key, float, item.strip() if isinstance(item, str) else item))
                      for item in items if not (isinstance(item, str) and not item.strip()))
     except ConfigError:
-        raise ConfigError(key, f"expected a list of numbers, got {value!r}") from None
+        raise ConfigError(key, f"expected a list of numbers, got {got(value)}") from None

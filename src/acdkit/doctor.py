@@ -35,6 +35,13 @@ class Check:
         return {"check": self.check, "status": self.status, "detail": self.detail}
 
 
+def reason(exc: BaseException, seconds: float) -> str:
+    """Why a check failed, never empty: asyncio's TimeoutError carries no message."""
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {seconds:g} s"
+    return str(exc) or type(exc).__name__
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     checks = [check_config(settings)]
     checks += await check_redis(settings)
@@ -70,7 +77,7 @@ async def check_redis(settings: Settings) -> list[Check]:
         for key in ("appendonly", "appendfsync", "maxmemory-policy"):
             conf.update(await client.config_get(key))
     except Exception as exc:  # any failure here is the finding
-        return [Check("redis", "FAIL", f"cannot reach Redis at {where}: {exc}")]
+        return [Check("redis", "FAIL", f"cannot reach Redis at {where}: {reason(exc, 3)}")]
     finally:
         await client.aclose()
     found = [Check("redis", "OK", f"{where} answers")]
@@ -86,10 +93,10 @@ async def check_redis(settings: Settings) -> list[Check]:
     return found
 
 
-async def check_ari(settings: Settings) -> tuple[list[Check], str]:
+async def check_ari(settings: Settings, seconds: float = 5.0) -> tuple[list[Check], str]:
     a = settings.ari
     headers = {"Authorization": aiohttp.encode_basic_auth(a.username, a.password.reveal())}
-    timeout = aiohttp.ClientTimeout(total=5)
+    timeout = aiohttp.ClientTimeout(total=seconds)
     where = str(URL(a.url).with_user(None))  # credentials in the URL: ignored, never printed
     try:
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http, \
@@ -101,7 +108,7 @@ async def check_ari(settings: Settings) -> tuple[list[Check], str]:
                 return [Check("ari", "FAIL", f"ARI at {where} answered {resp.status}")], ""
             info = await resp.json()
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return [Check("ari", "FAIL", f"cannot reach ARI at {where}: {exc or type(exc).__name__}"
+        return [Check("ari", "FAIL", f"cannot reach ARI at {where}: {reason(exc, seconds)}"
                       " (is http.conf enabled and Asterisk running?)")], ""
     version = str(info.get("system", {}).get("version", ""))
     found = [Check("ari", "OK", f"{where} as {a.username}, Asterisk {version}")]
@@ -148,28 +155,33 @@ def check_version(version: str) -> Check:
     return Check("asterisk version", "OK", f"{version}: no known ARI/AMI advisory")
 
 
-async def check_ami(settings: Settings) -> list[Check]:
+async def check_ami(settings: Settings, seconds: float = 5.0) -> list[Check]:
     """Log in to AMI; then ask for a harmless CLI command to learn whether this user may run
-    any (``write=command``): acdkit only needs ``originate`` and ``call``."""
+    any (``write=command``): acdkit only needs ``originate`` and ``call``. Each step waits
+    ``seconds`` at most."""
     m = settings.ami
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(m.host, m.port), 5)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(m.host, m.port),
+                                                seconds)
     except (OSError, TimeoutError) as exc:
-        return [Check("ami", "FAIL", f"cannot reach AMI at {m.host}:{m.port}: {exc}")]
+        return [Check("ami", "FAIL", f"cannot reach AMI at {m.host}:{m.port}: "
+                      f"{reason(exc, seconds)}")]
     try:
-        await asyncio.wait_for(reader.readline(), 5)  # the banner
+        await asyncio.wait_for(reader.readline(), seconds)  # the banner
         reply = await _ami_exchange(reader, writer, f"Action: Login\r\nUsername: {m.username}"
-                                    f"\r\nSecret: {m.secret.reveal()}\r\nEvents: off")
+                                    f"\r\nSecret: {m.secret.reveal()}\r\nEvents: off",
+                                    seconds)
         if "Response: Success" not in reply:
             return [Check("ami", "FAIL", f"AMI refused user {m.username!r}: wrong AMI username "
                           "or secret (ami.username/ami.secret)")]
         try:
             probe = await _ami_exchange(reader, writer,
-                                        "Action: Command\r\nCommand: core show uptime")
+                                        "Action: Command\r\nCommand: core show uptime", seconds)
         except (TimeoutError, asyncio.IncompleteReadError):
             probe = ""
     except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-        return [Check("ami", "FAIL", f"AMI at {m.host}:{m.port} did not answer the login: {exc}")]
+        return [Check("ami", "FAIL", f"AMI at {m.host}:{m.port} did not answer the login: "
+                      f"{reason(exc, seconds)}")]
     finally:
         writer.close()
     found = [Check("ami", "OK", f"{m.host}:{m.port} as {m.username}")]
@@ -186,10 +198,11 @@ async def check_ami(settings: Settings) -> list[Check]:
 
 
 async def _ami_exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        action: str) -> str:
+                        action: str, seconds: float) -> str:
     writer.write(f"{action}\r\n\r\n".encode())
     await writer.drain()
-    return (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode(errors="replace")
+    return (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), seconds)).decode(
+        errors="replace")
 
 
 def check_addresses(settings: Settings) -> list[Check]:

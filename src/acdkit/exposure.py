@@ -3,8 +3,10 @@ half of ``acdkit doctor``.
 
 Five endpoints carry secrets or calls: ARI and AMI (acdkit connects to Asterisk), FastAGI and
 the voice media HTTP endpoint (acdkit listens; neither has any authentication) and Redis
-(every queued number). Each one on loopback is fine. Elsewhere, each missing protection is
-named: no TLS, no authentication, the lab's default password, or every interface.
+(every queued number). Each one on loopback is fine, unless it uses the lab's default
+password: that is a warning everywhere, loopback included (any local user or process that
+read the lab's files can log in). Elsewhere, each missing protection is named: no TLS, no
+authentication, the lab's default password, or every interface.
 
 The lab's default passwords (asterisk/etc/ari.conf, asterisk/etc/manager.conf) are known here
 only by their SHA-256, so no secret sits in the code; tests/unit/test_security.py keeps the
@@ -74,8 +76,10 @@ def judge(endpoint: Endpoint) -> tuple[str, str]:
     if endpoint.name == "redis" and not host:
         return "OK", "unix socket"
     if is_loopback(host):
-        lab = " with the lab's default password" if secret and is_lab_secret(secret) else ""
-        return "OK", f"{host} (loopback){lab}"
+        if secret and is_lab_secret(secret):  # anyone on this machine knows it: still a risk
+            return "WARN", (f"{host} (loopback): lab default password in use; whoever can "
+                            "read the lab's files can log in: change it")
+        return "OK", f"{host} (loopback)"
     problems = ["listens on every interface"] if host in _EVERYWHERE else []
     if secret and is_lab_secret(secret):
         problems.append("uses the lab's default password: change it")

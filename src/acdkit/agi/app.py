@@ -10,7 +10,7 @@ import signal
 from dataclasses import replace
 from functools import partial
 
-from acdkit.agi.routes import RouteContext, handlers
+from acdkit.agi.routes import ROUTES, Route, RouteContext, handlers, voice_request
 from acdkit.agi.server import AgiServer
 from acdkit.ami.dialback import QueueDialBack
 from acdkit.ami.link import AmiLink
@@ -45,7 +45,8 @@ async def run_agi(settings: Settings, *, with_ami: bool | None = None,
     ari = ari_client(replace(settings, ari=replace(settings.ari, transport="http")))
     ctx = RouteContext(settings, pool, store, numbers, clock, ratings, None, jobs,
                        partial(fetch_recording, ari))
-    server = AgiServer(handlers(ctx), settings.agi.host, settings.agi.port,
+    server = AgiServer(handlers(ctx, served_routes(settings)), settings.agi.host,
+                       settings.agi.port,
                        header_timeout=settings.agi.header_timeout)
     runners: list[asyncio.Task[None]] = []
     link: AmiLink | None = None
@@ -76,6 +77,15 @@ async def run_agi(settings: Settings, *, with_ami: bool | None = None,
         jobs.close()
         with contextlib.suppress(Exception):
             await pool.close()
+
+
+def served_routes(settings: Settings) -> tuple[Route, ...]:
+    """The routes ``settings`` turn on: ``voice-request`` only with ``overflow.voice_requests``.
+    A route left out is refused like an unknown one: ACDKIT_STATUS=failed."""
+    if settings.overflow.voice_requests:
+        return ROUTES
+    log.info("FastAGI: voice-request is off (overflow.voice_requests = false)")
+    return tuple(route for route in ROUTES if route is not voice_request)
 
 
 def _ami(settings: Settings, ctx: RouteContext,

@@ -7,7 +7,8 @@ so the parsers can be fuzzed and tested from recorded transcripts. Bad input rai
     AgiProtocolError (core.errors.InvalidInput)
     ├── BadHeader          the request header is not ``agi_<name>: <value>`` lines
     ├── HeaderTooLarge     more than MAX_HEADER_BYTES or MAX_HEADER_LINES
-    ├── UnknownRoute       a script name that is not a route name
+    ├── UnknownRoute       a script name that is not a route name, or route parameters and
+    │                      arguments (``agi_arg_N``) that cannot be used
     ├── BadResponse        a reply line that is not ``<code> result=<n> [(data)] [k=v]``
     └── BadCommand         a command argument that cannot go on the wire (newline, quote, ...)
 
@@ -16,6 +17,10 @@ Seen on Asterisk 22.10.1: the header ends with an empty line; replies are
 ``511 Command Not Permitted on a dead channel or intercept routine`` and a multi-line
 ``520-Invalid command syntax.  Proper usage follows:`` ... ``520 End of proper usage.``;
 when the channel hangs up, a line ``HANGUP`` arrives on its own.
+
+Header values come partly from the caller (``agi_calleridname`` is the SIP display name), so
+none is kept raw: each control character (``core/text.py``) in a header value becomes U+FFFD.
+Route parameters and arguments, which the dialplan writes, are refused when they hold one.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from types import MappingProxyType
 from urllib.parse import parse_qsl, unquote
 
 from acdkit.core.errors import InvalidInput
+from acdkit.core.text import has_control, scrub
 
 MAX_HEADER_BYTES = 16_384  # Asterisk 22 sends about 700 bytes
 MAX_HEADER_LINES = 128
@@ -124,7 +130,8 @@ def parse_request(data: bytes) -> AgiRequest:
 
     Raises ``HeaderTooLarge``, ``BadHeader`` (not UTF-8, a line that is not ``agi_x: y``, no
     ``agi_network_script``/``agi_request``), ``UnknownRoute`` (a script name that is not
-    ``[a-z][a-z0-9-]*``, or a bad query).
+    ``[a-z][a-z0-9-]*``, a bad query, an argument with a control character). Control
+    characters in the other values are replaced by U+FFFD.
     """
     if len(data) > MAX_HEADER_BYTES:
         raise HeaderTooLarge(f"AGI header of {len(data)} bytes (limit {MAX_HEADER_BYTES})")
@@ -148,7 +155,11 @@ def parse_request(data: bytes) -> AgiRequest:
         raise BadHeader("AGI header names no script (agi_network_script)")
     route, params = parse_script(script)
     args = tuple(env[f"arg_{i}"] for i in range(1, 64) if f"arg_{i}" in env)
-    return AgiRequest(MappingProxyType(env), route, params, args)
+    for index, arg in enumerate(args, 1):
+        if has_control(arg):
+            raise UnknownRoute(f"route {route}: argument {index} holds a control character")
+    clean = {name: scrub(value) for name, value in env.items()}
+    return AgiRequest(MappingProxyType(clean), route, params, args)
 
 
 def _script_of(request: str) -> str:
@@ -163,7 +174,8 @@ def parse_script(script: str) -> tuple[str, Mapping[str, str]]:
     """Split ``callback-offer?queue=sales`` into the route name and its parameters.
 
     Raises ``UnknownRoute`` for a name outside ``[a-z][a-z0-9-]{0,39}`` or a parameter name
-    outside ``[A-Za-z0-9_]``, a repeated name, or a value with control characters."""
+    outside ``[A-Za-z0-9_]``, a repeated name, or a value with a control character
+    (``core/text.py``: DEL, C1 and bidirectional controls too)."""
     path, _, query = script.partition("?")
     name = unquote(path.strip("/"))
     if not _ROUTE.fullmatch(name):
@@ -175,7 +187,7 @@ def parse_script(script: str) -> tuple[str, Mapping[str, str]]:
         raise UnknownRoute(f"route {name}: bad parameters ({err})") from None
     params: dict[str, str] = {}
     for key, value in pairs:
-        if not _PARAM.fullmatch(key) or key in params or any(ord(c) < 32 for c in value):
+        if not _PARAM.fullmatch(key) or key in params or has_control(value):
             raise UnknownRoute(f"route {name}: bad parameter {key[:32]!r}")
         params[key] = value
     return name, MappingProxyType(params)

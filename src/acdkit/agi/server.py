@@ -5,8 +5,9 @@ closes before the header's empty line (it loops on ``reader.read()`` returning `
 port scan would stop acdkit. Here the header is read with a time limit and a size cap, EOF
 ends the connection, and each script name maps to one route function.
 
-Never strand a caller: a route that fails (or an unknown route) leaves ``ACDKIT_STATUS`` set
-to ``failed`` (``dialplan_vars.STATUS``), so the dialplan goes on to its failure path.
+Never strand a caller: a route that fails, an unknown route, or a whole header that is
+refused (a bad route name, parameter or argument) leaves ``ACDKIT_STATUS`` set to ``failed``
+(``dialplan_vars.STATUS``), so the dialplan goes on to its failure path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from acdkit import dialplan_vars
 from acdkit.agi import protocol
 from acdkit.agi.protocol import AgiProtocolError, AgiRequest
-from acdkit.agi.session import AgiChannel, ChannelHungUp
+from acdkit.agi.session import REPLY_TIMEOUT, AgiChannel, ChannelHungUp
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ class AgiServer:
             self._live.add(task)
         try:
             request = await self._request(reader)
-            if request is not None:
+            if isinstance(request, AgiProtocolError):  # a whole header, refused
+                await _fail(AgiChannel(reader, writer), wait=self.header_timeout)
+            elif request is not None:
                 self.served += 1
                 lines: list[str] | None = [] if log.isEnabledFor(logging.DEBUG) else None
                 await self.run_route(AgiChannel(reader, writer, lines), request)
@@ -81,8 +84,10 @@ class AgiServer:
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
 
-    async def _request(self, reader: asyncio.StreamReader) -> AgiRequest | None:
-        """The parsed header, or None (logged) when the peer closed, stalled or sent junk."""
+    async def _request(self, reader: asyncio.StreamReader,
+                       ) -> AgiRequest | AgiProtocolError | None:
+        """The parsed header; the error when a whole header was refused; None when the peer
+        closed or stalled (each logged)."""
         try:
             raw = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.header_timeout)
             log.debug("FastAGI header: %r", raw)
@@ -94,7 +99,9 @@ class AgiServer:
         except asyncio.LimitOverrunError:
             reason = f"header over {self.max_header} bytes"
         except AgiProtocolError as err:
-            reason = str(err)
+            self.dropped += 1
+            log.info("FastAGI: request refused: %s", err)
+            return err
         self.dropped += 1
         log.info("FastAGI: connection dropped: %s", reason)
         return None
@@ -117,8 +124,8 @@ class AgiServer:
             await _fail(agi)
 
 
-async def _fail(agi: AgiChannel) -> None:
+async def _fail(agi: AgiChannel, wait: float = REPLY_TIMEOUT) -> None:
     if agi.hung_up:
         return
     with contextlib.suppress(Exception):
-        await agi.set_variable(dialplan_vars.STATUS, dialplan_vars.STATUS_FAILED)
+        await agi.set_variable(dialplan_vars.STATUS, dialplan_vars.STATUS_FAILED, wait=wait)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from acdkit.agi import protocol
 from acdkit.agi.protocol import AgiProtocolError, AgiResponse
 from acdkit.core.errors import InvalidInput
+from acdkit.core.text import scrub
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class AgiChannel:
             raise ChannelHungUp("FastAGI connection closed")
         if len(raw) > MAX_LINE:
             raise protocol.BadResponse(f"AGI reply line of {len(raw)} bytes")
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        line = scrub(raw.decode("utf-8", "replace").rstrip("\r\n"))
         self._note("<", line)
         return line
 
@@ -91,11 +92,12 @@ class AgiChannel:
     async def answer(self) -> None:
         await self.command("ANSWER")
 
-    async def set_variable(self, name: str, value: str) -> None:
-        await self.command("SET VARIABLE", name, value)
+    async def set_variable(self, name: str, value: str, *, wait: float = REPLY_TIMEOUT) -> None:
+        await self.command("SET VARIABLE", name, value, wait=wait)
 
     async def get_variable(self, name: str) -> str | None:
-        """The channel variable's value, or None when it is not set."""
+        """The channel variable's value, or None when it is not set; a control character in
+        it (a caller's CALLERID(name), say) comes back as U+FFFD, as every reply line does."""
         reply = await self.command("GET VARIABLE", name)
         return reply.data if reply.result == 1 else None
 

@@ -17,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
+import stat
+from pathlib import Path
 
 from aiohttp import web
 
@@ -30,7 +33,7 @@ from acdkit.store.requests import RequestStore
 
 log = logging.getLogger(__name__)
 
-_PATH = re.compile(r"^(request|transcript|reply)-[0-9a-f]{1,16}\.wav$")
+_PATH = re.compile(r"(request|transcript|reply)-[0-9a-f]{1,16}\.wav")  # fullmatch: no "\n"
 NO_TRANSCRIPT = "There is no transcript of this request."
 
 
@@ -66,14 +69,30 @@ async def render(store: RequestStore, request: VoiceRequest, what: str) -> bytes
     if not name:
         raise InvalidInput(f"request {request.task_id} has no {what} audio")
     path = store.audio_path(name)
-    data = await asyncio.to_thread(path.read_bytes)
+    data = await asyncio.to_thread(read_stored, path)
     return await asyncio.to_thread(audio.phone_wav, data, path.suffix or "wav")
+
+
+def read_stored(path: Path) -> bytes:
+    """The bytes of a stored audio file: never through a symlink (O_NOFOLLOW), only a
+    regular file with no other name (a hard link could make any file of the disk look
+    stored), never blocking on a FIFO. ``InvalidInput`` otherwise."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:  # ELOOP: the name is a symlink
+        raise InvalidInput(f"audio {path.name!r} cannot be opened ({err.strerror})") from None
+    with os.fdopen(fd, "rb") as stored:
+        info = os.fstat(stored.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise InvalidInput(f"audio {path.name!r} is not a plain stored file")
+        return stored.read()
 
 
 def make_app(store: RequestStore) -> web.Application:
     async def serve_audio(http: web.Request) -> web.Response:
         task_id, name = http.match_info["task_id"], http.match_info["name"]
-        found = _PATH.match(name)
+        found = _PATH.fullmatch(name)
         if found is None:
             raise web.HTTPNotFound()
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from acdkit.cli.common import emit, handle_errors, run, settings_of, with_pool
+from acdkit.cli.common import TEXT, emit, handle_errors, run, settings_of, with_pool
 from acdkit.cli.ratings import agent_columns
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, hash_pin, validate_reach
 from acdkit.core.errors import InvalidInput, NoSuchAgent
@@ -57,11 +57,12 @@ def agents() -> None:
 
 
 @agents.command("add")
-@click.argument("agent_id")
-@click.option("--name", default="")
-@click.option("--pin", required=True, help="4-12 digits, for phone login")
-@click.option("--skill", "skills", multiple=True, help="NAME or NAME=LEVEL (1-9); repeat")
-@click.option("--attr", "attrs", multiple=True, help="NAME=VALUE; repeat")
+@click.argument("agent_id", type=TEXT)
+@click.option("--name", type=TEXT, default="")
+@click.option("--pin", type=TEXT, required=True, help="4-12 digits, for phone login")
+@click.option("--skill", "skills", type=TEXT, multiple=True,
+              help="NAME or NAME=LEVEL (1-9); repeat")
+@click.option("--attr", "attrs", type=TEXT, multiple=True, help="NAME=VALUE; repeat")
 @click.option("--mode", type=MODES, default=AgentMode.PER_CALL.value)
 @click.pass_context
 @handle_errors
@@ -108,8 +109,9 @@ def _move(ctx: click.Context, agent_id: str, event: AgentEvent, **kw: Any) -> Ag
 
 
 @agents.command("login")
-@click.argument("agent_id")
-@click.option("--reach", required=True, help="PJSIP/<endpoint> or an E.164 number (+15551234)")
+@click.argument("agent_id", type=TEXT)
+@click.option("--reach", type=TEXT, required=True,
+              help="PJSIP/<endpoint> or an E.164 number (+15551234)")
 @click.option("--mode", type=MODES, help="per_call or persistent (default: the profile's)")
 @click.pass_context
 @handle_errors
@@ -121,7 +123,7 @@ def login(ctx: click.Context, agent_id: str, reach: str, mode: str | None) -> No
 
 
 @agents.command("logout")
-@click.argument("agent_id")
+@click.argument("agent_id", type=TEXT)
 @click.pass_context
 @handle_errors
 def logout(ctx: click.Context, agent_id: str) -> None:
@@ -131,8 +133,8 @@ def logout(ctx: click.Context, agent_id: str) -> None:
 
 
 @agents.command("pause")
-@click.argument("agent_id")
-@click.option("--reason", default="break")
+@click.argument("agent_id", type=TEXT)
+@click.option("--reason", type=TEXT, default="break")
 @click.pass_context
 @handle_errors
 def pause(ctx: click.Context, agent_id: str, reason: str) -> None:
@@ -142,7 +144,7 @@ def pause(ctx: click.Context, agent_id: str, reason: str) -> None:
 
 
 @agents.command("resume")
-@click.argument("agent_id")
+@click.argument("agent_id", type=TEXT)
 @click.pass_context
 @handle_errors
 def resume(ctx: click.Context, agent_id: str) -> None:
@@ -152,7 +154,7 @@ def resume(ctx: click.Context, agent_id: str) -> None:
 
 
 @agents.command("mode")
-@click.argument("agent_id")
+@click.argument("agent_id", type=TEXT)
 @click.argument("mode", type=MODES)
 @click.pass_context
 @handle_errors

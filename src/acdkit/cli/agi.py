@@ -6,12 +6,12 @@ import logging
 
 import click
 
-from acdkit.cli.common import handle_errors, run, settings_of
+from acdkit.cli.common import TEXT, handle_errors, run, settings_of
 
 
 @click.command()
-@click.option("--host", help="overrides agi.host (default 127.0.0.1: loopback only)")
-@click.option("--port", type=int, help="overrides agi.port (default 4573)")
+@click.option("--host", type=TEXT, help="overrides agi.host (default 127.0.0.1: loopback only)")
+@click.option("--port", type=click.IntRange(1, 65_535), help="overrides agi.port (default 4573)")
 @click.option("--no-ami", is_flag=True,
               help="FastAGI routes only: no AMI watcher, no dial-back, no follow-ups")
 @click.pass_context

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from acdkit.cli.common import (
+    TEXT,
     emit,
     handle_errors,
     jsonable,
@@ -87,8 +88,8 @@ def callbacks() -> None:
 @callbacks.command("list")
 @click.option("--state", "states", type=click.Choice([s.value for s in TaskState]),
               multiple=True, help="repeat for several")
-@click.option("--queue", "skill", help="only this queue (skill)")
-@click.option("--since", help="created since: -1h, -7d or an ISO time")
+@click.option("--queue", "skill", type=TEXT, help="only this queue (skill)")
+@click.option("--since", type=TEXT, help="created since: -1h, -7d or an ISO time")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -105,7 +106,7 @@ def list_(ctx: click.Context, states: tuple[str, ...], skill: str | None, since:
 
 
 @callbacks.command("show")
-@click.argument("task_id")
+@click.argument("task_id", type=TEXT)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -132,7 +133,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
 
 
 @callbacks.command("replay")
-@click.argument("task_id")
+@click.argument("task_id", type=TEXT)
 @click.pass_context
 @handle_errors
 def replay(ctx: click.Context, task_id: str) -> None:
@@ -146,8 +147,8 @@ def replay(ctx: click.Context, task_id: str) -> None:
 
 
 @callbacks.command("cancel")
-@click.argument("task_id")
-@click.option("--reason", default="cancelled by an admin")
+@click.argument("task_id", type=TEXT)
+@click.option("--reason", type=TEXT, default="cancelled by an admin")
 @click.pass_context
 @handle_errors
 def cancel(ctx: click.Context, task_id: str, reason: str) -> None:
@@ -161,7 +162,7 @@ def cancel(ctx: click.Context, task_id: str, reason: str) -> None:
 
 
 @callbacks.command("purge")
-@click.option("--older-than", "older_than", required=True, help="e.g. 7d, 12h")
+@click.option("--older-than", "older_than", type=TEXT, required=True, help="e.g. 7d, 12h")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors

@@ -1,4 +1,5 @@
-"""What every command shares: settings, asyncio, errors to exit codes, tables and JSON."""
+"""What every command shares: settings, asyncio, errors to exit codes, free-text options,
+tables and JSON."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import click
 
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError
+from acdkit.core.text import shown, text_problem
 from acdkit.store.pool import Pool
 
 T = TypeVar("T")
@@ -35,6 +37,31 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(exc.exit_code)
 
     return wrapper
+
+
+class FreeText(click.types.StringParamType):
+    """One line of free text (names, reasons, sources, attributes, ids): at most
+    ``max_length`` characters and no control character (``core/text.py``: no CR/LF, no
+    terminal escape sequence, no undecodable byte). A wrong value is a usage error (exit 2)
+    that names the option, before anything is read or written."""
+
+    name = "text"
+
+    def __init__(self, max_length: int = 200) -> None:
+        self.max_length = max_length
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        problem = text_problem(text, self.max_length)
+        if problem is not None:
+            self.fail(f"{shown(text)} {problem}", param, ctx)
+        return text
+
+
+TEXT = FreeText()  # every free-text option and argument of the CLI
+LONG_TEXT = FreeText(4000)  # an answer that TTS speaks to a customer
+LIMIT = click.IntRange(1, 100_000)  # how many rows a listing shows
 
 
 def settings_of(ctx: click.Context) -> Settings:

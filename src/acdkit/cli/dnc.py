@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from acdkit.cli.common import emit, handle_errors, run, settings_of, with_pool
+from acdkit.cli.common import TEXT, emit, handle_errors, run, settings_of, with_pool
 from acdkit.core.errors import NumberRejected
 from acdkit.core.numbers import normalize
 from acdkit.policies import number_policy
@@ -38,7 +38,7 @@ def dnc() -> None:
 
 
 @dnc.command("add")
-@click.argument("numbers", nargs=-1, required=True)
+@click.argument("numbers", type=TEXT, nargs=-1, required=True)
 @click.pass_context
 @handle_errors
 def add(ctx: click.Context, numbers: tuple[str, ...]) -> None:
@@ -49,7 +49,7 @@ def add(ctx: click.Context, numbers: tuple[str, ...]) -> None:
 
 
 @dnc.command("remove")
-@click.argument("numbers", nargs=-1, required=True)
+@click.argument("numbers", type=TEXT, nargs=-1, required=True)
 @click.pass_context
 @handle_errors
 def remove(ctx: click.Context, numbers: tuple[str, ...]) -> None:

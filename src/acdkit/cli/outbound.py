@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from acdkit.cli.common import emit, handle_errors, jsonable, run, settings_of, with_pool
+from acdkit.cli.common import TEXT, emit, handle_errors, jsonable, run, settings_of, with_pool
 from acdkit.config import Settings
 from acdkit.core.errors import InvalidInput, InvalidTransition, NoSuchTask
 from acdkit.core.importing import ImportPlan
@@ -68,10 +68,11 @@ def _write_rejects(path: Path, report: ImportReport) -> None:
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--skill", default="", help="queue of rows without a skill column")
-@click.option("--source", default="", help="source name (default csv:<file name>): part of "
+@click.option("--skill", type=TEXT, default="", help="queue of rows without a skill column")
+@click.option("--source", type=TEXT, default="",
+              help="source name (default csv:<file name>): part of "
               "each row's stable key, matched by business rules")
-@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
+@click.option("--map", "maps", type=TEXT, multiple=True, metavar="FIELD=COLUMN",
               help="read a field from another column (number, name, skill, priority, due, key)")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="write the rejected rows with their reasons to this CSV")
@@ -105,8 +106,8 @@ def import_(ctx: click.Context, file: Path, skill: str, source: str, maps: tuple
 
 
 @click.command("cancel")
-@click.argument("task_id")
-@click.option("--reason", default="cancelled by hand")
+@click.argument("task_id", type=TEXT)
+@click.option("--reason", type=TEXT, default="cancelled by hand")
 @click.pass_context
 @handle_errors
 def cancel(ctx: click.Context, task_id: str, reason: str) -> None:
@@ -128,10 +129,10 @@ def cancel(ctx: click.Context, task_id: str, reason: str) -> None:
 
 
 @click.command("followup")
-@click.argument("number")
-@click.option("--skill", required=True)
-@click.option("--reason", default="agent follow-up")
-@click.option("--agent", "agent_id", default="", help="the agent who asks for it")
+@click.argument("number", type=TEXT)
+@click.option("--skill", type=TEXT, required=True)
+@click.option("--reason", type=TEXT, default="agent follow-up")
+@click.option("--agent", "agent_id", type=TEXT, default="", help="the agent who asks for it")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -153,7 +154,7 @@ def followup(ctx: click.Context, number: str, skill: str, reason: str, agent_id:
 
 
 @click.command("explain")
-@click.argument("task_id")
+@click.argument("task_id", type=TEXT)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors

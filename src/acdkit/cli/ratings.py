@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from acdkit.cli.common import emit, handle_errors, run, settings_of, with_pool
+from acdkit.cli.common import LIMIT, TEXT, emit, handle_errors, run, settings_of, with_pool
 from acdkit.config import RatingSettings
 from acdkit.core.agents import hash_pin
 from acdkit.core.errors import InvalidInput
@@ -123,9 +123,9 @@ def _rating_row(rating: Rating | None) -> dict[str, Any]:
 
 
 @ratings.command("served")
-@click.option("--number", default="", help="a customer's calling number")
-@click.option("--agent", "agent_id", default="", help="an agent id")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--number", type=TEXT, default="", help="a customer's calling number")
+@click.option("--agent", "agent_id", type=TEXT, default="", help="an agent id")
+@click.option("--limit", type=LIMIT, default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -157,9 +157,10 @@ def _scores(values: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, int]
 
 
 @ratings.command("rate")
-@click.argument("task_id")
-@click.option("--as", "rater", required=True, help="the customer's number or the agent's id")
-@click.option("--score", "values", multiple=True, required=True,
+@click.argument("task_id", type=TEXT)
+@click.option("--as", "rater", type=TEXT, required=True,
+              help="the customer's number or the agent's id")
+@click.option("--score", "values", type=TEXT, multiple=True, required=True,
               help="CATEGORY=N, or N for every category (an agent rates overall); repeat")
 @click.pass_context
 @handle_errors
@@ -178,8 +179,9 @@ def rate(ctx: click.Context, task_id: str, rater: str, values: tuple[str, ...]) 
 
 
 @ratings.command("delete")
-@click.argument("task_id")
-@click.option("--as", "rater", required=True, help="the customer's number or the agent's id")
+@click.argument("task_id", type=TEXT)
+@click.option("--as", "rater", type=TEXT, required=True,
+              help="the customer's number or the agent's id")
 @click.pass_context
 @handle_errors
 def delete(ctx: click.Context, task_id: str, rater: str) -> None:
@@ -193,8 +195,8 @@ def delete(ctx: click.Context, task_id: str, rater: str) -> None:
 
 
 @ratings.command("show")
-@click.argument("agent_id")
-@click.option("--limit", default=20, show_default=True)
+@click.argument("agent_id", type=TEXT)
+@click.option("--limit", type=LIMIT, default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -210,8 +212,9 @@ def show(ctx: click.Context, agent_id: str, limit: int, as_json: bool) -> None:
 
 
 @ratings.command("pin")
-@click.argument("number")
-@click.option("--pin", default=None, help="4-12 digits (asked for, hidden, when not given)")
+@click.argument("number", type=TEXT)
+@click.option("--pin", type=TEXT, default=None,
+              help="4-12 digits (asked for, hidden, when not given)")
 @click.option("--clear", is_flag=True, help="remove the number's PIN")
 @click.pass_context
 @handle_errors

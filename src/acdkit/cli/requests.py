@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 import click
 
 from acdkit.cli.common import (
+    LIMIT,
+    LONG_TEXT,
+    TEXT,
     emit,
     handle_errors,
     jsonable,
@@ -48,7 +51,7 @@ def requests() -> None:
 
 
 @requests.command("list")
-@click.option("--limit", default=200, show_default=True)
+@click.option("--limit", type=LIMIT, default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -69,7 +72,7 @@ def list_requests(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 
 @requests.command()
-@click.argument("ref")
+@click.argument("ref", type=TEXT)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -98,9 +101,10 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 
 @requests.command()
-@click.argument("ref")
-@click.option("--text", required=True, help="the answer, spoken to the customer by TTS")
-@click.option("--by", default="", help="who answers (an agent id)")
+@click.argument("ref", type=TEXT)
+@click.option("--text", type=LONG_TEXT, required=True,
+              help="the answer, spoken to the customer by TTS")
+@click.option("--by", type=TEXT, default="", help="who answers (an agent id)")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -125,7 +129,7 @@ def reply(ctx: click.Context, ref: str, text: str, by: str, as_json: bool) -> No
 
 
 @requests.command()
-@click.argument("ref")
+@click.argument("ref", type=TEXT)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from acdkit.cli.common import (
+    TEXT,
     emit,
     handle_errors,
     jsonable,
@@ -49,7 +50,7 @@ def list_(ctx: click.Context, state: tuple[str, ...], as_json: bool) -> None:
 
 
 @tasks.command("show")
-@click.argument("task_id")
+@click.argument("task_id", type=TEXT)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors

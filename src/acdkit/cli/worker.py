@@ -29,7 +29,7 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from acdkit.cli.common import handle_errors, settings_of
+from acdkit.cli.common import TEXT, handle_errors, settings_of
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError, RedisUnavailable
 from acdkit.jobqueue import QUEUES, RqJobQueue
@@ -222,7 +222,7 @@ def _ping(connection: redis.Redis) -> BaseException | None:
 
 @click.command()
 @click.option("--burst", is_flag=True, help="stop once the queues are empty")
-@click.option("--name", help="worker name (default: RQ's)")
+@click.option("--name", type=TEXT, help="worker name (default: RQ's)")
 @click.pass_context
 @handle_errors
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
