@@ -146,6 +146,28 @@ async def test_callback_offer_books_a_dialplan_mode_callback(server: AgiServer,
     assert task.attributes["queue"] == "sales"
 
 
+async def test_an_anonymous_caller_cannot_book_past_the_caller_limit(server: AgiServer,
+                                                                     pool: Pool) -> None:
+    """A withheld caller ID (in any of its spellings) on one trunk, 8 offers for 8 keyed
+    numbers: the per-caller limit (5 an hour) holds as for an identified caller."""
+    statuses = []
+    withheld = (b"anonymous", b"unknown", b"Anonymous", b"restricted", b"", b"<unknown>",
+                b"Private", b"anonymous")
+    for i, who in enumerate(withheld):
+        header = HEADER.replace(b"agi_callerid: 2125550142", b"agi_callerid: " + who) \
+            .replace(b"PJSIP/caller-00000000", f"PJSIP/carrier-0000001{i}".encode())
+
+        def answer(line: str, number: str = f"201555{i:04d}") -> list[str]:
+            if line.startswith("GET DATA acdkit/cb-enter-number"):
+                return [f"200 result={number}"]
+            return caller_presses({"acdkit/overflow-offer": "1",
+                                   "acdkit/cb-number-confirm": "1"})(line)
+
+        statuses.append((await converse(server.port, answer, header))[-1].split()[-1])
+    assert statuses == [dv.STATUS_STORED] * 5 + [dv.STATUS_WAIT] * 3
+    assert len(await pool.list_tasks()) == 5
+
+
 async def test_no_key_keeps_the_caller_waiting(server: AgiServer, pool: Pool) -> None:
     commands = await converse(server.port, caller_presses({}))
     assert commands[-1] == f"SET VARIABLE {dv.STATUS} {dv.STATUS_WAIT}"
