@@ -51,7 +51,7 @@ async def measure(url: str, path: Path, rows: int) -> dict[str, Any]:
             took = time.perf_counter() - start
             figures[run] = {"seconds": round(took, 2), "rows_per_s": round(rows / took),
                             "added": report.added, "already": report.already,
-                            "rejected": len(report.rejected),
+                            "rejected": report.rejected,
                             "peak_rss_mb": round(peak_rss_mb(), 1)}
         info = await pool.redis.info("memory")
         figures["redis_used_mb"] = round(int(info["used_memory"]) / 2**20, 1)
