@@ -19,6 +19,18 @@ lab_setting() {
     }' "$root/asterisk/acdkit.toml"
 }
 
+# The lab Redis's users as redis-server arguments: no default user, and the ACL user of
+# redis.url (keys acdkit:* and rq:*, every channel, no admin command; docs/security-policy.md).
+# asterisk/compose.yaml holds the same line.
+lab_redis_acl() {
+  local url userinfo
+  url="$(lab_setting redis url)"; userinfo="${url#*://}"; userinfo="${userinfo%%@*}"
+  # redis-server takes each word of a --user line as an argument of its own.
+  printf '%s\n' --user default off --user "${userinfo%%:*}" on ">${userinfo#*:}" '~acdkit:*' \
+    '~rq:*' '&*' +@all -@admin -@dangerous +info '+config|get' '+client|setname' \
+    '+client|getname' '+client|id'
+}
+
 # podman-compose from the repo's venv (pip install -e '.[dev]'), else from PATH.
 lab_compose() {
   local pc="$root/.venv/bin/podman-compose"
@@ -56,7 +68,9 @@ lab_redis_ready() {
   if command -v redis-cli >/dev/null; then
     redis-cli -u "$(lab_setting redis url)" ping 2>/dev/null | grep -q PONG
   else
-    lab_running "$LAB_REDIS" && podman exec "$LAB_REDIS" redis-cli ping 2>/dev/null | grep -q PONG
+    lab_running "$LAB_REDIS" &&
+      podman exec "$LAB_REDIS" redis-cli -u "$(lab_setting redis url)" ping 2>/dev/null |
+      grep -q PONG
   fi
 }
 

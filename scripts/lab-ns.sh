@@ -23,9 +23,10 @@ create() {
   podman container exists "$LAB_ASTERISK" || podman run -d --name "$LAB_ASTERISK" \
     --network "ns:/run/netns/$NS" -v "$root/asterisk/etc:/etc/asterisk:ro,z" \
     -v "$root/dialplan:/etc/acdkit/dialplan:ro,z" "$LAB_IMAGE" asterisk -f -n >/dev/null
+  local acl; mapfile -t acl < <(lab_redis_acl)
   podman container exists "$LAB_REDIS" || podman run -d --name "$LAB_REDIS" \
     --network "ns:/run/netns/$NS" "$LAB_IMAGE" redis-server --bind 127.0.0.1 --port 6379 \
-    --appendonly yes --appendfsync always --maxmemory-policy noeviction >/dev/null
+    --appendonly yes --appendfsync always --maxmemory-policy noeviction "${acl[@]}" >/dev/null
   podman start "$LAB_ASTERISK" "$LAB_REDIS" >/dev/null
   LAB_ASTERISK=$LAB_ASTERISK nsenter --net="/run/netns/$NS" bash -c \
     "source '$root/scripts/lab-lib.sh' && lab_wait_asterisk"

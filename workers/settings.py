@@ -1,7 +1,11 @@
 """Settings for the stock RQ command, read from acdkit's own (``ACDKIT_*``, acdkit.toml)::
 
     rq worker -c workers.settings -S json --with-scheduler \
+        --job-class acdkit.jobqueue.AcdJob \
         --maintenance-interval 30 --job-monitoring-interval 10
+
+``--job-class acdkit.jobqueue.AcdJob`` is not optional: without it RQ runs any function a job
+in Redis names (docs/security-policy.md).
 
 ``rq worker`` reads ``REDIS_URL`` and ``QUEUES`` from this module but takes the serializer only
 from ``-S``: acdkit's jobs are JSON (a pickle worker cannot load them). Due callbacks and

@@ -110,6 +110,7 @@ class AgentSettings:
     whisper: bool = True  # tell the agent who is calling before connecting
     whisper_digits: int = 4  # how many trailing digits of the caller's number it reads
     end_key: str = "#"  # a persistent agent ends the call and keeps its line; "" = off
+    endpoints: str = "agent*"  # comma-separated patterns of PJSIP endpoints agents may use
 
 
 @dataclass(frozen=True)

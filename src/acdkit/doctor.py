@@ -45,6 +45,7 @@ def reason(exc: BaseException, seconds: float) -> str:
 async def run_checks(settings: Settings) -> list[Check]:
     checks = [check_config(settings)]
     checks += await check_redis(settings)
+    checks.append(check_redis_acl(settings))
     ari, version = await check_ari(settings)
     checks += ari
     checks.append(check_version(version))
@@ -91,6 +92,20 @@ async def check_redis(settings: Settings) -> list[Check]:
                        f"maxmemory-policy={conf.get('maxmemory-policy')}" +
                        ("" if noevict else ": tasks could be evicted; set noeviction")))
     return found
+
+
+def check_redis_acl(settings: Settings) -> Check:
+    """WARN unless acdkit logs in to Redis as an ACL user of its own, even on loopback:
+    whoever can write to Redis decides what acdkit dials (docs/security-policy.md)."""
+    url = urlsplit(settings.redis.url)
+    fix = ("give acdkit an ACL user limited to the acdkit:* and rq:* keys and put it in "
+           "redis.url (docs/security-policy.md)")
+    if not url.password:
+        return Check("redis acl", "WARN", f"redis.url has no password: anyone who can reach "
+                     f"Redis can make acdkit dial; {fix}")
+    if not url.username or url.username == "default":
+        return Check("redis acl", "WARN", f"acdkit logs in as Redis's default user; {fix}")
+    return Check("redis acl", "OK", f"ACL user {url.username!r}")
 
 
 async def check_ari(settings: Settings, seconds: float = 5.0) -> tuple[list[Check], str]:

@@ -11,6 +11,12 @@ failed, stopped, cancelled) and enqueues again, and leaves a queued, scheduled, 
 started one alone. ``enqueue_at`` needs a worker running with the scheduler
 (``acdkit worker`` does).
 
+Only acdkit's own job functions run (``JOB_FUNCTIONS``, docs/security-policy.md): RQ's
+``Job.func`` imports whatever dotted path the job hash in Redis names, and its success,
+failure and stopped callbacks likewise, so anyone who can write to Redis could make a worker
+call ``os.system``. ``AcdJob`` checks the name before RQ imports anything; a refused job
+fails (``ForbiddenJob``, logged), having imported and called nothing.
+
 A SIGKILLed worker's job stays ``started`` until its heartbeat (job timeout + 60 s for RQ's
 ``SimpleWorker``) expires and a maintenance run notices: meanwhile its id is taken.
 ``requeue`` (used by the recovery rounds, through ``Recovery``) removes such a job when no
@@ -32,12 +38,59 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
+from acdkit.core.errors import InvalidInput
+
 log = logging.getLogger(__name__)
 
 QUEUES = ("callbacks", "requests", "speech")
 JOB_TIMEOUT = 600  # seconds; a dial_back waits up to 2 x ring timeout + 30 s for its outcome
+# Every function an acdkit worker may run, by the dotted path its jobs are enqueued with.
+JOB_FUNCTIONS = frozenset({
+    "acdkit.jobs.dial_back", "acdkit.jobs.promote_due", "acdkit.jobs.recover",
+    "acdkit.jobs.transcribe", "acdkit.jobs.deliver_reply",
+})
 _ALIVE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
                     JobStatus.STARTED, JobStatus.CREATED})
+
+
+class ForbiddenJob(InvalidInput):
+    """A job in Redis names a function that is not one of acdkit's jobs: never run."""
+
+
+class AcdJob(Job):
+    """RQ's ``Job`` that resolves only ``JOB_FUNCTIONS`` and no callbacks at all.
+
+    RQ's worker reads ``job.func`` inside its failure handling, so a refusal fails the job
+    (and a callback refusal drops only that callback) without stopping the worker.
+    """
+
+    @property
+    def func(self) -> Any:
+        name = self.func_name
+        if name not in JOB_FUNCTIONS or self.instance is not None:
+            log.error("job %s names %r, which is not an acdkit job: refused, nothing imported "
+                      "or run (who can write to this Redis? docs/security-policy.md)",
+                      self.id, str(name)[:120])
+            raise ForbiddenJob(f"job {self.id}: {str(name)[:120]!r} is not an acdkit job")
+        return super().func
+
+    @property
+    def success_callback(self) -> None:
+        return self._no_callback("success", self._success_callback_name)
+
+    @property
+    def failure_callback(self) -> None:
+        return self._no_callback("failure", self._failure_callback_name)
+
+    @property
+    def stopped_callback(self) -> None:
+        return self._no_callback("stopped", self._stopped_callback_name)
+
+    def _no_callback(self, kind: str, name: str | None) -> None:
+        # acdkit enqueues no callbacks: one named in Redis came from someone else.
+        if name:
+            log.error("job %s names a %s callback %r: refused, not imported or run",
+                      self.id, kind, str(name)[:120])
 
 
 class RqJobQueue:

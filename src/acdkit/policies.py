@@ -11,6 +11,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from acdkit.config import Settings
+from acdkit.core.agents import ReachPolicy
 from acdkit.core.callbacks import RetryPolicy
 from acdkit.core.dtmf import BusinessHours
 from acdkit.core.errors import ConfigError
@@ -54,6 +55,14 @@ def number_policy(settings: Settings) -> NumberPolicy:
                                                                     "numbers.calling_hours"))
     dnc = frozenset(normalize(raw, policy) for raw in _csv(n.do_not_call))
     return replace(policy, dnc=dnc)
+
+
+def reach_policy(settings: Settings, numbers: NumberPolicy | None = None) -> ReachPolicy:
+    """Where agents may be reached: ``agents.endpoints``, and outside numbers that the
+    dialing policy (``numbers``, else built from the settings) allows; never the trunk."""
+    return ReachPolicy(numbers=numbers or number_policy(settings),
+                       endpoints=tuple(_csv(settings.agents.endpoints)),
+                       trunk=settings.center.trunk)
 
 
 def _csv(text: str) -> list[str]:

@@ -4,7 +4,9 @@ bad row in every ``bad_every`` (a rotation of the ways a row can be wrong)."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 AREAS = (212, 310, 415, 617, 312, 202, 305, 713, 206, 404)
 HEADER = ("number", "name", "skill", "priority", "due", "segment", "crm_id")
@@ -42,3 +44,17 @@ def write_leads(path: Path, rows: int, bad_every: int = 100) -> dict[int, str]:
                 bad[i + 2] = reason  # line 1 is the header
             writer.writerow([row[c] for c in HEADER])
     return bad
+
+
+class Collected:
+    """A ``store.imports.RejectSink`` that keeps every rejected row (for tests)."""
+
+    def __init__(self) -> None:
+        self.header: list[str] = []
+        self.rows: list[Any] = []
+
+    def start(self, header: Sequence[str]) -> None:
+        self.header = list(header)
+
+    def add(self, rejected: Any) -> None:
+        self.rows.append(rejected)

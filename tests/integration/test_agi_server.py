@@ -17,10 +17,12 @@ import pytest
 from poolkit import StepClock
 
 from acdkit import dialplan_vars as dv
+from acdkit.agi import routes
 from acdkit.agi.routes import RouteContext, handlers
 from acdkit.agi.server import AgiServer
 from acdkit.agi.session import AgiChannel
 from acdkit.ami.members import MemberBoard
+from acdkit.ami.watcher import Watcher
 from acdkit.config import Settings
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.ratings import Interaction
@@ -146,6 +148,28 @@ async def test_callback_offer_books_a_dialplan_mode_callback(server: AgiServer,
     assert task.attributes["queue"] == "sales"
 
 
+async def test_an_anonymous_caller_cannot_book_past_the_caller_limit(server: AgiServer,
+                                                                     pool: Pool) -> None:
+    """A withheld caller ID (in any of its spellings) on one trunk, 8 offers for 8 keyed
+    numbers: the per-caller limit (5 an hour) holds as for an identified caller."""
+    statuses = []
+    withheld = (b"anonymous", b"unknown", b"Anonymous", b"restricted", b"", b"<unknown>",
+                b"Private", b"anonymous")
+    for i, who in enumerate(withheld):
+        header = HEADER.replace(b"agi_callerid: 2125550142", b"agi_callerid: " + who) \
+            .replace(b"PJSIP/caller-00000000", f"PJSIP/carrier-0000001{i}".encode())
+
+        def answer(line: str, number: str = f"201555{i:04d}") -> list[str]:
+            if line.startswith("GET DATA acdkit/cb-enter-number"):
+                return [f"200 result={number}"]
+            return caller_presses({"acdkit/overflow-offer": "1",
+                                   "acdkit/cb-number-confirm": "1"})(line)
+
+        statuses.append((await converse(server.port, answer, header))[-1].split()[-1])
+    assert statuses == [dv.STATUS_STORED] * 5 + [dv.STATUS_WAIT] * 3
+    assert len(await pool.list_tasks()) == 5
+
+
 async def test_no_key_keeps_the_caller_waiting(server: AgiServer, pool: Pool) -> None:
     commands = await converse(server.port, caller_presses({}))
     assert commands[-1] == f"SET VARIABLE {dv.STATUS} {dv.STATUS_WAIT}"
@@ -214,43 +238,94 @@ async def test_choose_agent_menu_lets_the_caller_pick_a_member(
                              f"SET VARIABLE {dv.STATUS} {dv.STATUS_CHOSEN}"]
 
 
+def _watcher(ctx: RouteContext) -> Watcher:
+    ctx.members = ctx.members or MemberBoard()
+    return Watcher(ctx.pool, ctx.numbers, ctx.clock, ctx.members, ctx.ratings)
+
+
+async def _ami(ctx: RouteContext, *events: dict[str, str]) -> None:
+    """AMI events as ``acdkit agi``'s watcher gets them."""
+    watcher = _watcher(ctx)
+    for event in events:
+        watcher.on_event(event)
+    await watcher.drain()
+
+
+COMPLETE = {"Event": "AgentComplete", "Queue": "sales", "MemberName": "agent2",
+            "Uniqueid": "1795626532.0", "CallerIDNum": "2125550142", "TalkTime": "12"}
+SURVEY = HEADER.replace(b"callback-offer?queue=sales", b"survey?queue=sales")
+
+
+def rates(score: str) -> Answer:
+    def answer(line: str) -> list[str]:
+        if line == "GET VARIABLE MEMBERNAME":
+            return ["200 result=1 (agent1)"]  # what a forged request claims: never believed
+        if "rate-q-" in line:
+            return [f"200 result={ord(score)} endpos=10"]
+        return ["200 result=0 endpos=10"]
+    return answer
+
+
+@pytest.fixture(autouse=True)
+def _short_survey_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routes, "SURVEY_WAIT", 0.1)
+
+
 async def test_survey_after_dial_rates_the_member_choose_agent_set(
         server: AgiServer, ctx: RouteContext) -> None:
-    """After Dial(${ACDKIT_AGENT},,g) there is no MEMBERNAME: the survey rates ACDKIT_MEMBER."""
-
-    def answer(line: str) -> list[str]:
-        if line == f"GET VARIABLE {dv.MEMBER}":
-            return ["200 result=1 (agent3)"]
-        if line == "GET VARIABLE MEMBERNAME":
-            return ["200 result=0"]
-        if "rate-q-" in line:
-            return [f"200 result={ord('5')} endpos=10"]
-        return ["200 result=0 endpos=10"]
-
-    header = HEADER.replace(b"callback-offer?queue=sales", b"survey?queue=sales")
-    commands = await converse(server.port, answer, header)
+    """After Dial(${ACDKIT_AGENT},,g) there is no AgentComplete: the answered DialEnd to a
+    queue member's interface is what AMI recorded, and the survey rates that member."""
+    _members(ctx, "agent3")
+    await _ami(ctx, {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "1795626532.0",
+                     "Channel": "PJSIP/caller-00000000", "CallerIDNum": "2125550142",
+                     "DestChannel": "PJSIP/agent3-0000001a"})
+    commands = await converse(server.port, rates("5"), SURVEY)
     assert commands[-1] == f"SET VARIABLE {dv.STATUS} {dv.STATUS_RATED}"
     assert (await ctx.ratings.agent_summary("agent3")).ratings == 1
+    assert (await ctx.ratings.agent_summary("agent1")).ratings == 0
 
 
 async def test_survey_rates_the_member_who_took_the_call(server: AgiServer,
                                                          ctx: RouteContext) -> None:
+    await _ami(ctx, COMPLETE)
     keys = iter("45#")
 
     def answer(line: str) -> list[str]:
-        if line == "GET VARIABLE MEMBERNAME":
-            return ["200 result=1 (agent2)"]
         if "rate-q-" in line:
             return [f"200 result={ord(next(keys))} endpos=10"]
         return ["200 result=0 endpos=10"]
 
-    header = HEADER.replace(b"callback-offer?queue=sales", b"survey?queue=sales")
-    commands = await converse(server.port, answer, header)
+    commands = await converse(server.port, answer, SURVEY)
     assert commands[-1] == f"SET VARIABLE {dv.STATUS} {dv.STATUS_RATED}"
     summary = await ctx.ratings.agent_summary("agent2")
     assert summary.ratings == 1
     assert summary.categories["attitude"].mean == 4.0
     assert summary.categories["availability"].count == 0  # "#" skipped it
+
+
+async def test_surveys_of_calls_acdkit_never_recorded_rate_nobody(server: AgiServer,
+                                                                  ctx: RouteContext) -> None:
+    """10 forged survey requests (made-up uniqueids, MEMBERNAME=agent1, a 1 to every
+    question) leave agent1's rating alone and ask no question."""
+    await _ami(ctx, {**COMPLETE, "MemberName": "agent1", "Uniqueid": "1795626000.1"})
+    for i in range(10):
+        forged = SURVEY.replace(b"agi_uniqueid: 1795626532.0",
+                                f"agi_uniqueid: 1795626999.{i}".encode())
+        commands = await converse(server.port, rates("1"), forged)
+        assert commands == [f"SET VARIABLE {dv.STATUS} {dv.STATUS_NONE}"]
+    assert (await ctx.ratings.agent_summary("agent1")).ratings == 0
+
+
+async def test_a_recorded_call_is_surveyed_once_by_its_own_caller(server: AgiServer,
+                                                                  ctx: RouteContext) -> None:
+    await _ami(ctx, COMPLETE)
+    stranger = SURVEY.replace(b"agi_callerid: 2125550142", b"agi_callerid: 2125550999")
+    assert (await converse(server.port, rates("1"), stranger))[-1].endswith(dv.STATUS_NONE)
+    assert (await converse(server.port, rates("5"), SURVEY))[-1].endswith(dv.STATUS_RATED)
+    again = await converse(server.port, rates("1"), SURVEY)
+    assert again == [f"SET VARIABLE {dv.STATUS} {dv.STATUS_NONE}"]
+    summary = await ctx.ratings.agent_summary("agent2")
+    assert summary.ratings == 1 and summary.categories["attitude"].mean == 5.0
 
 
 async def test_voice_request_records_fetches_and_submits(server: AgiServer, ctx: RouteContext,

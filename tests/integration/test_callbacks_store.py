@@ -223,3 +223,29 @@ async def test_cancel_frees_the_agent_and_replay_refuses_a_live_callback(
     agent = await store.pool.get_agent("a1")
     assert agent is not None and agent.task_id is None
     assert await store.pending_for(NUMBER) == []
+
+
+WITHHELD = ("", "anonymous", "Anonymous", "unknown", "restricted", "<unknown>", "Private",
+            " ")
+
+
+async def test_withheld_caller_ids_share_one_limit_per_trunk(store: CallbackStore) -> None:
+    """One caller hiding its number books no more than an identified one: every withheld or
+    non-digit caller ID on the same trunk counts against one subject."""
+    policy = replace(POLICY, max_requests_per_caller=5)
+    booked, refused = [], []
+    for i, caller in enumerate(WITHHELD):
+        try:
+            await store.book_callback(callback(f"cb{i}", f"+1201555{i:04d}"), policy=policy,
+                                      caller_number=caller, now=T0,
+                                      line=f"PJSIP/carrier-0000001{i}")
+            booked.append(caller)
+        except NumberRejected as err:
+            assert err.reason == "rate_limited_caller"
+            refused.append(caller)
+    assert len(booked) == 5 and len(refused) == 3, (booked, refused)
+    # Another trunk's withheld callers, and identified callers, have limits of their own.
+    await store.book_callback(callback("cb-other", "+12015559001"), policy=policy,
+                              caller_number="anonymous", now=T0, line="PJSIP/did-200-0000002a")
+    await store.book_callback(callback("cb-known", "+12015559002"), policy=policy,
+                              caller_number=CALLER, now=T0, line="PJSIP/carrier-0000003a")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from leadsfile import number_of, write_leads
+from leadsfile import Collected, number_of, write_leads
 from poolkit import T0
 
 from acdkit.cli import main
@@ -31,10 +31,13 @@ async def test_a_large_file_keeps_every_good_row_once_and_reports_every_bad_one(
     bad = write_leads(path, rows)
     assert len(bad) == rows // 100
     ticks: list[int] = []
+    sink = Collected()
     with path.open("rb") as fh:
-        report = await import_csv(pool, fh, PLAN, T0, progress=lambda: ticks.append(1))
+        report = await import_csv(pool, fh, PLAN, T0, progress=lambda: ticks.append(1),
+                                  rejects=sink)
     assert (report.rows, report.added, report.already) == (rows, rows - len(bad), 0)
-    assert {r.line: r.reason for r in report.rejected} == bad
+    assert {r.line: r.reason for r in sink.rows} == bad
+    assert report.rejected == len(bad) and len(report.first_rejects) == 20
     assert len(ticks) >= rows // 2_000 - 1
     redis = pool.redis
     good = [i for i in range(rows) if i + 2 not in bad]
@@ -53,7 +56,7 @@ async def test_a_large_file_keeps_every_good_row_once_and_reports_every_bad_one(
 
     with path.open("rb") as fh:
         again = await import_csv(pool, fh, PLAN, T0 + 60)
-    assert (again.added, again.already, len(again.rejected)) == (0, len(good), len(bad))
+    assert (again.added, again.already, again.rejected) == (0, len(good), len(bad))
     assert await redis.zcard(pool.keys.tasks) == len(good)
 
 
@@ -70,7 +73,7 @@ async def test_header_map_dnc_list_and_duplicates_within_a_file(pool: Pool,
         report = await import_csv(pool, fh, PLAN, T0, header_map={
             "number": "Phone", "name": "Customer", "skill": "Queue", "priority": "Score"})
     assert (report.added, report.already) == (2, 1)
-    assert [(r.line, r.reason) for r in report.rejected] == [(5, "number: do_not_call")]
+    assert [(r.line, r.reason) for r in report.first_rejects] == [(5, "number: do_not_call")]
     tasks = {t.number: t for t in await pool.list_tasks()}
     ada = tasks["+12125550142"]
     assert (ada.name, ada.skill, ada.priority, ada.kind) == ("Ada", "support", 7,

@@ -45,3 +45,17 @@ def test_a_wrong_pin_is_refused(serve: Serve) -> None:
     assert phone.ok and phone.hung_up_by == "remote", phone
     assert agents(serve)["6"]["state"] == "logged_out"
     assert "agent login failed for id '6'" in serve.log()
+
+
+def test_a_phone_outside_the_agent_endpoints_cannot_log_in(serve: Serve) -> None:
+    """agents.endpoints = agent1,agent2: agent5's phone keys the right id and PIN and is still
+    refused, because its endpoint is no agent endpoint (the reach policy of the login)."""
+    serve.extra_env.update({**FAST, "ACDKIT_AGENTS_ENDPOINTS": "agent1,agent2"})
+    serve.cli("agents", "add", "5", "--pin", "4321", "--skill", "sales")
+    serve.start()
+    phone = caller("*50", dtmf="ww5#ww4321#", caller_id="agent5", local_ip=AGENT_IP,
+                   timeout=40).run()
+    assert phone.ok and phone.hung_up_by == "remote", phone
+    assert agents(serve)["5"]["state"] == "logged_out"
+    assert "agent 5 login refused" in serve.log()
+    assert "'agent5' is not an agent endpoint" in serve.log()

@@ -129,7 +129,8 @@ class Offer:
         task = dialplan_callback(caller, number, now, due_at)
         try:
             result = await self.callbacks.book_callback(
-                task, policy=self.numbers, caller_number=caller.number, now=now)
+                task, policy=self.numbers, caller_number=caller.number, now=now,
+                line=caller.channel)
         except NumberRejected as refused:
             log.info("AGI offer: callback refused: %s", refused.reason)
             await agi.play([prompt_for(refused.reason)])

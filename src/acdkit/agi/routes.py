@@ -8,6 +8,7 @@ when a route raises, so the dialplan always has somewhere to go.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from acdkit.ari.choose_agent import menu as agent_menu
 from acdkit.ari.survey import prompt, question
 from acdkit.config import Settings
 from acdkit.core.callbacks import reference
-from acdkit.core.errors import InvalidInput
+from acdkit.core.errors import InvalidInput, NoSuchInteraction
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.ratings import Interaction, Summary
 from acdkit.core.tasks import Task
@@ -44,6 +45,7 @@ _MEMBER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # Where RECORD FILE writes: Asterisk's stored recordings, which ARI serves
 # (GET /recordings/stored/{name}/file), so acdkit needs no disk shared with the PBX.
 RECORDINGS = "/var/spool/asterisk/recording"
+SURVEY_WAIT, SURVEY_POLLS = 2.0, 10  # seconds a survey waits for AMI's record of its call
 
 
 @dataclass
@@ -147,19 +149,20 @@ async def _keyed_member(agi: AgiChannel, ranked: list[Summary], timeout: float) 
 
 async def survey(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> None:
     """After the agent hung up (``Queue()`` option ``c``, or ``Dial()`` option ``g`` after
-    choose-agent): the caller rates the member who took the call (``MEMBERNAME``, set by
-    app_queue's ``setinterfacevar``, else ``ACDKIT_MEMBER`` from choose-agent), one key 1-5
-    per category; ``rated``, or ``none`` (no member, anonymous caller, no key)."""
-    member = (await agi.get_variable("MEMBERNAME") or await agi.get_variable(dv.MEMBER)
-              or "")
+    choose-agent): the caller rates the member who took the call, one key 1-5 per category;
+    ``rated``, or ``none``. Only a call acdkit recorded from AMI (``ami/watcher.py``: the
+    caller channel's uniqueid, the member, the caller's number) is rated, by that number,
+    once: a FastAGI client cannot invent an interaction (docs/security-policy.md)."""
     number = request.caller_number
-    if not _MEMBER.fullmatch(member) or not number.lstrip("+").isdigit():
+    task_id = interaction_id(request.unique_id)
+    found = await _recorded(ctx.ratings, task_id)
+    refusal = _survey_refusal(found, number)
+    if refusal is None and not await ctx.ratings.claim_survey(task_id):
+        refusal = "its survey was taken already"
+    if refusal is not None or found is None:
+        log.info("AGI survey of %s: refused: %s", task_id, refusal)
         await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
         return
-    now = ctx.clock.now()
-    task_id = interaction_id(request.unique_id)
-    skill = request.params.get("queue", "")
-    await ctx.ratings.record_served(Interaction(task_id, member, number, skill, now))
     scores: dict[str, int] = {}
     await agi.play([prompt("rate-survey-intro")])
     for index, category in enumerate(ctx.ratings.categories, 1):
@@ -170,10 +173,30 @@ async def survey(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> Non
     if not scores:
         await agi.set_variable(dv.STATUS, dv.STATUS_NONE)
         return
-    await ctx.ratings.rate(task_id=task_id, rater=number, scores=scores, now=now)
+    await ctx.ratings.rate(task_id=task_id, rater=number, scores=scores, now=ctx.clock.now())
     await agi.play([prompt("rate-thanks")])
-    log.info("AGI survey: %s rated %s %s", number, member, scores)
+    log.info("AGI survey: %s rated %s %s", number, found.agent_id, scores)
     await agi.set_variable(dv.STATUS, dv.STATUS_RATED)
+
+
+async def _recorded(ratings: RatingStore, task_id: str) -> Interaction | None:
+    """The interaction AMI recorded for ``task_id``, waiting ``SURVEY_WAIT`` seconds for an
+    ``AgentComplete`` that races the survey; None when there is none."""
+    for _ in range(SURVEY_POLLS):
+        try:
+            return await ratings.interaction(task_id)
+        except NoSuchInteraction:
+            await asyncio.sleep(SURVEY_WAIT / SURVEY_POLLS)
+    return None
+
+
+def _survey_refusal(found: Interaction | None, number: str) -> str | None:
+    """Why the caller ``number`` may not rate ``found``, or None."""
+    if found is None:
+        return "no call acdkit recorded (AMI) has that uniqueid"
+    if not number.lstrip("+").isdigit() or number != found.number:
+        return "the caller is not the customer of that call"
+    return None
 
 
 async def voice_request(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> None:

@@ -10,9 +10,11 @@
   or no hang-up within ``ABANDON_WAIT`` seconds means the caller went on in the dialplan.
 - ``QueueMember*`` / ``DeviceStateChange``: members' availability (``MemberBoard``), which
   paces the dial-back and answers the ``choose-agent`` route.
-- ``AgentComplete``: the call happened, so both sides may rate it (``RatingStore``,
-  interaction ``agi-<caller uniqueid>``, the id the ``survey`` route uses); ``agi.ratings``
-  turns it off.
+- ``AgentConnect``/``AgentComplete`` of ``Queue()``, and the answered ``DialEnd`` of a
+  ``Dial()`` to a queue member (after ``choose-agent``): the call happened, so both sides may
+  rate it (``RatingStore``, interaction ``agi-<caller uniqueid>``, the id the ``survey`` route
+  looks up). These records are the only interactions the ``survey`` route rates: a FastAGI
+  client cannot make one up (docs/security-policy.md). ``agi.ratings`` turns it off.
 - ``AgentConnect``/``Hangup``/``DialEnd``: the end of a dial-back's call (``QueueDialBack``).
 
 Events are handled in the order they come; each one's Redis work runs as its own task, and
@@ -41,6 +43,7 @@ from acdkit.store.ratings import RatingStore
 log = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 ABANDON_WAIT = 10.0
+SERVED = frozenset({"AgentConnect", "AgentComplete"})  # a member took a Queue() call
 
 
 def interaction_id(unique_id: str) -> str:
@@ -78,8 +81,13 @@ class Watcher:
             pending = self._abandons.pop(event.get("Uniqueid", ""), None)
             if pending is not None and not pending.done():
                 pending.set_result(name == "Hangup")
-        elif name == "AgentComplete" and self.ratings is not None:
+        elif name in SERVED and self.ratings is not None:
             self._spawn(self.completed(event))
+        elif name == "DialEnd" and event.get("DialStatus") == "ANSWER" and \
+                self.ratings is not None:
+            member = self._member_of(event.get("DestChannel", ""))
+            if member:
+                self._spawn(self.completed({**event, "MemberName": member}))
         for handler in self.forward:
             handler(event)
 
@@ -130,8 +138,14 @@ class Watcher:
             log.info("abandoned call from %s in %s after %gs: follow-up %s", number, queue,
                      waited, task.id)
 
+    def _member_of(self, channel: str) -> str:
+        """The queue member whose interface dialed ``channel`` (``PJSIP/agent2-0000001a``)."""
+        interface = channel.rsplit("-", 1)[0]
+        return next((m.name for queue in self.board.queues()
+                     for m in self.board.members(queue) if m.interface == interface), "")
+
     async def completed(self, event: Mapping[str, str]) -> None:
-        """A member finished a ``Queue()`` call: remember it so both sides may rate it."""
+        """A member took a call: remember it so both sides may rate it."""
         assert self.ratings is not None
         member, number = event.get("MemberName", ""), event.get("CallerIDNum", "")
         try:

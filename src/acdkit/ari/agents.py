@@ -18,8 +18,10 @@ from acdkit.ari import events as ev
 from acdkit.ari.calls import Call
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, check_pin
-from acdkit.core.errors import AcdError, InvalidTransition, NotFound
+from acdkit.core.errors import AcdError, InvalidInput, InvalidTransition, NotFound
 from acdkit.core.tasks import Task, TaskEvent, TaskState
+from acdkit.policies import reach_policy
+from acdkit.services.reach import check_agent_reach
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
@@ -163,13 +165,23 @@ class AgentConnector:
 
     async def _ring(self, agent: Agent, app_args: str, leg_id: str,
                     caller_id: str) -> Session | None:
-        """Originate a call to the agent into our app; the session once answered, else None."""
+        """Originate a call to the agent into our app; the session once answered, else None.
+        A reach the policy refuses now (a changed policy, a record written into Redis) is
+        never dialed: the agent is logged out, which puts its task back in line."""
         app = self.app
+        try:
+            reach = await check_agent_reach(app.pool, agent.reach,
+                                            reach_policy(app.settings, app.number_policy))
+        except InvalidInput as refused:
+            log.warning("agent %s: reach %r refused, not dialed; logged out: %s", agent.id,
+                        agent.reach[:64], refused)
+            await self.move_agent(agent.id, AgentEvent.LOGOUT)
+            return None
         session = app.sessions.open(Session(leg_id, app.control, args=tuple(app_args.split(","))))
         timeout = app.settings.agents.ring_timeout
         try:
             created = await app.control.originate(
-                endpoint_for(agent.reach, app.settings.center.trunk), leg_id,
+                endpoint_for(reach, app.settings.center.trunk), leg_id,
                 app_args=app_args, caller_id=caller_id or None, timeout=int(timeout))
             if created is None:
                 raise ChannelGone(leg_id)
@@ -315,6 +327,8 @@ async def agent_login(app: StasisApp, session: Session) -> None:
     reach = reach or _endpoint_of(session)
     now = app.clock.now()
     try:
+        reach = await check_agent_reach(app.pool, reach,
+                                        reach_policy(app.settings, app.number_policy))
         if agent.state is not AgentState.LOGGED_OUT:
             await app.pool.move_agent(agent.id, AgentEvent.LOGOUT, now)
         await app.pool.move_agent(agent.id, AgentEvent.LOGIN, now, reach=reach)

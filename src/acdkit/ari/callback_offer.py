@@ -166,7 +166,8 @@ async def _book(app: StasisApp, session: Session, call_task: Task, number: str,
                        source=f"overflow:{call_task.source}", outcome="")
     try:
         result = await app.callbacks.book_callback(
-            callback, policy=app.number_policy, caller_number=session.caller_number, now=now)
+            callback, policy=app.number_policy, caller_number=session.caller_number, now=now,
+            line=session.channel_name)
     except NumberRejected as refused:
         await _refuse(app, session, call_task, refused)
         return None

@@ -10,9 +10,11 @@ import click
 
 from acdkit.cli.common import TEXT, emit, handle_errors, run, settings_of, with_pool
 from acdkit.cli.ratings import agent_columns
-from acdkit.core.agents import Agent, AgentEvent, AgentMode, hash_pin, validate_reach
+from acdkit.core.agents import Agent, AgentEvent, AgentMode, hash_pin
 from acdkit.core.errors import InvalidInput, NoSuchAgent
+from acdkit.policies import reach_policy
 from acdkit.ports import SystemClock
+from acdkit.services.reach import check_agent_reach
 from acdkit.store.pool import Pool
 
 MODES = click.Choice([m.value for m in AgentMode])
@@ -110,15 +112,23 @@ def _move(ctx: click.Context, agent_id: str, event: AgentEvent, **kw: Any) -> Ag
 
 @agents.command("login")
 @click.argument("agent_id", type=TEXT)
-@click.option("--reach", type=TEXT, required=True,
-              help="PJSIP/<endpoint> or an E.164 number (+15551234)")
+@click.option("--reach", type=TEXT, required=True, help="PJSIP/<endpoint> (agents.endpoints) or an "
+              "outside number the dialing policy allows (+15551234)")
 @click.option("--mode", type=MODES, help="per_call or persistent (default: the profile's)")
 @click.pass_context
 @handle_errors
 def login(ctx: click.Context, agent_id: str, reach: str, mode: str | None) -> None:
-    """Sign an agent in, reachable at REACH; it becomes ready for tasks."""
-    agent = _move(ctx, agent_id, AgentEvent.LOGIN, reach=validate_reach(reach),
-                  mode=AgentMode(mode) if mode else None)
+    """Sign an agent in, reachable at REACH; it becomes ready for tasks. A number must pass
+    the dialing policy (no premium, foreign or do-not-call number)."""
+    settings = settings_of(ctx)
+
+    async def work(pool: Pool) -> Agent:
+        await _agent(pool, agent_id)
+        checked = await check_agent_reach(pool, reach, reach_policy(settings))
+        return await pool.move_agent(agent_id, AgentEvent.LOGIN, SystemClock().now(),
+                                     reach=checked, mode=AgentMode(mode) if mode else None)
+
+    agent = run(with_pool(settings, work))
     click.echo(f"agent {agent_id} ready at {agent.reach} ({agent.mode.value})")
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -20,7 +22,7 @@ from acdkit.core.routing import effective_priority, points, pool_score
 from acdkit.core.tasks import TaskEvent, TaskKind, TaskState
 from acdkit.policies import number_policy
 from acdkit.store.dnc import on_dnc
-from acdkit.store.imports import CountingReader, ImportReport, import_csv
+from acdkit.store.imports import CountingReader, ImportReport, Rejected, import_csv
 from acdkit.store.outbound import add_follow_up, forget_follow_up, judge, stored_rules, with_base
 from acdkit.store.pool import Pool
 
@@ -38,8 +40,33 @@ def _header_map(pairs: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def _import(settings: Settings, file: Path, plan: ImportPlan,
-            header_map: dict[str, str]) -> ImportReport:
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` with a leading apostrophe when a spreadsheet would take it for a formula."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+class RejectsFile:
+    """The ``--rejects`` CSV, written row by row as the import finds them: line, reason and
+    the row's cells, every cell neutralised against spreadsheet formulas."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.writer = csv.writer(out)
+
+    def start(self, header: Sequence[str]) -> None:
+        self._write(["line", "reason", *header])
+
+    def add(self, rejected: Rejected) -> None:
+        self._write([str(rejected.line), rejected.reason, *rejected.cells])
+
+    def _write(self, cells: Sequence[str]) -> None:
+        self.writer.writerow([spreadsheet_safe(c) for c in cells])
+
+
+def _import(settings: Settings, file: Path, plan: ImportPlan, header_map: dict[str, str],
+            rejects: RejectsFile | None) -> ImportReport:
     size = file.stat().st_size
     with file.open("rb") as raw:
         counted = CountingReader(raw)
@@ -54,16 +81,7 @@ def _import(settings: Settings, file: Path, plan: ImportPlan,
 
             return run(with_pool(settings, lambda pool: import_csv(
                 pool, counted, plan, time.time(), header_map=header_map,  # type: ignore[arg-type]
-                progress=tick)))
-
-
-def _write_rejects(path: Path, report: ImportReport) -> None:
-    columns = list(dict.fromkeys(c for r in report.rejected for c in r.row if c is not None))
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["line", "reason", *columns])
-        for r in report.rejected:
-            writer.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
+                progress=tick, rejects=rejects)))
 
 
 @click.command("import")
@@ -75,7 +93,8 @@ def _write_rejects(path: Path, report: ImportReport) -> None:
 @click.option("--map", "maps", type=TEXT, multiple=True, metavar="FIELD=COLUMN",
               help="read a field from another column (number, name, skill, priority, due, key)")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
-              help="write the rejected rows with their reasons to this CSV")
+              help="write every rejected row with its reason to this CSV (cells that a "
+              "spreadsheet would run as formulas get a leading ')")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -85,23 +104,25 @@ def import_(ctx: click.Context, file: Path, skill: str, source: str, maps: tuple
     settings = settings_of(ctx)
     plan = ImportPlan(source=source or f"csv:{file.name}", default_skill=skill,
                       policy=number_policy(settings), timezone=settings.center.timezone)
-    report = _import(settings, file, plan, _header_map(maps))
-    if rejects is not None:
-        _write_rejects(rejects, report)
+    with contextlib.ExitStack() as files:
+        sink = None
+        if rejects is not None:
+            sink = RejectsFile(files.enter_context(
+                rejects.open("w", newline="", encoding="utf-8")))
+        report = _import(settings, file, plan, _header_map(maps), sink)
+    shown = [{"line": r.line, "reason": r.reason} for r in report.first_rejects]
     summary = {"file": str(file), "source": plan.source, "rows": report.rows,
                "added": report.added, "already": report.already, "dropped": report.dropped,
-               "rejected": len(report.rejected),
-               "rejects": [{"line": r.line, "reason": r.reason} for r in report.rejected]}
+               "rejected": report.rejected, "rejects": shown}
     if as_json:
         emit([summary], True, [])
         return
     click.echo(f"{report.rows} rows: {report.added} added, {report.already} already there, "
-               f"{report.dropped} dropped by rules, {len(report.rejected)} rejected")
-    shown = summary["rejects"][:SHOWN_REJECTS]  # type: ignore[index]
+               f"{report.dropped} dropped by rules, {report.rejected} rejected")
     if shown:
-        emit(shown, False, ["line", "reason"])
-    if len(report.rejected) > SHOWN_REJECTS:
-        click.echo(f"... and {len(report.rejected) - SHOWN_REJECTS} more"
+        emit(shown[:SHOWN_REJECTS], False, ["line", "reason"])
+    if report.rejected > SHOWN_REJECTS:
+        click.echo(f"... and {report.rejected - SHOWN_REJECTS} more"
                    + ("" if rejects else " (write them all with --rejects FILE)"))
 
 

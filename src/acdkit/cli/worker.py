@@ -9,6 +9,9 @@ re-enqueues the callbacks and reply deliveries a dead worker left (``jobs.recove
 lock is free (``RqJobQueue.requeue``). SIGTERM or SIGINT: RQ finishes the running job and
 stops, then the thread stops.
 
+It runs only acdkit's own job functions (``jobqueue.AcdJob``): a job naming anything else,
+written into Redis by someone else, fails without being imported or run.
+
 Redis down, at start or later (a restart under a running job makes RQ's failure handling
 raise and its work loop quit): the command waits for Redis with a backoff (logged when it
 starts waiting and when Redis is back), then runs a new RQ worker; the job that was running
@@ -32,7 +35,7 @@ from rq.serializers import JSONSerializer
 from acdkit.cli.common import TEXT, handle_errors, settings_of
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError, RedisUnavailable
-from acdkit.jobqueue import QUEUES, RqJobQueue
+from acdkit.jobqueue import QUEUES, AcdJob, RqJobQueue
 from acdkit.jobs import callback_store, promote_due_callbacks, recover_callbacks
 from acdkit.policies import retry_policy
 from acdkit.ports import SystemClock
@@ -155,13 +158,15 @@ class Supervisor:
             except _REDIS_DOWN:
                 return False
             self.previous = None
-        queues = [Queue(q, connection=connection, serializer=JSONSerializer) for q in QUEUES]
+        queues = [Queue(q, connection=connection, serializer=JSONSerializer, job_class=AcdJob)
+                  for q in QUEUES]
         # SimpleWorker runs each job in this process: a forked work horse could inherit a
         # lock held by the maintenance thread (logging, Redis) and hang, and a fork per job
         # would add its cost to every dial-back. A SIGKILL still loses only the running job,
         # which the maintenance thread re-enqueues.
         rq_worker = AcdWorker(queues, name=self.name, connection=connection,
-                              serializer=JSONSerializer, maintenance_interval=MAINTENANCE_INTERVAL,
+                              serializer=JSONSerializer, job_class=AcdJob,
+                              maintenance_interval=MAINTENANCE_INTERVAL,
                               job_monitoring_interval=JOB_MONITORING_INTERVAL)
         rq_worker.stopping = self.stopping
         try:

@@ -12,9 +12,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from types import MappingProxyType
 
 from acdkit.core.errors import InvalidInput, InvalidTransition
+from acdkit.core.numbers import NumberPolicy, normalize
 
 
 class AgentState(StrEnum):
@@ -55,8 +57,9 @@ _ALLOWED: dict[AgentEvent, frozenset[AgentState]] = {
     AgentEvent.WRAPPED: frozenset({AgentState.WRAP_UP}),
 }
 
-# The shape of a reach: a PJSIP endpoint of ours, or an outside number in E.164 that the
-# number policy validated. Nothing else ever reaches a dial string.
+# The shape of a reach: a PJSIP endpoint of ours, or an outside number in E.164. The shape
+# alone admits premium and foreign numbers: ``check_reach`` applies the dialing policy, at
+# every login and again before every dial of the reach (docs/security-policy.md).
 _ENDPOINT = re.compile(r"^PJSIP/[A-Za-z0-9_.-]{1,40}$")
 _NUMBER = re.compile(r"^\+[1-9][0-9]{5,14}$")
 _EMPTY_SKILLS: Mapping[str, int] = MappingProxyType({})
@@ -88,6 +91,33 @@ def validate_reach(reach: str) -> str:
     if _ENDPOINT.fullmatch(reach) or _NUMBER.fullmatch(reach):  # match() lets "...\n" through
         return reach
     raise InvalidInput(f"reach {reach!r} is neither PJSIP/<endpoint> nor an E.164 number")
+
+
+@dataclass(frozen=True)
+class ReachPolicy:
+    """Where an agent may be reached: a PJSIP endpoint whose name matches one of
+    ``endpoints`` (``fnmatch`` patterns such as ``agent*``; never the ``trunk``), or an
+    outside number that the dialing policy ``numbers`` allows."""
+
+    numbers: NumberPolicy
+    endpoints: tuple[str, ...] = ()
+    trunk: str = ""
+
+
+def check_reach(reach: str, policy: ReachPolicy) -> str:
+    """Return ``reach`` as acdkit dials it: ``PJSIP/<endpoint>``, or the number in E.164.
+
+    Raises ``InvalidInput`` for any other shape or an endpoint no pattern allows, and
+    ``NumberRejected`` (premium, foreign, do-not-call, ...: ``numbers.normalize``) for a
+    number. The do-not-call list kept in Redis is the caller's to check.
+    """
+    shaped = validate_reach(reach)
+    if not shaped.startswith("PJSIP/"):
+        return normalize(shaped, policy.numbers)
+    name = shaped.removeprefix("PJSIP/")
+    if name != policy.trunk and any(fnmatchcase(name, p) for p in policy.endpoints):
+        return shaped
+    raise InvalidInput(f"reach {reach!r}: {name!r} is not an agent endpoint (agents.endpoints)")
 
 
 def transition(

@@ -8,6 +8,9 @@ counted per calling number and per number to call back within ``policy.caller_wi
 (``max_requests_per_caller`` each), dial attempts per number within ``policy.number_window``
 (counted by ``finish_attempt``); over a limit, ``NumberRejected`` carries the core's reason
 (``rate_limited_caller``, ``rate_limited_number``), which ``numbers.prompt_for`` speaks.
+A caller who withholds its number (``anonymous``, empty, ``unknown``, ``restricted``, any
+caller ID that is not digits) is not free of the limit: all such callers on one trunk or
+DID share one subject (``caller_subject``; docs/security-policy.md).
 
 Keys (``store/keys.py``): ``cb:number:<e164>`` the pending callback ids of a number,
 ``rate:request:<e164>``, ``rate:caller:<who>``, ``rate:dial:<e164>`` counters (they expire
@@ -43,6 +46,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 _SAFE = re.compile(r"^(\+[1-9][0-9]{1,14}|[A-Za-z0-9._:-]{1,64})$")
+_IDENTIFIED = re.compile(r"^\+?[0-9]{3,20}$")  # a caller ID that names a line
+_CHANNEL = re.compile(r"^(?:[A-Za-z0-9]+/)?(.+?)(?:-[0-9a-f]{8}(?:;[0-9]+)?)?$")
 _BOOK_LOCK_TTL = 10.0
 _BOOK_LOCK_TRIES = 40  # x 50 ms: how long a booking waits for another one of the same number
 HELD = (TaskState.RESERVED, TaskState.ACTIVE)
@@ -59,6 +64,23 @@ def subject(who: str) -> str:
     if _SAFE.fullmatch(who):
         return who
     return "h" + hashlib.sha256(who.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def line_of(channel: str) -> str:
+    """The endpoint (trunk or DID line) of a channel name: ``PJSIP/carrier-0000002a`` →
+    ``carrier``; a bare endpoint name is returned as is."""
+    found = _CHANNEL.fullmatch(channel.strip())
+    return found.group(1) if found else ""
+
+
+def caller_subject(caller_number: str, line: str = "") -> str:
+    """Whom a booking counts against: the calling number when the caller ID is one, else
+    ``anonymous:<line>``, shared by every withheld or non-digit caller ID that came in on
+    that trunk or DID (``line``: the calling channel's name or endpoint)."""
+    number = caller_number.strip()
+    if _IDENTIFIED.fullmatch(number):
+        return number
+    return f"anonymous:{line_of(line) or '-'}"
 
 
 class Booking:
@@ -141,9 +163,10 @@ class Booking:
 
     @guarded
     async def book_callback(self, task: Task, *, policy: NumberPolicy, caller_number: str,
-                            now: float) -> BookResult:
+                            now: float, line: str = "") -> BookResult:
         """Store callback ``task`` (QUEUED, or SCHEDULED with its due time) booked at ``now``
-        by ``caller_number`` (the calling line, as received; may be empty), or update the
+        by ``caller_number`` (the caller ID, as received; may be empty or ``anonymous``) on
+        ``line`` (the calling channel, whose endpoint is the trunk or DID), or update the
         pending callback of the same number and queue instead.
 
         ``task.number`` must be E.164 from ``numbers.normalize``; digits are not validated
@@ -164,13 +187,13 @@ class Booking:
         else:
             raise ClaimLost(f"another booking for {task.number} is in progress")
         try:
-            return await self._book(task, policy, caller_number, now)
+            return await self._book(task, policy, caller_number, now, line)
         finally:
             await self._release(lock, token)
 
-    async def _book(self, task: Task, policy: NumberPolicy, caller: str,
-                    now: float) -> BookResult:
-        callers = await self._count("caller", caller, policy.caller_window) if caller else 0
+    async def _book(self, task: Task, policy: NumberPolicy, caller: str, now: float,
+                    line: str) -> BookResult:
+        callers = await self._count("caller", caller_subject(caller, line), policy.caller_window)
         requests = await self._count("request", task.number, policy.caller_window)
         if requests > policy.max_requests_per_caller:
             raise NumberRejected(task.number, "rate_limited_number", "too many requests")

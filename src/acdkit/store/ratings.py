@@ -8,6 +8,7 @@ Keys (under the pool's ``base``, so they share its hash tag)::
     served:agent:<agent>        zset   task ids the agent served, score = served at
     served:number:<number>      zset   task ids the customer was served in
     rating:<task>:<direction>   hash   rater, ratee, at, s:<category> = score
+    surveyed:<task>             string the interaction's post-call survey was taken (once)
     ragg:<direction>:<ratee>    hash   ratings, n:<cat>, sum:<cat>, n:*, sum:* (every score)
     ragg:<direction>            set    ratees that were ever rated (listing)
     rated:<direction>:<ratee>   zset   task ids of the ratee's ratings, score = rated at
@@ -96,6 +97,13 @@ class RatingStore:
                                     "agent took can be rated")
         return Interaction(task_id, raw["agent"], raw.get("number", ""), raw.get("skill", ""),
                            float(raw.get("at", "0")))
+
+    @guarded
+    async def claim_survey(self, task_id: str) -> bool:
+        """True the first time the post-call survey of interaction ``task_id`` is claimed,
+        False ever after: a caller answers one survey per call, however often it asks."""
+        key = self._key("surveyed", check_id(task_id))
+        return bool(await self.redis.set(key, "1", nx=True))
 
     @guarded
     async def served(self, *, agent_id: str = "", number: str = "",
