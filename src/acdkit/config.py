@@ -80,6 +80,7 @@ class AgiSettings:
     port: int = 4573
     ami: bool = True  # run the AMI watcher and the dial-back with the FastAGI server
     header_timeout: float = 5.0  # seconds for a FastAGI request header
+    max_connections: int = 256  # FastAGI connections at once; more are closed (security.md)
     callback_priority: int = 10  # QUEUE_PRIO of a dialled-back customer (ACDKIT_PRIORITY)
     dial_timeout: float = 30.0  # seconds a dialled-back customer's (or member's) phone rings
     agent_first: bool = False  # ring a free queue member first, then the customer
