@@ -205,6 +205,16 @@ class RequestSettings:
     media_listen: str = "127.0.0.1:8090"  # serve's HTTP endpoint for Asterisk (TTS, audio)
     media_url: str = "http://127.0.0.1:8090"  # how Asterisk reaches that endpoint
     tts_voice: str = "en-us"
+    # Limits of that endpoint and of text to speech (docs/security.md).
+    media_max_connections: int = 64  # more are refused (the oldest idle one goes first)
+    media_header_timeout: float = 5.0  # seconds for a new connection's first request
+    media_idle_timeout: float = 15.0  # seconds a keep-alive connection may sit idle
+    media_response_timeout: float = 30.0  # seconds to answer one request (TTS included)
+    media_max_request_bytes: int = 8_192  # request line, each header, the body
+    tts_concurrency: int = 2  # espeak-ng processes at once
+    tts_timeout: float = 30.0  # seconds for one espeak-ng run; then it is killed
+    tts_cache_dir: str = ""  # spoken texts by hash of text and voice; "" = audio_dir/tts
+    tts_cache_max_files: int = 2_000  # the oldest go first
 
 
 @dataclass(frozen=True)

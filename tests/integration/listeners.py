@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+CLI = "import sys; from acdkit.cli import main; sys.exit(main())"
+
 
 @dataclass
 class Listener:
@@ -33,13 +35,12 @@ class Listener:
 
 
 @contextlib.contextmanager
-def listener(args: list[str], env: dict[str, str], log: Path,
+def listener(code: str, args: list[str], env: dict[str, str], log: Path,
              listening: str) -> Iterator[Listener]:
-    """Run ``python -m acdkit.cli <args>`` until the test ends; ``listening`` is a regex whose
+    """Run ``python -c <code> <args>`` until the test ends; ``listening`` is a regex whose
     group 1 is the port, matched in the process's log."""
-    code = "import sys; from acdkit.cli import main; sys.exit(main())"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code, "-v", *args], stdout=out,
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=out,
                                 stderr=subprocess.STDOUT, env={**os.environ, **env})
     try:
         deadline = time.monotonic() + 20

@@ -15,7 +15,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from listeners import Listener, close_all, closed_by_peer, listener, open_idle
+from listeners import CLI, Listener, close_all, closed_by_peer, listener, open_idle
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,8 @@ def agi(redis_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lis
            "ACDKIT_AGI_MAX_CONNECTIONS": str(CAP),
            "ACDKIT_AGI_HEADER_TIMEOUT": str(HEADER_TIMEOUT)}
     log = tmp_path_factory.mktemp("agi") / "agi.log"
-    with listener(["agi", "--no-ami"], env, log, r"FastAGI listening on [0-9.]+:(\d+)") as made:
+    with listener(CLI, ["-v", "agi", "--no-ami"], env, log,
+                  r"FastAGI listening on [0-9.]+:(\d+)") as made:
         yield made
 
 
