@@ -43,15 +43,18 @@ async def serve(settings: Settings, clock: Clock | None = None,
     takes the ARI app over)."""
     from acdkit.ari.app import StasisApp
     from acdkit.dispatch import Dispatcher
-    from acdkit.jobqueue import RqJobQueue
+    from acdkit.jobqueue import BackgroundJobQueue, RqJobQueue
     from acdkit.jobs import callback_store
 
     raise_fd_limit()
     clock = clock or SystemClock()
     pool = await open_pool(settings)
     client = ari_client(settings)
+    # RQ's client is synchronous: enqueue from a thread, so a stalled Redis never stalls calls.
+    job_queue: JobQueue = jobs if jobs is not None else BackgroundJobQueue(
+        RqJobQueue(settings.redis.url, socket_timeout=5.0))
     app = StasisApp(settings, client, pool, clock, callback_store(pool, settings),
-                    jobs or RqJobQueue(settings.redis.url), number_policy(settings))
+                    job_queue, number_policy(settings))
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
                             sweep_interval=settings.dispatch.sweep_interval)
     stop = asyncio.Event()
@@ -73,6 +76,8 @@ async def serve(settings: Settings, clock: Clock | None = None,
         task.cancel()
     with contextlib.suppress(Exception):
         await client.close()
+    if isinstance(job_queue, BackgroundJobQueue):
+        await asyncio.to_thread(job_queue.close)
     await pool.close()
     for task in done:
         if task is not stopper and not task.cancelled() and task.exception() is not None:
