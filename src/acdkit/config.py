@@ -106,6 +106,8 @@ class AgentSettings:
     whisper: bool = True  # tell the agent who is calling before connecting
     whisper_digits: int = 4  # how many trailing digits of the caller's number it reads
     end_key: str = "#"  # a persistent agent ends the call and keeps its line; "" = off
+    pin_max_failures: int = 5  # wrong PINs in a row that lock an agent id (phone and web)
+    pin_lockout: float = 300.0  # seconds the lock lasts after the last attempt
 
 
 @dataclass(frozen=True)
