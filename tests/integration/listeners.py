@@ -85,3 +85,12 @@ async def closed_by_peer(reader: asyncio.StreamReader, within: float) -> bool:
         return False
     except ConnectionError:
         return True
+
+
+async def settled_fds(process: Listener, bound: int, within: float = 3.0) -> int:
+    """The process's open descriptors once they are at most ``bound`` (it may take a few
+    loop turns under load to close what it refused), or what it has after ``within`` s."""
+    deadline = time.monotonic() + within
+    while (count := process.fds()) > bound and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return count

@@ -15,7 +15,15 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from listeners import CLI, Listener, close_all, closed_by_peer, listener, open_idle
+from listeners import (
+    CLI,
+    Listener,
+    close_all,
+    closed_by_peer,
+    listener,
+    open_idle,
+    settled_fds,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -65,8 +73,7 @@ async def test_an_idle_flood_is_capped_and_a_real_request_still_answers(agi: Lis
     before = agi.fds()
     idle = await open_idle(agi.port, 400)
     try:
-        await asyncio.sleep(0.3)
-        during = agi.fds()
+        during = await settled_fds(agi, before + CAP + FD_SLACK)
         latency = await real_request(agi.port)
         print(f"idle flood of {len(idle)}: fds {before} -> {during}, "
               f"a real request answered in {latency * 1000:.0f} ms")

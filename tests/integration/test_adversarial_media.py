@@ -15,7 +15,14 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from listeners import Listener, close_all, closed_by_peer, listener, open_idle
+from listeners import (
+    Listener,
+    close_all,
+    closed_by_peer,
+    listener,
+    open_idle,
+    settled_fds,
+)
 
 from acdkit.ari.media import version
 from acdkit.core.tasks import Task, TaskKind
@@ -88,8 +95,7 @@ async def test_an_idle_flood_is_capped_and_a_real_request_still_answers(
     before = media.fds()
     idle = await open_idle(media.port, 300)
     try:
-        await asyncio.sleep(0.3)
-        during = media.fds()
+        during = await settled_fds(media, before + CAP + FD_SLACK)
         latency = await real_request(media.port)
         print(f"idle flood of {len(idle)}: fds {before} -> {during}, "
               f"a real request answered in {latency * 1000:.0f} ms")
