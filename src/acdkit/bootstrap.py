@@ -6,17 +6,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 from acdkit.ari.client import AriClient
 from acdkit.config import Settings
 from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.errors import AcdError
+from acdkit.limits import RateLimitedLog, raise_fd_limit
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
 from acdkit.store.connection import connect, redact
 from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
+say = RateLimitedLog(log)
+RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before a failed loop starts again
 
 
 def ari_client(settings: Settings) -> AriClient:
@@ -39,24 +43,32 @@ async def serve(settings: Settings, clock: Clock | None = None,
     takes the ARI app over)."""
     from acdkit.ari.app import StasisApp
     from acdkit.dispatch import Dispatcher
-    from acdkit.jobqueue import RqJobQueue
+    from acdkit.jobqueue import BackgroundJobQueue, RqJobQueue
     from acdkit.jobs import callback_store
 
+    raise_fd_limit()
     clock = clock or SystemClock()
     pool = await open_pool(settings)
     client = ari_client(settings)
+    # RQ's client is synchronous: enqueue from a thread, so a stalled Redis never stalls calls.
+    job_queue: JobQueue = jobs if jobs is not None else BackgroundJobQueue(
+        RqJobQueue(settings.redis.url, socket_timeout=5.0))
     app = StasisApp(settings, client, pool, clock, callback_store(pool, settings),
-                    jobs or RqJobQueue(settings.redis.url), number_policy(settings))
+                    job_queue, number_policy(settings))
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
                             sweep_interval=settings.dispatch.sweep_interval)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Only the Stasis app ends serve (another process took the app over); the other loops
+    # start again after a failure: one bad record must not stop the center.
     runners = [asyncio.create_task(app.run(), name="ari"),
-               asyncio.create_task(dispatcher.run(), name="dispatcher"),
-               asyncio.create_task(housekeeping(pool, settings, clock), name="housekeeping"),
-               asyncio.create_task(voice_media(pool, settings), name="voice-media")]
+               asyncio.create_task(supervised("dispatcher", dispatcher.run), name="dispatcher"),
+               asyncio.create_task(supervised("housekeeping", lambda: housekeeping(
+                   pool, settings, clock)), name="housekeeping"),
+               asyncio.create_task(supervised("voice-media", lambda: voice_media(
+                   pool, settings)), name="voice-media")]
     log.info("acdkit serve: app %s on %s", settings.ari.app, redact(settings.ari.url))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*runners, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -64,10 +76,29 @@ async def serve(settings: Settings, clock: Clock | None = None,
         task.cancel()
     with contextlib.suppress(Exception):
         await client.close()
+    if isinstance(job_queue, BackgroundJobQueue):
+        await asyncio.to_thread(job_queue.close)
     await pool.close()
     for task in done:
         if task is not stopper and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def supervised(name: str, loop: Callable[[], Awaitable[None]],
+                     backoff: tuple[float, ...] = RESTART_BACKOFF) -> None:
+    """Run ``loop()`` until cancelled, starting it again after a backoff whenever it ends
+    or fails (logged, rate-limited); the backoff starts over after a minute of running."""
+    failures = 0
+    clock = asyncio.get_running_loop().time
+    while True:
+        started = clock()
+        try:
+            await loop()
+            say.error(f"{name} ended", "%s: ended; starting it again", name)
+        except Exception:
+            say.error(f"{name} failed", "%s: failed; starting it again", name, exc_info=True)
+        failures = 0 if clock() - started > 60 else failures + 1
+        await asyncio.sleep(backoff[min(failures, len(backoff)) - 1] if failures else 0.0)
 
 
 async def voice_media(pool: Pool, settings: Settings) -> None:

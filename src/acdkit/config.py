@@ -85,6 +85,7 @@ class AgiSettings:
     port: int = 4573  # FastAGI port (agi://host:port/route in the dialplan)
     ami: bool = True  # run the AMI watcher and the dial-back with the FastAGI server
     header_timeout: float = 5.0  # seconds for a FastAGI request header
+    max_connections: int = 256  # FastAGI connections at once; more are closed (security.md)
     callback_priority: int = 10  # QUEUE_PRIO of a dialled-back customer (ACDKIT_PRIORITY)
     dial_timeout: float = 30.0  # seconds a dialled-back customer's (or member's) phone rings
     agent_first: bool = False  # ring a free queue member first, then the customer
@@ -111,6 +112,8 @@ class AgentSettings:
     whisper_digits: int = 4  # how many trailing digits of the caller's number it reads
     end_key: str = "#"  # a persistent agent ends the call and keeps its line; "" = off
     endpoints: str = "agent*"  # comma-separated patterns of PJSIP endpoints agents may use
+    pin_max_failures: int = 5  # wrong PINs in a row that lock an agent id (phone and web)
+    pin_lockout: float = 300.0  # seconds the lock lasts after the last attempt
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,16 @@ class RequestSettings:
     media_listen: str = "127.0.0.1:8090"  # serve's HTTP endpoint for Asterisk (TTS, audio)
     media_url: str = "http://127.0.0.1:8090"  # how Asterisk reaches that endpoint
     tts_voice: str = "en-us"  # espeak-ng voice for spoken replies and names
+    # Limits of that endpoint and of text to speech (docs/security.md).
+    media_max_connections: int = 64  # more are refused (the oldest idle one goes first)
+    media_header_timeout: float = 5.0  # seconds for a new connection's first request
+    media_idle_timeout: float = 15.0  # seconds a keep-alive connection may sit idle
+    media_response_timeout: float = 30.0  # seconds to answer one request (TTS included)
+    media_max_request_bytes: int = 8_192  # request line, each header, the body
+    tts_concurrency: int = 2  # espeak-ng processes at once
+    tts_timeout: float = 30.0  # seconds for one espeak-ng run; then it is killed
+    tts_cache_dir: str = ""  # spoken texts by hash of text and voice; "" = audio_dir/tts
+    tts_cache_max_files: int = 2_000  # the oldest go first
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ was down, a task that becomes eligible for everyone when its preferred agent's t
 queues the scheduled tasks that are due. Any number of dispatchers may run: the claim script
 is the truth, wake-ups are only hints.
 
+A record that cannot be read (a malformed task or agent hash) is set aside in the pool's
+quarantine (``store/quarantine.py``, listed by ``acdkit doctor``) and skipped; no error of one
+record or one piece of work stops the loop: ``run`` logs it (rate-limited) and starts again
+after a backoff.
+
 After a claim, ``on_reserved(agent, task)`` runs in its own asyncio task; if it raises, the
 error is logged and the reservation is released (the task keeps its place, the agent goes to
 ``failed_agent_state``), so nothing stays stuck.
@@ -33,14 +38,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from acdkit.core.agents import Agent, AgentEvent, AgentState
-from acdkit.core.errors import AcdError, InvalidTransition, NoSuchTask, RedisUnavailable
+from acdkit.core.errors import (
+    AcdError,
+    InvalidInput,
+    InvalidTransition,
+    NoSuchTask,
+    RedisUnavailable,
+)
 from acdkit.core.routing import PriorityRules, best_task, eligible
 from acdkit.core.tasks import Task, TaskState
+from acdkit.limits import RateLimitedLog
 from acdkit.ports import Clock
 from acdkit.store.pool import Pool
 from acdkit.store.scripts import ClaimResult
 
 log = logging.getLogger(__name__)
+say = RateLimitedLog(log)
 
 OnReserved = Callable[[Agent, Task], Awaitable[None]]
 
@@ -111,7 +124,11 @@ class Dispatcher:
 
     async def dispatch_task(self, task_id: str) -> Agent | None:
         """Reserve the longest-ready eligible agent for ``task_id``; return it, or None."""
-        task = await self.pool.get_task(task_id)
+        try:
+            task = await self.pool.get_task(task_id)
+        except InvalidInput as err:  # a hash that cannot be read: set it aside
+            await self.pool.quarantine.add("task", task_id, str(err), self.clock.now())
+            return None
         if task is None or task.state is not TaskState.QUEUED:
             return None
         now = self.clock.now()
@@ -250,22 +267,31 @@ class Dispatcher:
             await self.dispatch_agent(entity)
 
     async def run(self) -> None:
-        """Dispatch on wake-ups and sweep periodically until cancelled; survive Redis outages."""
+        """Dispatch on wake-ups and sweep periodically until cancelled; survive Redis outages
+        and any error of one piece of work (logged, rate-limited, then a fresh start)."""
         while True:
             try:
                 await self._listen()
             except (RedisUnavailable, RedisConnectionError, RedisTimeoutError, OSError) as err:
-                delay = _BACKOFF[min(self._failures, len(_BACKOFF) - 1)]
+                say.warning("dispatcher redis", "dispatcher: %s; retrying in %.1f s", err,
+                            self._backoff())
+                await asyncio.sleep(self._backoff())
                 self._failures += 1
-                log.warning("dispatcher: %s; retrying in %.1f s", err, delay)
-                await asyncio.sleep(delay)
+            except Exception:
+                say.error("dispatcher failed", "dispatcher: failed; starting again in %.1f s",
+                          self._backoff(), exc_info=True)
+                await asyncio.sleep(self._backoff())
+                self._failures += 1
+
+    def _backoff(self) -> float:
+        return _BACKOFF[min(self._failures, len(_BACKOFF) - 1)]
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         pubsub = self.pool.redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self.pool.keys.events)
-            await self.sweep()  # whatever happened while we were not listening
+            await self._quiet(self.sweep())  # whatever happened while we were not listening
             self._failures = 0
             next_sweep = loop.time() + self.sweep_interval
             while True:
@@ -300,9 +326,10 @@ class Dispatcher:
         try:
             await self._guarded(work)
         except (RedisUnavailable, RedisConnectionError, RedisTimeoutError, OSError) as err:
-            log.warning("dispatcher: %s", err)
+            say.warning("dispatcher redis", "dispatcher: %s", err)
         except Exception:
-            log.exception("dispatcher: wake-up or sweep failed")
+            say.error("dispatcher work failed", "dispatcher: wake-up or sweep failed",
+                      exc_info=True)
 
     async def _guarded(self, work: Awaitable[object]) -> None:
         """Run one piece of dispatch work; a bad record must not stop the dispatcher."""
@@ -311,4 +338,4 @@ class Dispatcher:
         except RedisUnavailable:
             raise
         except AcdError as err:
-            log.warning("dispatcher: %s", err)
+            say.warning("dispatcher error", "dispatcher: %s", err)

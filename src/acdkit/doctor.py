@@ -51,6 +51,7 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks.append(check_version(version))
     checks += await check_ami(settings)
     checks += check_addresses(settings)
+    checks.append(await check_quarantine(settings))
     from acdkit.doctor_install import check_install  # it imports Check from here
 
     checks += await check_install(settings)
@@ -92,6 +93,30 @@ async def check_redis(settings: Settings) -> list[Check]:
                        f"maxmemory-policy={conf.get('maxmemory-policy')}" +
                        ("" if noevict else ": tasks could be evicted; set noeviction")))
     return found
+
+
+async def check_quarantine(settings: Settings) -> Check:
+    """Records the dispatcher set aside because they cannot be read (store/quarantine.py)."""
+    import redis.asyncio as aioredis
+
+    from acdkit.store.keys import Keys
+    from acdkit.store.quarantine import Quarantine
+
+    client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
+                               decode_responses=True)
+    try:
+        entries = await Quarantine(client, Keys(settings.redis.prefix)).entries()
+    except Exception as exc:  # any failure here is the finding
+        return Check("quarantine", "WARN", f"not read: {type(exc).__name__}: {exc}")
+    finally:
+        await client.aclose()
+    if not entries:
+        return Check("quarantine", "OK", "no record set aside")
+    shown = "; ".join(f"{q.kind} {q.record_id}: {q.reason}" for q in entries[:20])
+    more = f" (and {len(entries) - 20} more)" if len(entries) > 20 else ""
+    return Check("quarantine", "WARN", f"{len(entries)} record(s) set aside, not served: "
+                 f"{shown}{more}; fix or delete each hash, then HDEL it from "
+                 f"{settings.redis.prefix}:{{pool}}:quarantine")
 
 
 def check_redis_acl(settings: Settings) -> Check:

@@ -27,6 +27,9 @@ from working at once.
 from __future__ import annotations
 
 import logging
+import queue as stdqueue
+import threading
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -96,8 +99,10 @@ class AcdJob(Job):
 class RqJobQueue:
     """Enqueue acdkit jobs on RQ at ``redis_url`` (its own, synchronous connection)."""
 
-    def __init__(self, redis_url: str, *, job_timeout: int = JOB_TIMEOUT) -> None:
-        self.connection = redis.Redis.from_url(redis_url)
+    def __init__(self, redis_url: str, *, job_timeout: int = JOB_TIMEOUT,
+                 socket_timeout: float | None = None) -> None:
+        self.connection = redis.Redis.from_url(redis_url, socket_timeout=socket_timeout,
+                                               socket_connect_timeout=socket_timeout)
         self.job_timeout = job_timeout
 
     def close(self) -> None:
@@ -254,3 +259,63 @@ class Recovery:
                                at=at):
             self.enqueued.append(job_id)
         return job_id
+
+
+class BackgroundJobQueue:
+    """``ports.JobQueue`` for an event loop: ``enqueue`` hands the job to one thread and
+    returns its id at once, so a Redis that stalls never stalls the loop (``serve``).
+
+    The id is the caller's ``job_id`` or a fresh one, so the return value is what
+    ``RqJobQueue.enqueue`` would return; the thread keeps the order and RQ's ``unique``
+    check. A failed enqueue is tried again (``retries``, ``backoff`` apart) and then logged:
+    a dial-back's recovery round enqueues it again (jobs.py)."""
+
+    def __init__(self, jobs: RqJobQueue, *, retries: int = 5, backoff: float = 1.0,
+                 max_pending: int = 10_000) -> None:
+        self.jobs = jobs
+        self.retries = retries
+        self.backoff = backoff
+        self._pending: stdqueue.Queue[tuple[str, str, tuple[str, ...], str, float | None]
+                                      | None] = stdqueue.Queue(max_pending)
+        self._thread = threading.Thread(target=self._run, name="rq-enqueue", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, queue: str, func: str, *args: str, job_id: str | None = None,
+                at: float | None = None) -> str:
+        job_id = job_id or uuid.uuid4().hex  # a fresh id: unique is then a no-op
+        try:
+            self._pending.put_nowait((queue, func, args, job_id, at))
+        except stdqueue.Full:
+            log.error("job %s not enqueued: %d jobs wait for Redis", job_id,
+                      self._pending.maxsize)
+        return job_id
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Enqueue what waits (up to ``timeout`` seconds), then close the connection."""
+        self._pending.put(None)
+        self._thread.join(timeout)
+        self.jobs.close()
+
+    def wait_idle(self) -> None:
+        """Block until every job handed over so far was enqueued (or given up)."""
+        self._pending.join()
+
+    def _run(self) -> None:
+        while (item := self._pending.get()) is not None:
+            try:
+                self._enqueue(*item)
+            finally:
+                self._pending.task_done()
+        self._pending.task_done()
+
+    def _enqueue(self, queue: str, func: str, args: tuple[str, ...], job_id: str,
+                 at: float | None) -> None:
+        for attempt in range(self.retries + 1):
+            try:
+                self.jobs.enqueue(queue, func, *args, job_id=job_id, at=at)
+                return
+            except redis.RedisError as err:
+                log.warning("job %s: enqueue failed (%s); attempt %d of %d", job_id, err,
+                            attempt + 1, self.retries + 1)
+                threading.Event().wait(self.backoff * (attempt + 1))
+        log.error("job %s (%s %s) not enqueued: Redis did not take it", job_id, func, args)

@@ -46,8 +46,8 @@ async def run_agi(settings: Settings, *, with_ami: bool | None = None,
     ctx = RouteContext(settings, pool, store, numbers, clock, ratings, None, jobs,
                        partial(fetch_recording, ari))
     server = AgiServer(handlers(ctx, served_routes(settings)), settings.agi.host,
-                       settings.agi.port,
-                       header_timeout=settings.agi.header_timeout)
+                       settings.agi.port, header_timeout=settings.agi.header_timeout,
+                       max_connections=settings.agi.max_connections)
     runners: list[asyncio.Task[None]] = []
     link: AmiLink | None = None
     dial_back: QueueDialBack | None = None

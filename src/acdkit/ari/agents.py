@@ -17,11 +17,13 @@ from acdkit.ari import end_key, followup_key, survey
 from acdkit.ari import events as ev
 from acdkit.ari.calls import Call
 from acdkit.ari.session import ChannelGone, Session
-from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, check_pin
+from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState
 from acdkit.core.errors import AcdError, InvalidInput, InvalidTransition, NotFound
+from acdkit.core.pins import PinOutcome, PinPolicy
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.policies import reach_policy
 from acdkit.services.reach import check_agent_reach
+from acdkit.store.pins import verify_pin
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
@@ -355,8 +357,14 @@ async def _authenticate(app: StasisApp, session: Session) -> Agent | None:
         agent = await app.pool.get_agent(agent_id) if agent_id.isdigit() else None
         if agent is None and agent_id:
             agent = await app.pool.get_agent(f"A{agent_id}")
-        if agent is not None and agent.pin_hash and check_pin(pin, agent.pin_hash):
-            return agent
+        if agent is not None:
+            checked = await verify_pin(app.pool, agent.id, pin, PinPolicy(
+                app.settings.agents.pin_max_failures, app.settings.agents.pin_lockout))
+            if checked is PinOutcome.OK:
+                return agent
+            if checked is PinOutcome.LOCKED:
+                log.warning("agent %s: login locked after too many wrong PINs", agent.id)
+                break
         log.info("agent login failed for id %r", agent_id)
         await session.play(["sound:agent-incorrect"])
     return None

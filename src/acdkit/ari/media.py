@@ -5,6 +5,8 @@ asterisk/etc/res_http_media_cache.conf; seen on 22.10.1), so the transcript and 
 (espeak-ng) and the recordings kept in ``requests.audio_dir`` reach a remote PBX as 8 kHz
 WAV. Asterisk caches by URL: each URL carries a version (a hash of what it speaks) so a new
 reply is never answered from the cache. Bind it to loopback or a private address only.
+Its limits (connections, header, idle and response times, request size) are the
+``requests.media_*`` settings (``httplimits.py``, docs/security.md).
 
     GET /vr/<task_id>/request-<v>.wav      the caller's recording
     GET /vr/<task_id>/transcript-<v>.wav   the transcript, spoken
@@ -28,6 +30,7 @@ from acdkit.config import RequestSettings
 from acdkit.core.errors import AcdError, InvalidInput
 from acdkit.core.requests import ReplyKind, VoiceRequest
 from acdkit.core.tasks import Task
+from acdkit.httplimits import HttpLimits, LimitedListener
 from acdkit.speech import audio, tts
 from acdkit.store.requests import RequestStore
 
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _PATH = re.compile(r"(request|transcript|reply)-[0-9a-f]{1,16}\.wav")  # fullmatch: no "\n"
 NO_TRANSCRIPT = "There is no transcript of this request."
+SPEAKER = web.AppKey("speaker", tts.Speaker)
 
 
 def version(*parts: str) -> str:
@@ -58,13 +62,21 @@ def name_media(settings: RequestSettings, task: Task) -> list[str]:
     return [f"sound:{base}/task/{task.id}/name-{version(task.name)}.wav"]
 
 
-async def render(store: RequestStore, request: VoiceRequest, what: str) -> bytes:
+def speaker(settings: RequestSettings) -> tts.Speaker:
+    """Text to speech with the ``requests.tts_*`` cache and limits."""
+    cache = Path(settings.tts_cache_dir or Path(settings.audio_dir) / "tts")
+    return tts.Speaker(cache, concurrency=settings.tts_concurrency,
+                       timeout=settings.tts_timeout, max_files=settings.tts_cache_max_files)
+
+
+async def render(store: RequestStore, speech: tts.Speaker, request: VoiceRequest,
+                 what: str) -> bytes:
     """The 8 kHz WAV of ``what``; ``InvalidInput`` when there is nothing playable."""
     voice = store.settings.tts_voice
     if what == "transcript":
-        return await tts.speak_async(request.transcript or NO_TRANSCRIPT, voice=voice)
+        return await speech.speak(request.transcript or NO_TRANSCRIPT, voice)
     if what == "reply" and request.reply_kind is ReplyKind.TEXT:
-        return await tts.speak_async(request.reply_text, voice=voice)
+        return await speech.speak(request.reply_text, voice)
     name = request.audio if what == "request" else request.reply_audio
     if not name:
         raise InvalidInput(f"request {request.task_id} has no {what} audio")
@@ -89,7 +101,16 @@ def read_stored(path: Path) -> bytes:
         return stored.read()
 
 
+def limits(settings: RequestSettings) -> HttpLimits:
+    """The endpoint's limits from the ``requests.media_*`` settings."""
+    return HttpLimits(settings.media_max_connections, settings.media_header_timeout,
+                      settings.media_idle_timeout, settings.media_response_timeout,
+                      settings.media_max_request_bytes)
+
+
 def make_app(store: RequestStore) -> web.Application:
+    speech = speaker(store.settings)
+
     async def serve_audio(http: web.Request) -> web.Response:
         task_id, name = http.match_info["task_id"], http.match_info["name"]
         found = _PATH.fullmatch(name)
@@ -99,7 +120,7 @@ def make_app(store: RequestStore) -> web.Application:
             request = await store.get(task_id)
             if request is None:
                 raise web.HTTPNotFound()
-            body = await render(store, request, found.group(1))
+            body = await render(store, speech, request, found.group(1))
         except (AcdError, OSError) as err:
             log.warning("media %s/%s: %s", task_id, name, err)
             raise web.HTTPNotFound() from None
@@ -107,13 +128,19 @@ def make_app(store: RequestStore) -> web.Application:
         return web.Response(body=body, content_type="audio/wav")
 
     async def serve_name(http: web.Request) -> web.Response:
-        task = await store.pool.get_task(http.match_info["task_id"])
-        if task is None or not task.name:
-            raise web.HTTPNotFound()
-        body = await tts.speak_async(task.name, voice=store.settings.tts_voice)
+        task_id = http.match_info["task_id"]
+        try:
+            task = await store.pool.get_task(task_id)
+            if task is None or not task.name:
+                raise web.HTTPNotFound()
+            body = await speech.speak(task.name, store.settings.tts_voice)
+        except AcdError as err:
+            log.warning("media name of %s: %s", task_id, err)
+            raise web.HTTPNotFound() from None
         return web.Response(body=body, content_type="audio/wav")
 
-    app = web.Application()
+    app = web.Application(client_max_size=store.settings.media_max_request_bytes)
+    app[SPEAKER] = speech  # for tests and metrics: how many espeak-ng runs
     app.router.add_get("/vr/{task_id:[A-Za-z0-9_-]{1,64}}/{name}", serve_audio)
     app.router.add_get("/task/{task_id:[A-Za-z0-9_-]{1,64}}/{name:name-[0-9a-f]{1,16}\\.wav}",
                        serve_name)
@@ -123,16 +150,22 @@ def make_app(store: RequestStore) -> web.Application:
 async def run_media(store: RequestStore) -> None:
     """Serve the endpoint on ``requests.media_listen`` until cancelled."""
     host, _, port = store.settings.media_listen.rpartition(":")
-    runner = web.AppRunner(make_app(store), access_log=None)
+    bounds = limits(store.settings)
+    runner = web.AppRunner(make_app(store), **LimitedListener.runner_args(bounds))  # type: ignore[arg-type]
+    listener = LimitedListener(runner, bounds, "media")
+    runner.app.middlewares.append(listener.middleware)
     await runner.setup()
-    site = web.TCPSite(runner, host or "127.0.0.1", int(port))
+    server: asyncio.Server | None = None
     try:
-        await site.start()
-        log.info("voice request media on http://%s", store.settings.media_listen)
+        server = await listener.start(host or "127.0.0.1", int(port))
+        bound = server.sockets[0].getsockname()
+        log.info("voice request media on http://%s:%d", bound[0], bound[1])
     except OSError as err:  # calls go on; only voice requests lose their TTS and audio
         log.error("voice request media: cannot listen on %s: %s",
                   store.settings.media_listen, err)
     try:
         await asyncio.Event().wait()
     finally:
+        if server is not None:
+            server.close()
         await runner.cleanup()

@@ -25,6 +25,7 @@ from acdkit.cli.stats import stats
 from acdkit.cli.tasks import tasks
 from acdkit.cli.worker import worker
 from acdkit.config import load_settings
+from acdkit.limits import raise_fd_limit
 
 
 @click.group()
@@ -40,6 +41,7 @@ def main(ctx: click.Context, config_path: Path | None, redis_url: str | None,
     """acdkit: a contact center on a real Asterisk."""
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise_fd_limit()  # serve, agi, worker and web hold many sockets (docs/security.md)
     ctx.ensure_object(dict)["settings"] = load_settings(
         config_path, os.environ, {"redis.url": redis_url, "ari.url": ari_url})
 

@@ -66,10 +66,23 @@ class AgentRepository(PoolBase):
         return agent_from_hash(raw) if raw else None
 
     async def _load_agents(self, agent_ids: Iterable[str]) -> list[Agent]:
+        ids = sorted(agent_ids)
         pipe = self.redis.pipeline(transaction=False)
-        for agent_id in sorted(agent_ids):
+        for agent_id in ids:
             pipe.hgetall(self.keys.agent(agent_id))
-        return [agent_from_hash(raw) for raw in await pipe.execute() if raw]
+        return await self._agents(zip(ids, await pipe.execute(), strict=True))
+
+    async def _agents(self, raws: Iterable[tuple[str, dict[str, str]]]) -> list[Agent]:
+        """The agents that decode; the others go to the quarantine (store/quarantine.py)."""
+        found = []
+        for agent_id, raw in raws:
+            if not raw:
+                continue
+            agent = await self.quarantine.decoded("agent", agent_id, raw, agent_from_hash,
+                                                  self.clock.now())
+            if agent is not None:
+                found.append(agent)
+        return found
 
     @guarded
     async def list_agents(self) -> list[Agent]:
@@ -80,7 +93,8 @@ class AgentRepository(PoolBase):
     async def ready_agents(self, skill: str) -> list[Agent]:
         """The ready agents having ``skill`` (from the ready set the scripts maintain)."""
         reply = await self.scripts.ready(keys=[self.keys.ready(skill)], args=self._argv(0.0))
-        return sorted((agent_from_hash(raw) for raw in json.loads(reply)), key=lambda a: a.id)
+        raws = [(str(raw.get("id", "?")), raw) for raw in json.loads(reply)]
+        return sorted(await self._agents(raws), key=lambda a: a.id)
 
     @guarded
     async def move_agent(self, agent_id: str, event: AgentEvent, now: float, *,

@@ -11,6 +11,7 @@ from acdkit.ports import Clock, SystemClock
 from acdkit.store.audit import ENTITY_MAXLEN, GLOBAL_MAXLEN, Audit
 from acdkit.store.codec import encode_float
 from acdkit.store.keys import Keys
+from acdkit.store.quarantine import Quarantine
 from acdkit.store.scripts import Scripts
 
 ATTEMPTS = 3  # re-reads after a lost compare-and-set before giving up with ClaimLost
@@ -40,6 +41,7 @@ class PoolBase:
         self.keys = keys or Keys(prefix)
         self.clock = clock or SystemClock()
         self.scripts = Scripts.register(redis)
+        self.quarantine = Quarantine(redis, self.keys)  # records that cannot be read
         self.audit = Audit(redis, self.keys, self.clock, maxlen=audit_maxlen,
                            entity_maxlen=entity_audit_maxlen)
 

@@ -122,7 +122,16 @@ class Pool(AgentRepository):
         pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
             pipe.hgetall(self.keys.task(task_id))
-        return [task_from_hash(raw) if raw else None for raw in await pipe.execute()]
+        raws = await pipe.execute()
+        return [await self._task_or_none(task_id, raw)
+                for task_id, raw in zip(task_ids, raws, strict=True)]
+
+    async def _task_or_none(self, task_id: str, raw: dict[str, str]) -> Task | None:
+        """The task in ``raw``; None when there is none or it went to the quarantine."""
+        if not raw:
+            return None
+        return await self.quarantine.decoded("task", task_id, raw, task_from_hash,
+                                             self.clock.now())
 
     async def _write_task(self, task_id: str, expected: str, expect_agent: str, event: str,
                           now: float, pairs: dict[str, str]) -> None:
@@ -207,9 +216,16 @@ class Pool(AgentRepository):
             keys=[self.keys.tasks],
             args=self._argv(0.0, agent_id, str(limit), str(offset), *skills))
         raw_agent, heads = json.loads(reply)
-        agent = agent_from_hash(raw_agent) if raw_agent else None
-        page = [(float(score), task_from_hash(raw)) for _, score, raw in heads or [] if raw]
-        return agent, [(score, task) for score, task in page if task.state is TaskState.QUEUED]
+        agent = None
+        if raw_agent:
+            agent = await self.quarantine.decoded("agent", agent_id, raw_agent, agent_from_hash,
+                                                  self.clock.now())
+            if agent is None:
+                return None, []
+        page = [(float(score), await self._task_or_none(task_id, raw))
+                for task_id, score, raw in heads or []]
+        return agent, [(score, task) for score, task in page
+                       if task is not None and task.state is TaskState.QUEUED]
 
     @guarded
     async def candidates(self, skills: Iterable[str], limit: int,
@@ -239,6 +255,9 @@ class Pool(AgentRepository):
                 continue  # another process promoted it (or it changed) meanwhile
             except NoSuchTask:
                 await self.redis.zrem(self.keys.due, task_id)  # a hash deleted by hand
+                continue
+            except InvalidInput as err:  # a hash that cannot be read: set it aside
+                await self.quarantine.add("task", task_id, str(err), now)
                 continue
             promoted.append(task_id)
         return promoted

@@ -19,7 +19,11 @@ local skills = {}
 if #ARGV >= 8 then
   for i = 8, #ARGV do skills[#skills + 1] = ARGV[i] end
 elseif agent.skills and agent.skills ~= '' then
-  for skill, _ in pairs(cjson.decode(agent.skills)) do skills[#skills + 1] = skill end
+  -- A malformed skills field must not fail the script: the caller sees the agent hash,
+  -- cannot decode it either, and sets it aside (store/quarantine.py).
+  local ok, decoded = pcall(cjson.decode, agent.skills)
+  if not ok or type(decoded) ~= 'table' then return cjson.encode({agent, {}}) end
+  for skill, _ in pairs(decoded) do skills[#skills + 1] = tostring(skill) end
 end
 local heads = {}
 for _, skill in ipairs(skills) do
