@@ -17,12 +17,13 @@ from poolkit import T0, StepClock
 
 from acdkit import dialplan_vars as dv
 from acdkit.agi.offer import Caller, dialplan_callback
+from acdkit.ami import dialback as dialback_module
 from acdkit.ami import watcher as watcher_module
 from acdkit.ami.dialback import QueueDialBack
 from acdkit.ami.members import MemberBoard
 from acdkit.ami.originate import DialPlan
 from acdkit.ami.watcher import Watcher
-from acdkit.core.callbacks import RetryPolicy
+from acdkit.core.callbacks import DialOutcome, RetryPolicy
 from acdkit.core.dtmf import BusinessHours
 from acdkit.core.errors import AmiUnavailable
 from acdkit.core.numbers import NumberPolicy
@@ -135,12 +136,26 @@ async def booked(pool: Pool, clock: StepClock) -> str:
     return task.id
 
 
-def dial_back(pool: Pool, clock: StepClock, link: FakeLink,
-              agent_first: bool = False) -> QueueDialBack:
-    runner = DialBack(CallbackStore(pool), RetryPolicy(max_attempts=3, intervals=(60.0,)),
+def dial_back(pool: Pool, clock: StepClock, link: FakeLink, agent_first: bool = False, *,
+              lock_ttl: float = 30.0, retry: RetryPolicy | None = None) -> QueueDialBack:
+    runner = DialBack(CallbackStore(pool, lock_ttl=lock_ttl),
+                      retry or RetryPolicy(max_attempts=3, intervals=(60.0,)),
                       NUMBERS, wait_timeout=30, clock=clock)
     return QueueDialBack(link, board(), runner,  # type: ignore[arg-type]
                          DialPlan("pstn", "+12125550100", 10, 2.0), agent_first=agent_first)
+
+
+NO_SUCH_CHANNEL = {"Response": "Error", "Message": "No such channel"}
+CHANNEL_UP = [{"Response": "Success", "EventList": "start"},
+              {"Event": "Status", "ChannelStateDesc": "Up"}]
+
+
+def by_action(**replies: Any) -> Callable[[Mapping[str, Any]], Any]:
+    """A reply per AMI action name (a callable is called with the action)."""
+    def reply(action: Mapping[str, Any]) -> Any:
+        got = replies[str(action["Action"])]
+        return got(action) if callable(got) else got
+    return reply
 
 
 async def settle(dialer: QueueDialBack) -> None:
@@ -200,18 +215,122 @@ async def test_never_two_dials_of_one_callback_at_once(pool: Pool, clock: StepCl
     assert task is not None and task.state is TaskState.SCHEDULED
 
 
-async def test_a_drop_during_the_originate_is_a_failed_attempt(pool: Pool,
-                                                              clock: StepClock) -> None:
+async def test_a_drop_during_the_originate_waits_until_the_channel_is_provably_gone(
+        pool: Pool, clock: StepClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Originate's answer is lost in an AMI drop: the outcome is unknown, so nothing is
+    retried while Asterisk has the attempt's channel; once it has not, the retry policy."""
+    monkeypatch.setattr(dialback_module, "CHECK_EVERY", 0.05)
     task_id = await booked(pool, clock)
-    link = FakeLink(lambda action: AmiUnavailable("AMI connection lost"))
+    alive = {"now": True}
+    link = FakeLink(by_action(Originate=AmiUnavailable("AMI connection lost"),
+                              Status=lambda a: CHANNEL_UP if alive["now"] else NO_SUCH_CHANNEL))
     dialer = dial_back(pool, clock, link)
+    store = CallbackStore(pool)
     await dialer.tick()
+    await asyncio.sleep(0.3)
+    attempt = await store.get_attempt(task_id, 1)
+    assert attempt is not None and attempt.outcome is None
+    task = await pool.get_task(task_id)
+    assert task is not None and task.state is TaskState.RESERVED
+    assert await store.dial_lock_held(task_id)
+    statuses = [a for a in link.sent if a["Action"] == "Status"]
+    assert statuses and {a["Channel"] for a in statuses} == {f"cb-{task_id}-1-c"}
+    alive["now"] = False
     await settle(dialer)
-    attempt = await CallbackStore(pool).get_attempt(task_id, 1)
-    assert attempt is not None and attempt.outcome is not None
-    assert (attempt.outcome.value, attempt.detail) == ("failed", "AMI connection lost")
+    attempt = await store.get_attempt(task_id, 1)
+    assert attempt is not None and attempt.outcome is DialOutcome.FAILED
+    assert attempt.detail == f"AMI connection lost; channel cb-{task_id}-1-c gone"
     task = await pool.get_task(task_id)
     assert task is not None and task.state is TaskState.SCHEDULED  # retried, not lost
+    assert [a["Action"] for a in link.sent].count("Originate") == 1
+
+
+async def test_a_drop_then_a_member_takes_the_customer_is_completed_not_redialed(
+        pool: Pool, clock: StepClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dialback_module, "CHECK_EVERY", 0.05)
+    task_id = await booked(pool, clock)
+    link = FakeLink(by_action(Originate=AmiUnavailable("AMI connection lost"),
+                              Status=CHANNEL_UP))
+    dialer = dial_back(pool, clock, link)
+    await dialer.tick()
+    await asyncio.sleep(0.2)
+    dialer.on_event({"Event": "AgentConnect", "Uniqueid": f"cb-{task_id}-1-c",
+                     "MemberName": "agent2"})
+    await settle(dialer)
+    task = await pool.get_task(task_id)
+    assert task is not None
+    assert (task.state, task.outcome) == (TaskState.COMPLETED, "connected to agent2")
+    assert [a["Action"] for a in link.sent].count("Originate") == 1
+
+
+async def test_the_dial_lock_is_renewed_while_an_attempt_waits(pool: Pool,
+                                                             clock: StepClock) -> None:
+    """An Originate that rings longer than the lock's lifetime: a second `acdkit agi`
+    recovering meanwhile sees the lock held and leaves the live attempt alone."""
+    task_id = await booked(pool, clock)
+    gate = asyncio.Event()
+
+    async def ringing(action: Mapping[str, Any]) -> Any:
+        await gate.wait()
+        return originate_response("3")
+
+    link = FakeLink(by_action(Originate=ringing, Status=NO_SUCH_CHANNEL))
+    dialer = dial_back(pool, clock, link, lock_ttl=0.6)
+    other = dial_back(pool, clock, link, lock_ttl=0.6)  # a second (restarted) `acdkit agi`
+    assert await dialer.tick() == 1
+    await asyncio.sleep(1.5)  # 2.5 lock lifetimes
+    assert await other.recover() == 0
+    assert await other.tick() == 0
+    attempt = await CallbackStore(pool).get_attempt(task_id, 1)
+    assert attempt is not None and attempt.outcome is None
+    gate.set()
+    await settle(dialer)
+    task = await pool.get_task(task_id)
+    assert task is not None and (task.state, task.attempts) == (TaskState.SCHEDULED, 1)
+    assert [a["Action"] for a in link.sent] == ["Originate"]
+    assert await CallbackStore(pool).last_attempt_number(task_id) == 1
+
+
+async def test_answered_then_the_customer_leaves_the_queue_is_retried_not_completed(
+        pool: Pool, clock: StepClock) -> None:
+    task_id = await booked(pool, clock)
+    dialer = dial_back(pool, clock, FakeLink(lambda action: originate_response("4")))
+    await dialer.tick()
+    await until_state(pool, task_id, TaskState.ACTIVE)
+    dialer.on_event({"Event": "QueueCallerAbandon", "Uniqueid": f"cb-{task_id}-1-c",
+                     "Queue": "sales"})
+    await settle(dialer)
+    task = await pool.get_task(task_id)
+    assert task is not None
+    assert (task.state, task.attempts, task.due_at) == (TaskState.SCHEDULED, 1, T0 + 60)
+    attempt = await CallbackStore(pool).get_attempt(task_id, 1)
+    assert attempt is not None and attempt.outcome is DialOutcome.ABANDONED
+    assert "before a member answered" in attempt.detail
+
+
+async def test_the_last_attempt_left_in_the_queue_fails_with_a_follow_up(
+        pool: Pool, clock: StepClock) -> None:
+    task_id = await booked(pool, clock)
+    dialer = dial_back(pool, clock, FakeLink(lambda action: originate_response("4")),
+                       retry=RetryPolicy(max_attempts=1, intervals=(60.0,), follow_up=True))
+    await dialer.tick()
+    await until_state(pool, task_id, TaskState.ACTIVE)
+    dialer.on_event({"Event": "Hangup", "Uniqueid": f"cb-{task_id}-1-c"})
+    await settle(dialer)
+    task = await pool.get_task(task_id)
+    assert task is not None and task.state is TaskState.FAILED
+    assert task.outcome == "abandoned after 1 attempts"
+    follow = await pool.get_task(f"{task_id}-fu")
+    assert follow is not None and follow.kind is TaskKind.OUTBOUND
+
+
+async def until_state(pool: Pool, task_id: str, state: TaskState) -> None:
+    for _ in range(100):
+        task = await pool.get_task(task_id)
+        if task is not None and task.state is state:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"task {task_id} never {state}")
 
 
 async def test_answered_then_a_member_takes_the_customer(pool: Pool, clock: StepClock) -> None:
@@ -261,16 +380,25 @@ async def test_agent_first_rings_a_member_then_the_customer(pool: Pool,
 async def test_recovery_after_acdkit_agi_stopped_mid_attempt(pool: Pool,
                                                             clock: StepClock) -> None:
     """A task held by its queue with an attempt that has no outcome (the process died
-    between the Originate and its answer) is failed and retried; nothing stays held."""
+    between the Originate and its answer): left alone while Asterisk has the attempt's
+    channel, then, once it is gone, failed and retried; nothing stays held."""
     task_id = await booked(pool, clock)
     store = CallbackStore(pool)
     assert await store.hold_for_queue(task_id, "ami:sales", clock.now())
     assert await store.open_attempt(task_id, 1, "ami:sales", clock.now(),
                                     number="+12125550142")
-    dialer = dial_back(pool, clock, FakeLink(lambda action: originate_response("4")))
+    alive = {"now": True}
+    link = FakeLink(by_action(Status=lambda a: CHANNEL_UP if alive["now"] and
+                              a["Channel"].endswith("-c") else NO_SUCH_CHANNEL))
+    dialer = dial_back(pool, clock, link)
+    assert await dialer.recover() == 0  # the customer's channel still lives
+    task = await pool.get_task(task_id)
+    assert task is not None and task.state is TaskState.RESERVED
+    alive["now"] = False
     assert await dialer.recover() == 1
     task = await pool.get_task(task_id)
     assert task is not None and task.state is TaskState.SCHEDULED
     attempt = await store.get_attempt(task_id, 1)
-    assert attempt is not None and attempt.detail == "acdkit agi stopped"
+    assert attempt is not None and attempt.outcome is DialOutcome.FAILED
+    assert attempt.detail == "acdkit agi stopped; channel gone, end not seen"
     assert await dialer.recover() == 0

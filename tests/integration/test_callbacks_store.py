@@ -249,3 +249,46 @@ async def test_withheld_caller_ids_share_one_limit_per_trunk(store: CallbackStor
                               caller_number="anonymous", now=T0, line="PJSIP/did-200-0000002a")
     await store.book_callback(callback("cb-known", "+12015559002"), policy=policy,
                               caller_number=CALLER, now=T0, line="PJSIP/carrier-0000003a")
+
+
+async def test_replay_never_pulls_back_a_callback_that_came_alive_meanwhile(
+        store: CallbackStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between replay's read of a failed callback and its move, another admin replays it and
+    an agent takes it: the late replay is refused and the agent keeps the callback."""
+    await ready_agent(store.pool, "a1")
+    await book(store, callback("cb1"))
+    await store.pool.move_task("cb1", TaskEvent.FAIL, T0, outcome="no_answer after 3 attempts")
+    read = store.pool.get_task
+
+    async def read_then_race(task_id: str) -> Task | None:
+        seen = await read(task_id)
+        monkeypatch.setattr(store.pool, "get_task", read)
+        await lifecycle.replay_callback(store, "cb1", T0 + 1)  # the other admin
+        assert await store.pool.claim("a1", "cb1", T0 + 2)
+        return seen
+
+    monkeypatch.setattr(store.pool, "get_task", read_then_race)
+    with pytest.raises(Refused, match="cb1 is reserved"):
+        await lifecycle.replay_callback(store, "cb1", T0 + 3)
+    task = await store.pool.get_task("cb1")
+    assert task is not None and (task.state, task.agent_id) == (TaskState.RESERVED, "a1")
+    agent = await store.pool.get_agent("a1")
+    assert agent is not None and agent.task_id == "cb1"
+    assert (await events(store, "cb1")).count("replayed") == 1
+
+
+async def test_replay_puts_a_failed_callback_back_in_line_with_a_new_budget(
+        store: CallbackStore) -> None:
+    await book(store, callback("cb1"))
+    await store.pool.update_task("cb1", T0, attempts=3)
+    await store.pool.move_task("cb1", TaskEvent.FAIL, T0, outcome="busy after 3 attempts")
+    await store.forget_callback(await store.pool.get_task("cb1"))  # type: ignore[arg-type]
+    moved = await lifecycle.replay_callback(store, "cb1", T0 + 60)
+    task = await store.pool.get_task("cb1")
+    assert task == moved
+    assert (task.state, task.attempts, task.created_at, task.outcome) == (
+        TaskState.QUEUED, 0, T0 + 60, "")
+    assert [t.id for t in await store.pending_for(NUMBER)] == ["cb1"]
+    assert [t.id for _, t in await store.pool.candidates(["sales"], 5)] == ["cb1"]
+    [replayed] = [e for e in await store.pool.audit.history("cb1") if e.event == "replayed"]
+    assert replayed.fields["was"] == "failed" and replayed.fields["attempts"] == "3"

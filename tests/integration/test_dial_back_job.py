@@ -201,7 +201,7 @@ def test_retries_exhausted_fail_with_a_follow_up_and_replay_via_the_cli(
     assert shown.exit_code == 0, shown.output
     story = json.loads(shown.output)[0]
     assert [a["outcome"] for a in story["attempts"]] == ["busy", "no_answer"]
-    assert story["history"][-1]["event"] == "due" and story["task"]["state"] == "queued"
+    assert story["history"][-1]["event"] == "replayed" and story["task"]["state"] == "queued"
     again = cli.invoke(main, ["callbacks", "replay", "cb1"])
     assert again.exit_code == 77 and "only a failed or expired" in again.output
 

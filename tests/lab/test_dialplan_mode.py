@@ -112,6 +112,30 @@ def test_agent_first_rings_a_member_then_the_customer(agi: Agi, tmp_path: Path) 
     assert done[0]["outcome"].startswith("connected to PJSIP/agent"), done
 
 
+def test_a_customer_who_leaves_the_queue_before_a_member_answers_is_not_served(
+        agi: Agi, tmp_path: Path) -> None:
+    """The dialled-back customer answers, waits in Queue() while the members' phones ring,
+    and hangs up: an abandoned attempt, retried, then failed; never completed."""
+    agi.extra_env.update({"ACDKIT_CALLBACKS_INTERVALS": "2",
+                          "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "2"})
+    agi.start()
+    with customer_peer(workdir=tmp_path / "customers", hangup="*", hangup_after=2) as customers:
+        result = caller("200", dtmf=TAKE_CALLBACK, caller_id=CUSTOMER, timeout=70).run()
+        assert result.ok, result
+        [task] = eventually(lambda: [t for t in tasks(agi) if t["kind"] == "callback"], 5,
+                            what="the callback stored")
+        with members_ringing():
+            done = eventually(lambda: [t for t in tasks(agi) if t["id"] == task["id"]
+                                       and t["state"] in ("failed", "completed")], 60,
+                              what="the callback ended")
+        assert len(customers.invites()) == 2
+    assert done[0]["state"] == "failed", done
+    _, history = task_story(agi, task["id"])
+    ends = [h["event"] for h in history if h["event"].startswith("attempt_")
+            and h["event"] not in ("attempt_requested", "attempt_connected")]
+    assert ends == ["attempt_abandoned", "attempt_abandoned"], ends
+
+
 def test_a_caller_who_hangs_up_in_the_queue_becomes_a_follow_up(agi: Agi) -> None:
     """A caller who leaves Queue() by hanging up (QueueCallerAbandon, then Hangup) becomes
     one follow-up task; a caller whose Queue() times out into the AGI offer does not."""

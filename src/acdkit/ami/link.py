@@ -7,8 +7,9 @@ docs/architecture.md §7 handled.
   ``read=system`` they never resolve).
 - panoramisk re-sends the actions in flight at a drop once Asterisk sends ``FullyBooted``.
   That is fine for queries, not for ``Originate``: at a drop every pending Originate is
-  failed with ``AmiUnavailable`` (its caller records the attempt as failed and the retry
-  policy decides), so none is sent twice and none is silently lost.
+  failed with ``AmiUnavailable``, so none is sent twice. Asterisk may have placed it all the
+  same: the dial-back takes its outcome as unknown and looks for the attempt's ChannelId on
+  Asterisk before the retry policy may dial again (ami/dialback.py, docs/dial-back.md).
 """
 
 from __future__ import annotations

@@ -78,3 +78,16 @@ def outcome_of_reply(reply: object) -> tuple[DialOutcome, str]:
 def outcome_of_dial_status(status: str) -> DialOutcome:
     """The customer leg's outcome from ``DialEnd``'s ``DialStatus``."""
     return _DIAL_STATUS.get(status.upper(), DialOutcome.FAILED)
+
+
+def channel_status(reply: object) -> bool | None:
+    """Whether Asterisk has the channel asked for by an AMI ``Status`` action (``Channel``
+    takes a channel's name or its uniqueid, the ChannelId we gave it): True, False for
+    "No such channel", None when the reply says neither (the answer is unknown)."""
+    messages = list(reply) if isinstance(reply, list | tuple) else [reply]
+    first = messages[0] if messages and isinstance(messages[0], Mapping) else {}
+    if str(first.get("Response", "")).lower() == "success":
+        return True
+    if "no such channel" in str(first.get("Message", "")).lower():
+        return False
+    return None

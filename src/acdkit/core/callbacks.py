@@ -23,6 +23,9 @@ class DialOutcome(StrEnum):
     BUSY = "busy"
     FAILED = "failed"  # the call could not be placed (congestion, the trunk refused it)
     AGENT_NO_ANSWER = "agent_no_answer"  # the agent leg was not answered: no customer dialed
+    # The customer answered but left before an agent took the call (dialplan mode: hung up
+    # in Queue()): not served, so the retry policy decides, like a call not answered.
+    ABANDONED = "abandoned"
 
 
 class Next(StrEnum):

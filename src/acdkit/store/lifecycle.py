@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection
+from dataclasses import replace
 from typing import cast
 
 from acdkit.core.agents import AgentEvent
@@ -19,9 +20,12 @@ from acdkit.core.errors import (
     NoSuchTask,
     Refused,
 )
+from acdkit.core.routing import pool_score
 from acdkit.core.tasks import TERMINAL_STATES, Task, TaskEvent, TaskKind, TaskState
+from acdkit.store.base import flat
 from acdkit.store.callbacks import CallbackStore
-from acdkit.store.codec import encode_float
+from acdkit.store.codec import encode_float, task_to_hash
+from acdkit.store.scripts import source
 
 REPLAYABLE = (TaskState.FAILED, TaskState.EXPIRED)
 _PAGE = 500
@@ -73,26 +77,35 @@ async def cancel_callback(store: CallbackStore, task_id: str, now: float,
 
 async def replay_callback(store: CallbackStore, task_id: str, now: float) -> Task:
     """Put a failed or expired callback back in line, due ``now``, with a fresh retry budget
-    (attempts 0, expiry counted from ``now``); its history and attempt records stay.
+    (attempts 0, expiry counted from ``now``); its history and attempt records stay. The
+    check and the move are one step (``lua/replay.lua``): a callback that is live again by
+    then is left alone.
 
     Raises ``NoSuchTask``, or ``Refused`` naming the state when it is neither failed nor
     expired.
     """
     task = await callback(store, task_id)
     if task.state not in REPLAYABLE:
-        raise Refused(f"callback {task_id} is {task.state.value}: only a failed or expired "
-                      "callback can be replayed (cancel it first if it is waiting)")
+        raise _not_replayable(task_id, task.state.value)
     pool = store.pool
-    await pool.audit.append(task_id, "replayed", now=now, was=task.state.value,
-                            outcome=task.outcome, attempts=str(task.attempts),
-                            created_at=encode_float(task.created_at))
     # The retry policy counts expiry from created_at: the replay starts a new budget.
-    await pool.update_task(task_id, now, attempts=0, created_at=now, outcome="")
-    await store.redis.zadd(store.keys.tasks, {task_id: now})  # the listing's creation order
-    await pool.move_task(task_id, TaskEvent.RESCHEDULE, now, due_at=now)
-    moved = await pool.move_task(task_id, TaskEvent.DUE, now)
-    await store.remember_callback(moved)
+    moved = replace(task, state=TaskState.QUEUED, agent_id=None, attempts=0, created_at=now,
+                    outcome="", due_at=now, enqueued_at=min(task.enqueued_at, now))
+    after = {**task_to_hash(moved), "score": encode_float(pool_score(moved, pool.rules))}
+    status = await store.redis.register_script(source("replay"))(
+        keys=[store.keys.task(task_id), store.keys.callbacks_of(task.number)],
+        args=pool._argv(now, task_id, task.outcome, str(task.attempts),
+                        encode_float(task.created_at), *flat(after)))
+    if status == "missing":
+        raise NoSuchTask(f"no callback {task_id!r} (see `acdkit callbacks list`)")
+    if status != "ok":
+        raise _not_replayable(task_id, str(status).partition(":")[2])
     return moved
+
+
+def _not_replayable(task_id: str, state: str) -> Refused:
+    return Refused(f"callback {task_id} is {state}: only a failed or expired callback can be "
+                   "replayed (cancel it first if it is waiting)")
 
 
 async def purge_callbacks(store: CallbackStore, older_than: float, now: float) -> list[str]:
