@@ -29,6 +29,31 @@ local function audit(kind, entity, event, fields)
     unpack(entry))
 end
 
+-- What a task event carries for reports (docs/kpis.md): skill, task kind, enqueue and
+-- creation times, customer attempts, the caller's channel and number; pos is the 1-based
+-- place in its skill queue (given by the caller: before it leaves, after it joins).
+local function task_facts(task_key, pos)
+  local t = redis.call('HMGET', task_key, 'skill', 'kind', 'enqueued_at', 'created_at',
+    'attempts', 'channel_id', 'number')
+  return {'skill', t[1], 'tkind', t[2], 'enq', t[3], 'created', t[4], 'attempts', t[5],
+    'chan', t[6], 'number', t[7], 'pos', pos or ''}
+end
+
+-- The 1-based place of a queued task in its skill queue, '' when it is not queued.
+local function queue_pos(task_key, task_id)
+  local t = redis.call('HMGET', task_key, 'state', 'skill')
+  if t[1] ~= 'queued' then return '' end
+  local rank = redis.call('ZRANK', BASE .. 'q:' .. t[2], task_id)
+  if not rank then return '' end
+  return tostring(rank + 1)
+end
+
+-- Fields joined: {a..., b...}.
+local function joined(a, b)
+  for i = 1, #b do a[#a + 1] = b[i] end
+  return a
+end
+
 local function skills_of(agent_key)
   local raw = redis.call('HGET', agent_key, 'skills')
   if not raw or raw == '' then return {} end
@@ -75,5 +100,6 @@ local function requeue_task(task_key, task_id, event, reason)
   local t = redis.call('HMGET', task_key, 'state', 'agent_id')
   redis.call('HSET', task_key, 'state', 'queued', 'agent_id', '')
   index_task(task_key, task_id)
-  audit('task', task_id, event, {'from', t[1], 'to', 'queued', 'agent', t[2], 'reason', reason})
+  audit('task', task_id, event, joined({'from', t[1], 'to', 'queued', 'agent', t[2],
+    'reason', reason}, task_facts(task_key, queue_pos(task_key, task_id))))
 end
