@@ -14,16 +14,20 @@ local function in_list(value, csv)
   return false
 end
 
--- Append one entry to the global stream and to the entity's own stream.
+-- Append one entry to the global stream and to the entity's own stream, and the same entry
+-- packed as one JSON field to the KPI stream (store/kpis.py: one field reads ~5x faster).
 -- fields: flat list {name, value, ...}; empty values are left out.
 local function audit(kind, entity, event, fields)
   local entry = {'ts', NOW, 'event', event, 'kind', kind, 'entity', entity}
+  local packed = {ts = NOW, event = event, kind = kind, entity = entity}
   for i = 1, #fields, 2 do
     if fields[i + 1] and fields[i + 1] ~= '' then
       entry[#entry + 1] = fields[i]
       entry[#entry + 1] = fields[i + 1]
+      packed[fields[i]] = fields[i + 1]
     end
   end
+  redis.call('XADD', BASE .. 'kpi', 'MAXLEN', '~', MAXLEN, '*', 'e', cjson.encode(packed))
   redis.call('XADD', BASE .. 'audit', 'MAXLEN', '~', MAXLEN, '*', unpack(entry))
   redis.call('XADD', BASE .. 'audit:' .. kind .. ':' .. entity, 'MAXLEN', '~', EMAXLEN, '*',
     unpack(entry))
