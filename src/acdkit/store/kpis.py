@@ -19,13 +19,18 @@ from typing import Any, NamedTuple, cast
 import redis.asyncio as aioredis
 from redis.client import NEVER_DECODE
 
+from acdkit.config import KpiConfig
 from acdkit.core.agents import Agent
+from acdkit.core.errors import ConfigError
 from acdkit.core.kpi_journal import Journal, Window, collect
-from acdkit.core.kpis import Kpis, KpiSettings, figures
+from acdkit.core.kpis import Kpis, KpiSettings, SlFormula, figures
 from acdkit.store.connection import guarded
 from acdkit.store.pool import Pool
 
 CHUNK = 10_000
+# Entry ids come from Redis's clock, ``ts`` from the writer's: read a little past the window's
+# end by id; the journal drops what is past it by ``ts``.
+CLOCK_SLACK = 60.0
 OPEN_REQUESTS = frozenset({"transcribing", "transcribed", "untranscribed", "replied"})
 
 
@@ -67,7 +72,7 @@ def _events(raw: list[tuple[bytes, list[bytes]]]) -> list[KpiEvent]:
 @guarded
 async def read_events(pool: Pool, start: float, end: float, *,
                       after: str = "") -> tuple[list[KpiEvent], str]:
-    """Events written in ``[start, end)`` (or after the entry id ``after``), oldest first,
+    """Events written from ``start`` to ``end`` (or after the entry id ``after``), oldest first,
     from the KPI stream, and the id of the last one read (``after`` when none). Read in
     chunks; ids are milliseconds, so a time range is an id range."""
     raw_client = _raw_client(pool)
@@ -75,7 +80,7 @@ async def read_events(pool: Pool, start: float, end: float, *,
     low, last = (f"({after}" if after else _id(start)), after
     while True:
         raw = await raw_client.execute_command(  # type: ignore[no-untyped-call]
-            "XRANGE", kpi_stream(pool), low, f"({_id(end)}", "COUNT", CHUNK,
+            "XRANGE", kpi_stream(pool), low, _id(end + CLOCK_SLACK), "COUNT", CHUNK,
             **{NEVER_DECODE: True})
         if raw:
             found += _events(raw)
@@ -147,3 +152,14 @@ async def read_kpis(pool: Pool, window: Window, settings: KpiSettings, lookback:
     """The KPIs of ``window`` for a skill, an agent or the whole center."""
     journal, live = await read_journal(pool, window, lookback)
     return kpis_of(journal, live, settings, skill=skill, agent=agent)
+
+
+def kpi_settings(config: KpiConfig) -> KpiSettings:
+    """The core's KPI settings from ``[kpis]``; ``ConfigError`` for an unknown formula."""
+    try:
+        formula = SlFormula(config.sl_formula)
+    except ValueError:
+        names = ", ".join(f.value for f in SlFormula)
+        raise ConfigError("kpis.sl_formula", f"{config.sl_formula!r}: use one of {names}"
+                          ) from None
+    return KpiSettings(config.threshold_s, config.short_abandon_s, formula)
