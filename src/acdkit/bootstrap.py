@@ -71,11 +71,14 @@ async def serve(settings: Settings, clock: Clock | None = None,
 
 
 async def voice_media(pool: Pool, settings: Settings) -> None:
-    """Serve voice-request audio to Asterisk over HTTP (ari/media.py)."""
+    """Serve voice-request audio to Asterisk over HTTP (ari/media.py), and ``/metrics``
+    on the same listener (web/metrics.py)."""
     from acdkit.ari.media import run_media
     from acdkit.store.requests import RequestStore
+    from acdkit.web import metrics
 
-    await run_media(RequestStore(pool, settings.requests))
+    extra = metrics.routes(pool, settings) if settings.kpis.metrics else []
+    await run_media(RequestStore(pool, settings.requests), extra)
 
 
 async def housekeeping(pool: Pool, settings: Settings, clock: Clock) -> None:

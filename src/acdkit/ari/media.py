@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -70,7 +71,8 @@ async def render(store: RequestStore, request: VoiceRequest, what: str) -> bytes
     return await asyncio.to_thread(audio.phone_wav, data, path.suffix or "wav")
 
 
-def make_app(store: RequestStore) -> web.Application:
+def make_app(store: RequestStore, extra: Sequence[web.RouteDef] = ()) -> web.Application:
+    """The media endpoint, and ``extra`` routes that share its listener (``/metrics``)."""
     async def serve_audio(http: web.Request) -> web.Response:
         task_id, name = http.match_info["task_id"], http.match_info["name"]
         found = _PATH.match(name)
@@ -98,13 +100,15 @@ def make_app(store: RequestStore) -> web.Application:
     app.router.add_get("/vr/{task_id:[A-Za-z0-9_-]{1,64}}/{name}", serve_audio)
     app.router.add_get("/task/{task_id:[A-Za-z0-9_-]{1,64}}/{name:name-[0-9a-f]{1,16}\\.wav}",
                        serve_name)
+    app.router.add_routes(extra)
     return app
 
 
-async def run_media(store: RequestStore) -> None:
-    """Serve the endpoint on ``requests.media_listen`` until cancelled."""
+async def run_media(store: RequestStore, extra: Sequence[web.RouteDef] = ()) -> None:
+    """Serve the endpoint (and ``extra`` routes) on ``requests.media_listen`` until
+    cancelled."""
     host, _, port = store.settings.media_listen.rpartition(":")
-    runner = web.AppRunner(make_app(store), access_log=None)
+    runner = web.AppRunner(make_app(store, extra), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host or "127.0.0.1", int(port))
     try:
