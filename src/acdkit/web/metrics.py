@@ -162,7 +162,8 @@ class CenterCollector(Collector):
 
 
 def _buckets(waits: tuple[float, ...]) -> list[tuple[str, float]]:
-    return [*((floatToGoString(edge), float(sum(1 for w in waits if w <= edge)))
+    return [*((floatToGoString(edge),  # type: ignore[no-untyped-call]
+               float(sum(1 for w in waits if w <= edge)))
               for edge in WAIT_BUCKETS),
             ("+Inf", float(len(waits)))]
 
