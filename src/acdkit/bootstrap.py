@@ -57,6 +57,11 @@ async def serve(settings: Settings, clock: Clock | None = None,
                asyncio.create_task(dispatcher.run(), name="dispatcher"),
                asyncio.create_task(housekeeping(pool, settings, clock), name="housekeeping"),
                asyncio.create_task(voice_media(pool, settings), name="voice-media")]
+    if settings.kpis.queue_log or settings.kpis.queue_log_sqlite:
+        from acdkit.queue_log_feed import QueueLogFeed
+
+        runners.append(asyncio.create_task(QueueLogFeed(pool, settings.kpis).run(clock.now()),
+                                           name="queue-log"))
     log.info("acdkit serve: app %s on %s", settings.ari.app, redact(settings.ari.url))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*runners, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -70,17 +70,18 @@ def _events(raw: list[tuple[bytes, list[bytes]]]) -> list[KpiEvent]:
 
 
 @guarded
-async def read_events(pool: Pool, start: float, end: float, *,
+async def read_events(pool: Pool, start: float, end: float | None, *,
                       after: str = "") -> tuple[list[KpiEvent], str]:
     """Events written from ``start`` to ``end`` (or after the entry id ``after``), oldest first,
     from the KPI stream, and the id of the last one read (``after`` when none). Read in
-    chunks; ids are milliseconds, so a time range is an id range."""
+    chunks; ids are milliseconds, so a time range is an id range; ``end`` None: no end)."""
     raw_client = _raw_client(pool)
     found: list[KpiEvent] = []
     low, last = (f"({after}" if after else _id(start)), after
     while True:
         raw = await raw_client.execute_command(  # type: ignore[no-untyped-call]
-            "XRANGE", kpi_stream(pool), low, _id(end + CLOCK_SLACK), "COUNT", CHUNK,
+            "XRANGE", kpi_stream(pool), low, "+" if end is None else _id(end + CLOCK_SLACK),
+            "COUNT", CHUNK,
             **{NEVER_DECODE: True})
         if raw:
             found += _events(raw)
