@@ -29,6 +29,7 @@ pytestmark = pytest.mark.lab
 
 Phones = Callable[..., Peer]
 METRICS = "http://127.0.0.1:8090/metrics"
+IVR_S = 0.5  # a caller of 100 keys 1 at once (the menu takes the key early) and joins the queue
 
 
 def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -92,9 +93,11 @@ KNOWN_DIFFERENCES = [
      "both are epoch seconds; lines of one call keep their order"),
     ("no_answer", "RINGNOANSWER data1: 15000 ms native, 3000 ms acdkit",
      "each is its own ring timeout (queues.conf timeout=15, agents.ring_timeout=3)"),
-    ("no_answer", "app_queue rings agent1 again at each retry and may log RINGNOANSWER more "
-     "than once; acdkit re-offers to agent1 after its wrap-up as well",
-     "both retry the same member; the comparison collapses repeats"),
+    ("no_answer", "RINGNOANSWER of agent1 may come more than once, before or after agent2's "
+     "UNPAUSE", "app_queue rings agent1 again at each retry; acdkit offers the call to agent1 "
+     "again after its wrap-up while agent2 is paused; the comparison keeps the first"),
+    ("no_answer", "CONNECT/COMPLETE holdtime: 16 s native, about 7 s acdkit",
+     "each side's own ring timeout before agent2 is unpaused"),
 ]
 
 
@@ -129,61 +132,69 @@ def parse(lines: list[str]) -> list[list[str]]:
 
 
 def shape(rows: list[list[str]]) -> list[tuple[str, str]]:
-    """(verb, agent) per line, NONE-queue lines and agent3 left out, repeats collapsed."""
+    """(verb, agent) per line; NONE-queue lines and agent3 left out, and only the first
+    RINGNOANSWER of each agent kept (KNOWN_DIFFERENCES: both sides may ring it again)."""
     out: list[tuple[str, str]] = []
     for row in rows:
-        if row[2] == "NONE" or row[3] == "agent3":
-            continue
         item = (row[4], row[3])
-        if not out or out[-1] != item or item[0] != "RINGNOANSWER":
-            out.append(item)
+        if row[2] == "NONE" or row[3] == "agent3" or (
+                item[0] == "RINGNOANSWER" and item in out):
+            continue
+        out.append(item)
     return out
 
 
-def run_scenarios(service: str, dtmf: str, pause: Callable[[str, bool, str], None],
+def run_scenarios(service: str, dtmf: str, ivr: float, pause: Callable[[str, bool, str], None],
                   log: Callable[[], list[str]]) -> dict[str, list[list[str]]]:
-    """The four scenarios through ``service``; the new log lines of each, by name."""
+    """The four scenarios through ``service`` (``ivr``: seconds its caller spends before the
+    queue); the new log lines of each, by name."""
     seen = len(log())
     parts: dict[str, list[list[str]]] = {}
 
-    def cut(name: str) -> None:
+    def new() -> list[str]:
+        return log()[seen:]
+
+    def cut(name: str, last_verb: str, count: int = 1) -> None:
         nonlocal seen
+        eventually(lambda: sum(f"|{last_verb}" in line for line in new()) >= count, 40,
+                   what=f"{last_verb} ending scenario {name}")
+        time.sleep(0.5)
         lines = log()
         parts[name] = parse(lines[seen:])
         seen = len(lines)
 
     pause("agent1", True, "lunch")
     pause("agent2", True, "lunch")
-    cut("pause")
-    assert caller(service, dtmf=dtmf, caller_id="12125550171", hangup_after=3).run().ok
-    time.sleep(1)
-    cut("abandoned")
+    cut("pause", "PAUSE|lunch", 2)
+    assert caller(service, dtmf=dtmf, caller_id="12125550171", hangup_after=3 + ivr).run().ok
+    cut("abandoned", "ABANDON|")
     pause("agent2", False, "")
-    assert caller(service, dtmf=dtmf, caller_id="12125550172", hangup_after=3,
+    assert caller(service, dtmf=dtmf, caller_id="12125550172", hangup_after=3 + ivr,
                   timeout=30).run().ok
-    time.sleep(1.5)
-    cut("answered")
+    cut("answered", "COMPLETE")
     pause("agent1", False, "")
     pause("agent2", True, "training")
-    third = caller(service, dtmf=dtmf, caller_id="12125550173", hangup_after=3,
+    # stays 25 s, past app_queue's 15 s ring timeout (the dialplan answers it at once)
+    third = caller(service, dtmf=dtmf, caller_id="12125550173", hangup_after=25 + ivr,
                    timeout=60).start()
-    eventually(lambda: any("|RINGNOANSWER|" in line for line in log()[seen:]), 30,
-               what="agent1 missed the call")
+    eventually(lambda: any("|RINGNOANSWER|" in line for line in new()), 30,
+               what=f"agent1 missed the call: {new()}")
     pause("agent2", False, "")
     assert third.wait(60).ok
-    time.sleep(1.5)
-    cut("no_answer")
+    cut("no_answer", "COMPLETE")
     return parts
 
 
 def test_queue_log_matches_native_queue(serve: Serve, phones: Phones, tmp_path: Path) -> None:
     ours = tmp_path / "queue_log"
-    serve.extra_env.update({**FAST, "ACDKIT_KPIS_QUEUE_LOG": str(ours)})
+    # no missed-call follow-up: an abandoned call would become an outbound task for agent2
+    serve.extra_env.update({**FAST, "ACDKIT_KPIS_QUEUE_LOG": str(ours),
+                            "ACDKIT_OUTBOUND_MISSED_CALLS": "false"})
     serve.start()
     phones(noanswer={"agent1"})
     assert asterisk_queue_log() is not None
     native_pause("agent3", True, "setup")
-    native = run_scenarios("300", "", native_pause, asterisk_queue_log)
+    native = run_scenarios("300", "", 0.0, native_pause, asterisk_queue_log)
     native_pause("agent3", False, "")
     for n in (1, 2):
         add_agent(serve, n)
@@ -192,7 +203,8 @@ def test_queue_log_matches_native_queue(serve: Serve, phones: Phones, tmp_path: 
         return ours.read_text().splitlines() if ours.exists() else []
 
     eventually(lambda: len(our_log()) >= 2, 10, what="ADDMEMBER lines from the feed")
-    acdkit = run_scenarios("100", "1", lambda a, p, r: acdkit_pause(serve, a, p, r), our_log)
+    acdkit = run_scenarios("100", "1", IVR_S, lambda a, p, r: acdkit_pause(serve, a, p, r),
+                           our_log)
     for name in native:
         print(f"\n--- {name}: native Queue() (300) | acdkit (100)")
         left, right = ["|".join(r) for r in native[name]], ["|".join(r) for r in acdkit[name]]
@@ -212,7 +224,7 @@ def _one(rows: list[list[str]], verb: str) -> list[str]:
 def check_fields(native: dict[str, list[list[str]]], acdkit: dict[str, list[list[str]]]) -> None:
     """The same field means the same thing on both sides."""
     for side in (native, acdkit):
-        assert _one(side["pause"], "PAUSE")[5] == "lunch"  # PAUSE|reason (agent1's line)
+        assert [r[5] for r in side["pause"] if r[4] == "PAUSE"] == ["lunch", "lunch"]  # |reason
         gone = _one(side["abandoned"], "ABANDON")  # ABANDON|position|origposition|waittime
         assert gone[5] == gone[6] == "1" and 2 <= int(gone[7]) <= 5, gone
         enter = _one(side["answered"], "ENTERQUEUE")  # ENTERQUEUE|url|callerid|position
@@ -220,6 +232,6 @@ def check_fields(native: dict[str, list[list[str]]], acdkit: dict[str, list[list
         connect = _one(side["answered"], "CONNECT")  # CONNECT|holdtime|leg|ringtime
         done = next(r for r in side["answered"] if r[4].startswith("COMPLETE"))
         assert int(connect[5]) <= 5 and done[5] == connect[5], (connect, done)
-        assert 2 <= int(done[6]) <= 5 and done[7] == "1", done  # |holdtime|calltime|origpos
+        assert 1 <= int(done[6]) <= 7 and done[7] == "1", done  # |holdtime|calltime|origpos
         missed = [r for r in side["no_answer"] if r[4] == "RINGNOANSWER"]
         assert missed and all(int(r[5]) >= 2_000 for r in missed), missed  # milliseconds

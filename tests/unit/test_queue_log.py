@@ -40,6 +40,9 @@ def test_left_the_line() -> None:
     assert lines(call("add", 100), call("cancel", 130, outcome="caller chose callback cb1"))[-1] \
         == "130|1700.5|sales|NONE|EXITCALLBACK|1|1|30|cb1"
     assert lines(call("complete", 100, agent="agent1")) == []  # a call it never saw enter
+    assert lines(call("add", 100), call("reserve", 101, agent="agent1"),
+                 call("abandon", 104, agent="agent1", **{"from": "reserved"}))[1:] == [
+        "104|1700.5|sales|agent1|RINGCANCELED|3000", "104|1700.5|sales|NONE|ABANDON|1|1|4"]
 
 
 def test_agent_verbs() -> None:

@@ -97,7 +97,10 @@ class QueueLog:
                          (_secs(held), _secs(talk), call.origpos))]
         elif e.event in ("abandon", "expire", "cancel"):
             del self.calls[e.entity]
-            return [self._left(e, call, wait)]
+            rang = [] if f.get("from") != "reserved" or call.rung_at is None else [
+                Line(now, call.callid, skill, agent, "RINGCANCELED",
+                     (str(round((e.ts - call.rung_at) * 1000)),))]
+            return [*rang, self._left(e, call, wait)]
         return []
 
     def _left(self, e: Event, call: _Call, wait: str) -> Line:
