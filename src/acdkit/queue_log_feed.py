@@ -19,8 +19,9 @@ from typing import cast
 
 from acdkit.config import KpiConfig
 from acdkit.core.errors import AcdError
+from acdkit.core.kpi_journal import Event
 from acdkit.core.queue_log import Line, QueueLog
-from acdkit.store.kpis import KpiEvent, read_events
+from acdkit.store.kpis import read_events
 from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ class QueueLogFeed:
         self.log = QueueLog(lambda agent: self.skills.get(agent, []))
         self.key = f"{pool.keys.base}queue_log:last"
 
-    async def _lines(self, events: Sequence[KpiEvent]) -> list[Line]:
-        if any(e.kind == "agent" and e.entity not in self.skills for e in events):
+    async def _lines(self, events: Sequence[Event]) -> list[Line]:
+        if any(e["kind"] == "agent" and e["entity"] not in self.skills for e in events):
             self.skills = {a.id: sorted(a.skills) for a in await self.pool.list_agents()}
         return [line for e in events for line in self.log.lines(e)]
 
@@ -74,7 +75,7 @@ class QueueLogFeed:
             return ""
         stop = int(last.split("-")[0]) / 1000
         events, _ = await read_events(self.pool, stop - REPLAY, stop)
-        await self._lines([e for e in events if e.ts <= stop])
+        await self._lines([e for e in events if e["ts"] <= stop])
         return last
 
     async def step(self, after: str) -> str:

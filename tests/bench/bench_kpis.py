@@ -40,15 +40,15 @@ def call_events(n: int, t0: float, rng: random.Random) -> list[tuple[float, dict
     """The audit entries of call ``n`` entering at ``t0``."""
     tid, skill, agent = f"t{n}", rng.choice(SKILLS), f"agent{rng.randint(1, 50)}"
     facts = {"kind": "task", "entity": tid, "skill": skill, "tkind": "call",
-             "enq": f"{t0:.3f}", "created": f"{t0:.3f}", "chan": f"ch{n}",
-             "number": "+12125550100"}
+             "enq": f"{t0:.3f}", "created": f"{t0:.3f}"}
     wait = rng.expovariate(1 / 20)
-    out = [(t0, {"event": "add", "from": "", "to": "queued", "pos": "1", **facts})]
+    out = [(t0, {"event": "add", "from": "", "to": "queued", "pos": "1", "chan": f"ch{n}",
+                 "number": "+12125550100", **facts})]
     if rng.random() < 0.1:
         return [*out, (t0 + wait, {"event": "abandon", "from": "queued", "to": "abandoned",
                                    **facts})]
     ring, talk, t1 = 3.0, rng.uniform(30, 300), t0 + wait
-    agent_f = {"kind": "agent", "entity": agent, "task": tid}
+    agent_f = {"kind": "agent", "entity": agent, "task": tid, "since": f"{t1 - 60:.3f}"}
     return [*out,
             (t1, {"event": "reserve", "from": "queued", "to": "reserved", "agent": agent,
                   **facts}),

@@ -52,8 +52,8 @@ async def test_figures_from_the_scripts_entries(pool: Pool) -> None:
     assert kpis.agents.paused == {"lunch": 20}
     assert kpis.agents.seconds["on_call"] == 30 and kpis.agents.seconds["reserved"] == 2
     events, last = await read_events(pool, b, b + 100)
-    add = next(e for e in events if e.event == "add" and e.entity == "c2")
-    assert (add.fields["skill"], add.fields["tkind"], add.fields["pos"]) == ("sales", "call", "2")
+    add = next(e for e in events if e["event"] == "add" and e["entity"] == "c2")
+    assert (add["skill"], add["tkind"], add["pos"]) == ("sales", "call", "2")
     assert last and (await read_events(pool, b, b + 100, after=last))[0] == []
 
 

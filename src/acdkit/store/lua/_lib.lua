@@ -33,14 +33,27 @@ local function audit(kind, entity, event, fields)
     unpack(entry))
 end
 
+-- Fields joined: {a..., b...}.
+local function joined(a, b)
+  for i = 1, #b do a[#a + 1] = b[i] end
+  return a
+end
+
 -- What a task event carries for reports (docs/kpis.md): skill, task kind, enqueue and
--- creation times, customer attempts, the caller's channel and number; pos is the 1-based
--- place in its skill queue (given by the caller: before it leaves, after it joins).
-local function task_facts(task_key, pos)
+-- creation times, customer attempts (when any); pos is the 1-based place in its skill queue
+-- (given by the caller: before it leaves, after it joins). The caller's channel and number
+-- only as it joins (queue_log's ENTERQUEUE): entries stay small, a busy day is 100,000.
+local function task_facts(task_key, pos, joins)
   local t = redis.call('HMGET', task_key, 'skill', 'kind', 'enqueued_at', 'created_at',
     'attempts', 'channel_id', 'number')
-  return {'skill', t[1], 'tkind', t[2], 'enq', t[3], 'created', t[4], 'attempts', t[5],
-    'chan', t[6], 'number', t[7], 'pos', pos or ''}
+  local attempts = t[5]
+  if attempts == '0' then attempts = '' end
+  local facts = {'skill', t[1], 'tkind', t[2], 'enq', t[3], 'created', t[4],
+    'attempts', attempts, 'pos', pos or ''}
+  if joins then
+    joined(facts, {'chan', t[6], 'number', t[7]})
+  end
+  return facts
 end
 
 -- The 1-based place of a queued task in its skill queue, '' when it is not queued.
@@ -50,12 +63,6 @@ local function queue_pos(task_key, task_id)
   local rank = redis.call('ZRANK', BASE .. 'q:' .. t[2], task_id)
   if not rank then return '' end
   return tostring(rank + 1)
-end
-
--- Fields joined: {a..., b...}.
-local function joined(a, b)
-  for i = 1, #b do a[#a + 1] = b[i] end
-  return a
 end
 
 local function skills_of(agent_key)

@@ -29,7 +29,7 @@ local who = t[2]
 if not who or who == '' then who = holder end
 if old == '' then pos = queue_pos(task_key, task_id) end
 audit('task', task_id, event, joined({'from', old, 'to', t[1], 'agent', who, 'outcome', t[3]},
-  task_facts(task_key, pos)))
+  task_facts(task_key, pos, old == '')))
 -- (also from failed/expired: an agent may still hold the task that failed under it)
 if holder ~= '' and (t[1] == 'queued' or t[1] == 'scheduled') then
   local agent_key = BASE .. 'agent:' .. holder
