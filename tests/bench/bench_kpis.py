@@ -26,9 +26,10 @@ from typing import Any
 from bench_dispatch import start_redis  # type: ignore[import-not-found]
 
 from acdkit.core.agents import Agent, AgentState
-from acdkit.core.kpi_journal import Window, collect
+from acdkit.core.kpi_journal import collect
 from acdkit.core.kpis import KpiSettings, figures
 from acdkit.core.routing import PriorityRules
+from acdkit.core.windows import Window
 from acdkit.store.connection import connect
 from acdkit.store.kpis import kpi_stream, read_events
 from acdkit.store.pool import Pool

@@ -11,46 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from acdkit.core.agents import Agent
-from acdkit.core.kpi_journal import Event, Journal, TaskRecord, Window, collect, parse_window
+from acdkit.core.kpi_formulas import FORMULAS, SL_TEXT, SlFormula
+from acdkit.core.kpi_journal import Event, Journal, TaskRecord, collect
+from acdkit.core.windows import Window, parse_window
 
 __all__ = ["FORMULAS", "AgentFigures", "CallFigures", "CallbackFigures", "KpiSettings",
            "Kpis", "OutboundFigures", "RequestFigures", "SlFormula", "Window",
            "collect", "compute", "figures", "parse_window", "percentile"]
-
-
-class SlFormula(StrEnum):
-    APP_QUEUE = "app_queue"  # answered within T / (answered + abandoned)
-    OFFERED_MINUS_SHORT = "offered_minus_short"  # answered within T / (offered - short)
-
-
-SL_TEXT = {
-    SlFormula.APP_QUEUE: "answered_within / (answered + abandoned)",
-    SlFormula.OFFERED_MINUS_SHORT: "answered_within / (offered - short_abandoned)",
-}
-
-FORMULAS: Mapping[str, str] = {
-    "offered": "calls that entered the queue in the window",
-    "answered": "calls an agent answered in the window",
-    "answered_within": "answered calls with wait <= T (threshold_s)",
-    "abandoned": "calls whose caller hung up while queued or ringing, in the window",
-    "short_abandoned": "abandoned calls with wait < short_abandon_s (also in abandoned)",
-    "overflow_callback": "calls that left the queue for a callback",
-    "overflow_voice_request": "calls that left the queue for a voice request",
-    "timed_out": "calls that waited queue.max_wait and went to the fallback",
-    "asa": "mean(wait of answered calls), wait = answer time - enqueue time",
-    "asa_p90": "p90 (nearest rank) of the wait of answered calls",
-    "aht": "mean(talk + wrap_up) of calls completed in the window",
-    "abandon_rate": "abandoned / offered",
-    "longest_wait": "now - enqueue time of the oldest call still waiting",
-    "callbacks_first_attempt_rate": "completed with attempts <= 1 / completed",
-    "callbacks_booking_to_connect": "p50 and p90 of (answer time - booking time)",
-    "requests_time_to_delivery": "p50 of (delivery time - recording time)",
-    "outbound_dialed": "customer dial attempts (answered or not) in the window",
-    "occupancy": "(on_call + wrap_up) / (ready + reserved + on_call + wrap_up)",
-}
 
 
 @dataclass(frozen=True)

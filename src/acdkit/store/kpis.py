@@ -22,8 +22,9 @@ from redis.client import NEVER_DECODE
 from acdkit.config import KpiConfig
 from acdkit.core.agents import Agent
 from acdkit.core.errors import ConfigError
-from acdkit.core.kpi_journal import Journal, Window, collect
+from acdkit.core.kpi_journal import Journal, collect
 from acdkit.core.kpis import Kpis, KpiSettings, SlFormula, figures
+from acdkit.core.windows import Window
 from acdkit.store.connection import guarded
 from acdkit.store.pool import Pool
 
