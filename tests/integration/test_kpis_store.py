@@ -19,7 +19,7 @@ from acdkit.core.errors import ConfigError
 from acdkit.core.kpis import KpiSettings, SlFormula, Window
 from acdkit.core.tasks import TaskEvent
 from acdkit.store.connection import connect
-from acdkit.store.kpis import kpi_settings, read_events, read_kpis
+from acdkit.store.kpis import kpi_settings, read_events, read_kpis, trimmed_before
 from acdkit.store.pool import Pool
 
 pytestmark = pytest.mark.integration
@@ -55,6 +55,20 @@ async def test_figures_from_the_scripts_entries(pool: Pool) -> None:
     add = next(e for e in events if e["event"] == "add" and e["entity"] == "c2")
     assert (add["skill"], add["tkind"], add["pos"]) == ("sales", "call", "2")
     assert last and (await read_events(pool, b, b + 100, after=last))[0] == []
+    # what Python appends (voice requests...) reaches the KPI stream as well
+    await pool.audit.append("vr1", "request_recorded", now=b + 90, ref="r1")
+    [recorded] = (await read_events(pool, b, b + 100, after=last))[0]
+    assert (recorded["event"], recorded["ts"], recorded["ref"]) == ("request_recorded", b + 90,
+                                                                     "r1")
+
+
+async def test_a_full_stream_says_where_it_starts(pool: Pool) -> None:
+    b = time.time() - 100
+    await day(pool, b)
+    assert await trimmed_before(pool) is None
+    pool.audit.maxlen = 5  # as if 100,000 entries had been written since
+    first = await trimmed_before(pool)
+    assert first is not None and b - 5 < first <= time.time()
 
 
 async def test_window_reads_only_its_time(pool: Pool) -> None:

@@ -81,6 +81,9 @@ def test_metrics_during_calls_agree_with_stats(serve: Serve, phones: Phones) -> 
     assert got[("acdkit_handle_time_seconds", sales)] == pytest.approx(calls["aht"], abs=0.01)
     table = serve.cli("stats").stdout
     print(table)
+    with urllib.request.urlopen(METRICS, timeout=10) as reply:
+        print("\n".join(line for line in reply.read().decode().splitlines()
+                        if 'skill="sales"' in line or line.startswith("acdkit_agents{")))
     assert "calls.service_level" in table and "50.0%" in table
 
 

@@ -14,7 +14,7 @@ from acdkit.cli.common import emit, handle_errors, jsonable, run, settings_of, w
 from acdkit.config import Settings
 from acdkit.core.kpis import Kpis, parse_window
 from acdkit.stats import SkillRow, skill_rows
-from acdkit.store.kpis import kpi_settings, read_kpis
+from acdkit.store.kpis import kpi_settings, read_kpis, trimmed_before
 from acdkit.store.pool import Pool
 
 COLUMNS = ["skill", "waiting", "oldest_wait", "ready", "on_call", "done_last_hour"]
@@ -83,16 +83,22 @@ def stats(ctx: click.Context, skill: str | None, agent: str | None, since: str,
     window = parse_window(since, time.time(), settings.center.timezone)
     formulas = kpi_settings(settings.kpis)
 
-    async def work(pool: Pool) -> tuple[Kpis, list[SkillRow]]:
+    async def work(pool: Pool) -> tuple[Kpis, list[SkillRow], float | None]:
         kpis = await read_kpis(pool, window, formulas, settings.kpis.lookback_s,
                                skill=skill, agent=agent)
-        return kpis, await skill_rows(pool, window.end)
+        return kpis, await skill_rows(pool, window.end), await trimmed_before(pool)
 
-    kpis, rows = run(with_pool(settings, work))
+    kpis, rows, trimmed = run(with_pool(settings, work))
+    cut = trimmed if trimmed is not None and trimmed > window.start else None
     if as_json:
-        emit([{**jsonable(kpis), "skills": [jsonable(r) for r in rows]}], True, [])
+        emit([{**jsonable(kpis), "skills": [jsonable(r) for r in rows], "cut_at": cut}],
+             True, [])
         return
     click.echo(_heading(kpis, settings))
+    if cut is not None:
+        click.echo(f"(the audit stream keeps its last 100,000 entries "
+                   f"only: figures start at "
+                   f"{datetime.fromtimestamp(cut, ZoneInfo(settings.center.timezone)):%H:%M:%S})")
     figures = [row for name in ("calls", "callbacks", "requests", "outbound")
                for row in _section(kpis, name)]
     emit([*figures, *_agent_rows(kpis)], False, ["figure", "value", "formula"])

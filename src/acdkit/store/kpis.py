@@ -85,8 +85,11 @@ async def read_events(pool: Pool, start: float, end: float | None, *,
 
 
 @guarded
-async def first_event_ts(pool: Pool) -> float | None:
-    """When the oldest entry still in the global stream was written."""
+async def trimmed_before(pool: Pool) -> float | None:
+    """When the oldest entry kept was written, if the KPI stream is full (it has been
+    trimmed, so a window that starts earlier is cut short); None when nothing was trimmed."""
+    if int(await pool.redis.xlen(kpi_stream(pool))) < pool.audit.maxlen:
+        return None
     head = cast(list[tuple[str, Any]], await pool.redis.xrange(kpi_stream(pool), count=1))
     return int(head[0][0].split("-")[0]) / 1000 if head else None
 
