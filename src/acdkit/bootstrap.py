@@ -69,6 +69,13 @@ async def serve(settings: Settings, clock: Clock | None = None,
                    pool, settings, clock)), name="housekeeping"),
                asyncio.create_task(supervised("voice-media", lambda: voice_media(
                    pool, settings)), name="voice-media")]
+    if settings.kpis.queue_log or settings.kpis.queue_log_sqlite:
+        from acdkit.queue_log_feed import QueueLogFeed
+
+        feed = QueueLogFeed(pool, settings.kpis)
+        started = clock.now()
+        runners.append(asyncio.create_task(supervised("queue-log", lambda: feed.run(started)),
+                                           name="queue-log"))
     log.info("acdkit serve: app %s on %s", settings.ari.app, redact(settings.ari.url))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*runners, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -102,11 +109,14 @@ async def supervised(name: str, loop: Callable[[], Awaitable[None]],
 
 
 async def voice_media(pool: Pool, settings: Settings) -> None:
-    """Serve voice-request audio to Asterisk over HTTP (ari/media.py)."""
+    """Serve voice-request audio to Asterisk over HTTP (ari/media.py), and ``/metrics``
+    on the same listener (web/metrics.py)."""
     from acdkit.ari.media import run_media
     from acdkit.store.requests import RequestStore
+    from acdkit.web import metrics
 
-    await run_media(RequestStore(pool, settings.requests))
+    extra = metrics.routes(pool, settings) if settings.kpis.metrics else []
+    await run_media(RequestStore(pool, settings.requests), extra)
 
 
 async def housekeeping(pool: Pool, settings: Settings, clock: Clock) -> None:

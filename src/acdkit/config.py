@@ -242,6 +242,20 @@ class RatingSettings:
 
 
 @dataclass(frozen=True)
+class KpiConfig:
+    """Queue KPIs, /metrics and the queue_log feed (docs/kpis.md)."""
+
+    threshold_s: float = 20.0  # service level threshold T
+    short_abandon_s: float = 5.0  # abandons shorter than this are counted apart
+    sl_formula: str = "app_queue"  # app_queue | offered_minus_short
+    lookback_s: float = 3600.0  # events read before a window, for its tasks' earlier steps
+    metrics: bool = True  # GET /metrics on requests.media_listen (serve)
+    metrics_window: str = "today"  # the window of the _total counters on /metrics
+    queue_log: str = ""  # write an Asterisk queue_log for Stasis-mode calls to this file
+    queue_log_sqlite: str = ""  # and/or to this SQLite database (table queue_log)
+
+
+@dataclass(frozen=True)
 class Settings:
     ari: AriSettings = field(default_factory=AriSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -258,6 +272,7 @@ class Settings:
     ratings: RatingSettings = field(default_factory=RatingSettings)
     requests: RequestSettings = field(default_factory=RequestSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    kpis: KpiConfig = field(default_factory=KpiConfig)
     rules: tuple[Mapping[str, Any], ...] = ()  # [[rules]] tables: core/rules.py
     ivr: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # entry → menu
     source: str = "defaults"  # where the file layer came from, for `doctor`

@@ -70,7 +70,8 @@ def test_followup_explain_cancel_and_stats(cli: Callable[..., Any]) -> None:
     compliance = explained["compliance"]
     assert (compliance["dialable_now"], compliance["do_not_call_list"],
             compliance["dials_today"], compliance["max_dials_per_day"]) == (True, False, 0, 6)
-    [row] = cli("stats", "--json")
+    [shown_stats] = cli("stats", "--json")
+    [row] = shown_stats["skills"]
     assert (row["skill"], row["waiting"], row["ready"], row["on_call"]) == ("sales", 1, 0, 0)
     assert row["oldest_wait"] is not None and row["done_last_hour"] == 0
     assert "WAITING" in cli("stats")

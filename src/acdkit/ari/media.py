@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -108,7 +109,8 @@ def limits(settings: RequestSettings) -> HttpLimits:
                       settings.media_max_request_bytes)
 
 
-def make_app(store: RequestStore) -> web.Application:
+def make_app(store: RequestStore, extra: Sequence[web.RouteDef] = ()) -> web.Application:
+    """The media endpoint, and ``extra`` routes that share its listener (``/metrics``)."""
     speech = speaker(store.settings)
 
     async def serve_audio(http: web.Request) -> web.Response:
@@ -144,14 +146,16 @@ def make_app(store: RequestStore) -> web.Application:
     app.router.add_get("/vr/{task_id:[A-Za-z0-9_-]{1,64}}/{name}", serve_audio)
     app.router.add_get("/task/{task_id:[A-Za-z0-9_-]{1,64}}/{name:name-[0-9a-f]{1,16}\\.wav}",
                        serve_name)
+    app.router.add_routes(extra)
     return app
 
 
-async def run_media(store: RequestStore) -> None:
-    """Serve the endpoint on ``requests.media_listen`` until cancelled."""
+async def run_media(store: RequestStore, extra: Sequence[web.RouteDef] = ()) -> None:
+    """Serve the endpoint (and ``extra`` routes) on ``requests.media_listen`` until
+    cancelled."""
     host, _, port = store.settings.media_listen.rpartition(":")
     bounds = limits(store.settings)
-    runner = web.AppRunner(make_app(store), **LimitedListener.runner_args(bounds))  # type: ignore[arg-type]
+    runner = web.AppRunner(make_app(store, extra), **LimitedListener.runner_args(bounds))  # type: ignore[arg-type]
     listener = LimitedListener(runner, bounds, "media")
     runner.app.middlewares.append(listener.middleware)
     await runner.setup()

@@ -9,6 +9,7 @@ with ``MAXLEN ~`` so they stay bounded.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -69,6 +70,8 @@ class Audit:
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(self.keys.audit, entry, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.xadd(own, entry, maxlen=self.entity_maxlen, approximate=True)  # type: ignore[arg-type]
+        pipe.xadd(f"{self.keys.base}kpi", {"e": json.dumps(entry)},  # store/kpis.py
+                  maxlen=self.maxlen, approximate=True)
         await pipe.execute()
 
     @guarded

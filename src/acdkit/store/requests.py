@@ -176,6 +176,7 @@ class RequestStore:
                     continue
         detail = {k: str(v)[:200] for k, v in changes.items() if v not in (None, "")}
         await self.pool.audit.append(task_id, f"request_{after.status}", now=now,
+                                     created=encode_float(after.created_at),
                                      **cast(dict[str, Any], detail))
         return after
 

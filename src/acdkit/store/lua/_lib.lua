@@ -14,19 +14,55 @@ local function in_list(value, csv)
   return false
 end
 
--- Append one entry to the global stream and to the entity's own stream.
+-- Append one entry to the global stream and to the entity's own stream, and the same entry
+-- packed as one JSON field to the KPI stream (store/kpis.py: one field reads ~5x faster).
 -- fields: flat list {name, value, ...}; empty values are left out.
 local function audit(kind, entity, event, fields)
   local entry = {'ts', NOW, 'event', event, 'kind', kind, 'entity', entity}
+  local packed = {ts = NOW, event = event, kind = kind, entity = entity}
   for i = 1, #fields, 2 do
     if fields[i + 1] and fields[i + 1] ~= '' then
       entry[#entry + 1] = fields[i]
       entry[#entry + 1] = fields[i + 1]
+      packed[fields[i]] = fields[i + 1]
     end
   end
+  redis.call('XADD', BASE .. 'kpi', 'MAXLEN', '~', MAXLEN, '*', 'e', cjson.encode(packed))
   redis.call('XADD', BASE .. 'audit', 'MAXLEN', '~', MAXLEN, '*', unpack(entry))
   redis.call('XADD', BASE .. 'audit:' .. kind .. ':' .. entity, 'MAXLEN', '~', EMAXLEN, '*',
     unpack(entry))
+end
+
+-- Fields joined: {a..., b...}.
+local function joined(a, b)
+  for i = 1, #b do a[#a + 1] = b[i] end
+  return a
+end
+
+-- What a task event carries for reports (docs/kpis.md): skill, task kind, enqueue and
+-- creation times, customer attempts (when any); pos is the 1-based place in its skill queue
+-- (given by the caller: before it leaves, after it joins). The caller's channel and number
+-- only as it joins (queue_log's ENTERQUEUE): entries stay small, a busy day is 100,000.
+local function task_facts(task_key, pos, joins)
+  local t = redis.call('HMGET', task_key, 'skill', 'kind', 'enqueued_at', 'created_at',
+    'attempts', 'channel_id', 'number')
+  local attempts = t[5]
+  if attempts == '0' then attempts = '' end
+  local facts = {'skill', t[1], 'tkind', t[2], 'enq', t[3], 'created', t[4],
+    'attempts', attempts, 'pos', pos or ''}
+  if joins then
+    joined(facts, {'chan', t[6], 'number', t[7]})
+  end
+  return facts
+end
+
+-- The 1-based place of a queued task in its skill queue, '' when it is not queued.
+local function queue_pos(task_key, task_id)
+  local t = redis.call('HMGET', task_key, 'state', 'skill')
+  if t[1] ~= 'queued' then return '' end
+  local rank = redis.call('ZRANK', BASE .. 'q:' .. t[2], task_id)
+  if not rank then return '' end
+  return tostring(rank + 1)
 end
 
 local function skills_of(agent_key)
@@ -75,5 +111,6 @@ local function requeue_task(task_key, task_id, event, reason)
   local t = redis.call('HMGET', task_key, 'state', 'agent_id')
   redis.call('HSET', task_key, 'state', 'queued', 'agent_id', '')
   index_task(task_key, task_id)
-  audit('task', task_id, event, {'from', t[1], 'to', 'queued', 'agent', t[2], 'reason', reason})
+  audit('task', task_id, event, joined({'from', t[1], 'to', 'queued', 'agent', t[2],
+    'reason', reason}, task_facts(task_key, queue_pos(task_key, task_id))))
 end

@@ -14,8 +14,10 @@ if expected == '' then
 elseif not exists then
   return 'missing'
 end
-local a = redis.call('HMGET', agent_key, 'state', 'task_id')
-local old, held = a[1] or '', a[2] or ''
+local a = redis.call('HMGET', agent_key, 'state', 'task_id', 'state_since', 'pause_reason')
+local old, held, was = a[1] or '', a[2] or '', a[3] or ''
+local paused_for = ''
+if old == 'paused' then paused_for = a[4] or '' end
 if expected ~= '' and expected ~= '*' and not in_list(old, expected) then
   return 'conflict:' .. old
 end
@@ -41,6 +43,11 @@ if held ~= '' and holds ~= held then
   end
 end
 if event ~= '' then
-  audit('agent', agent_id, event, {'from', old, 'to', new, 'task', held})
+  -- since: when the state left began; reason: why the agent is now paused; paused_for: why
+  -- it was (docs/kpis.md)
+  local reason = ''
+  if new == 'paused' then reason = redis.call('HGET', agent_key, 'pause_reason') or '' end
+  audit('agent', agent_id, event, {'from', old, 'to', new, 'task', held, 'since', was,
+    'reason', reason, 'paused_for', paused_for})
 end
 return 'ok'

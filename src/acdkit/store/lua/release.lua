@@ -13,7 +13,7 @@ requeue_task(task_key, task_id, 'release', reason)
 local agent_id = t[2]
 if not agent_id or agent_id == '' then return 'ok' end
 local agent_key = BASE .. 'agent:' .. agent_id
-local a = redis.call('HMGET', agent_key, 'state', 'task_id')
+local a = redis.call('HMGET', agent_key, 'state', 'task_id', 'state_since')
 -- Only the agent that still holds this task moves; a later reservation is not undone.
 if a[2] ~= task_id or (a[1] ~= 'reserved' and a[1] ~= 'on_call') then return 'ok' end
 redis.call('HSET', agent_key, 'state', next_state, 'task_id', '', 'state_since', NOW)
@@ -26,5 +26,5 @@ if next_state == 'ready' then
   redis.call('PUBLISH', BASE .. 'events', 'agent_ready ' .. agent_id)
 end
 audit('agent', agent_id, 'release', {'from', a[1], 'to', next_state, 'task', task_id,
-  'reason', reason})
+  'reason', reason, 'since', a[3] or ''})
 return 'ok'

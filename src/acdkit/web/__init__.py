@@ -1,0 +1,1 @@
+"""Web: /metrics (web/metrics.py)."""
