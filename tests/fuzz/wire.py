@@ -79,7 +79,16 @@ _CLIENT = AriClient("http://127.0.0.1:8088", "fuzz", "fuzz", "fuzz")
 
 def run_ari_frame(text: str) -> None:
     """One WebSocket text frame into the real client: events queue, responses resolve."""
-    logging.getLogger("acdkit").setLevel(logging.CRITICAL)  # every bad frame logs a warning
+    logger = logging.getLogger("acdkit.ari.client")  # every bad frame logs a warning
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        _one_frame(text)
+    finally:
+        logger.setLevel(level)  # other tests read acdkit's logs
+
+
+def _one_frame(text: str) -> None:
     futures = {rid: _LOOP.create_future() for rid in ("1", "2", "3")}
     _CLIENT._pending = {rid: (f, "GET", "asterisk/info") for rid, f in futures.items()}
     _CLIENT._on_text(text)

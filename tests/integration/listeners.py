@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,13 @@ class Listener:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+
+def free_tcp_port() -> int:
+    """A TCP port free on loopback now (acdkit's config refuses port 0 for agi.port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from listeners import (
     Listener,
     close_all,
     closed_by_peer,
+    free_tcp_port,
     listener,
     open_idle,
     settled_fds,
@@ -47,7 +48,7 @@ def redis_db(redis_server: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def agi(redis_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Listener]:
-    env = {"ACDKIT_REDIS_URL": redis_db, "ACDKIT_AGI_PORT": "0",
+    env = {"ACDKIT_REDIS_URL": redis_db, "ACDKIT_AGI_PORT": str(free_tcp_port()),
            "ACDKIT_AGI_MAX_CONNECTIONS": str(CAP),
            "ACDKIT_AGI_HEADER_TIMEOUT": str(HEADER_TIMEOUT)}
     log = tmp_path_factory.mktemp("agi") / "agi.log"
@@ -165,7 +166,8 @@ def test_junk_and_oversized_headers_end_the_connection_and_store_nothing(
         except ConnectionError:
             got = b""
     # Nothing, or the failure status for a header that names no route.
-    assert got in (b"", b'SET VARIABLE ACDKIT_STATUS "failed"\n'), got[:200]
+    assert got in (b"", b'SET VARIABLE ACDKIT_STATUS failed\n',
+                   b'SET VARIABLE ACDKIT_STATUS "failed"\n'), got[:200]
     assert client.dbsize() == keys
     client.close()
     assert agi.alive()

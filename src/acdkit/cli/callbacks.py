@@ -13,6 +13,7 @@ from acdkit.cli.common import (
     TEXT,
     emit,
     handle_errors,
+    history_rows,
     jsonable,
     run,
     settings_of,
@@ -127,9 +128,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     emit([_attempt_row(a) for a in attempts], False,
          ["attempt", "agent", "state", "outcome", "requested_at", "ended_at", "decided"])
     click.echo("")
-    emit([{"ts": h.ts, "event": h.event,
-           "detail": " ".join(f"{k}={v}" for k, v in h.fields.items())} for h in history],
-         False, ["ts", "event", "detail"])
+    emit(history_rows(history), False, ["ts", "event", "detail"])
 
 
 @callbacks.command("replay")

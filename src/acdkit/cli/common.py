@@ -4,6 +4,7 @@ tables and JSON."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sys
@@ -130,6 +131,29 @@ def cell(key: str, value: Any, zone: ZoneInfo) -> str:
     if is_time_key(key) and isinstance(value, int | float) and not isinstance(value, bool):
         return human_time(value, zone)
     return str(value)
+
+
+AUDIT_TIMES = ("enq", "created", "due")  # epoch facts an audit event carries (docs/kpis.md)
+
+
+def history_rows(history: Iterable[Any]) -> list[dict[str, Any]]:
+    """Audit events (``ts``, ``event``, ``fields``) as table rows: the fields in one
+    ``detail`` cell, empty ones left out, their epoch times in the center's zone."""
+    zone = center_zone()
+    rows = []
+    for entry in history:
+        ts, event, fields = (entry["ts"], entry["event"], entry["fields"]) \
+            if isinstance(entry, dict) else (entry.ts, entry.event, entry.fields)
+        detail = []
+        for key, value in fields.items():
+            if value in ("", None):
+                continue
+            if key in AUDIT_TIMES:
+                with contextlib.suppress(ValueError):
+                    value = human_time(float(value), zone)
+            detail.append(f"{key}={value}")
+        rows.append({"ts": ts, "event": event, "detail": " ".join(detail)})
+    return rows
 
 
 def emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) -> None:

@@ -15,6 +15,7 @@ from acdkit.cli.common import (
     TEXT,
     emit,
     handle_errors,
+    history_rows,
     jsonable,
     run,
     settings_of,
@@ -95,9 +96,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     show_fields(story["request"], width=12)
     click.echo(f"{'task':>12}: {story['task_state']}")
     click.echo(f"{'audio file':>12}: {story['audio']}")
-    emit([{"ts": e["ts"], "event": e["event"],
-           "detail": " ".join(f"{k}={v}" for k, v in e["fields"].items())}
-          for e in story["history"]], False, ["ts", "event", "detail"])
+    emit(history_rows(story["history"]), False, ["ts", "event", "detail"])
 
 
 @requests.command()

@@ -10,6 +10,7 @@ from acdkit.cli.common import (
     TEXT,
     emit,
     handle_errors,
+    history_rows,
     jsonable,
     run,
     settings_of,
@@ -68,4 +69,4 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
         return
     show_fields({**_row(task), "created_at": task.created_at, "enqueued_at": task.enqueued_at,
                  "due_at": task.due_at}, width=11)
-    emit([jsonable(h) for h in history], False, ["ts", "event", "fields"])
+    emit(history_rows(history), False, ["ts", "event", "detail"])
