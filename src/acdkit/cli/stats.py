@@ -11,13 +11,16 @@ from acdkit.cli.common import emit, handle_errors, jsonable, run, settings_of, w
 from acdkit.stats import SkillRow, skill_rows
 from acdkit.store.pool import Pool
 
-COLUMNS = ["skill", "waiting", "oldest_wait", "ready", "on_call", "done_last_hour"]
+COLUMNS = ["skill", "waiting", "oldest_wait", "ready", "on_call", "paused", "done_last_hour"]
 
 
 def _row(row: SkillRow, as_json: bool) -> dict[str, Any]:
     values: dict[str, Any] = jsonable(row)
     if not as_json and row.oldest_wait is not None:
         values["oldest_wait"] = f"{row.oldest_wait:.0f}s"
+    if not as_json and row.pause_reasons:
+        values["paused"] = f"{row.paused} (" + ", ".join(
+            f"{reason} {n}" for reason, n in row.pause_reasons.items()) + ")"
     return values
 
 
@@ -26,7 +29,8 @@ def _row(row: SkillRow, as_json: bool) -> dict[str, Any]:
 @click.pass_context
 @handle_errors
 def stats(ctx: click.Context, as_json: bool) -> None:
-    """Per skill: tasks waiting, oldest wait, agents ready and on a call, done in the last hour."""
+    """Per skill: tasks waiting, oldest wait, agents ready, on a call and paused (with the
+    reasons), done in the last hour."""
 
     async def work(pool: Pool) -> list[SkillRow]:
         return await skill_rows(pool, time.time())

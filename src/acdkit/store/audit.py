@@ -69,6 +69,7 @@ class Audit:
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(self.keys.audit, entry, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.xadd(own, entry, maxlen=self.entity_maxlen, approximate=True)  # type: ignore[arg-type]
+        pipe.publish(self.keys.changes, f"{kind} {entity_id} {event}")
         await pipe.execute()
 
     @guarded

@@ -24,6 +24,8 @@ local function audit(kind, entity, event, fields)
       entry[#entry + 1] = fields[i + 1]
     end
   end
+  -- Pages follow every change live through one subscription (docs/pages.md).
+  redis.call('PUBLISH', BASE .. 'changes', kind .. ' ' .. entity .. ' ' .. event)
   redis.call('XADD', BASE .. 'audit', 'MAXLEN', '~', MAXLEN, '*', unpack(entry))
   redis.call('XADD', BASE .. 'audit:' .. kind .. ':' .. entity, 'MAXLEN', '~', EMAXLEN, '*',
     unpack(entry))
