@@ -9,6 +9,7 @@ app_queue's reports; ASA the mean wait of answered calls (docs/pages.md).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
@@ -155,15 +156,18 @@ class BoardCache:
         self._version = -1
         self._at = 0.0
         self._html = ""
+        self._lock = asyncio.Lock()
 
     async def html(self, request: web.Request) -> str:
         w = of(request)
-        now = w.clock.now()
-        if self._version != w.hub.version or now - self._at >= 5.0:
-            self._version, self._at = w.hub.version, now
-            figures = await board(w.pool, self.tally, now, _zone(w))
-            self._html = render_board(request, figures)
-        return self._html
+        async with self._lock:  # the streams woken together wait for one render
+            now = w.clock.now()
+            if self._version != w.hub.version or now - self._at >= 5.0:
+                version = w.hub.version
+                figures = await board(w.pool, self.tally, now, _zone(w))
+                self._html = render_board(request, figures)
+                self._version, self._at = version, now
+            return self._html
 
 
 def _zone(w: Web) -> ZoneInfo:
