@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,9 +23,13 @@ from webkit import (
     sign_in,
 )
 
+from acdkit.config import RequestSettings
 from acdkit.core.agents import AgentEvent, AgentState
+from acdkit.core.tasks import TaskEvent
+from acdkit.speech import tts
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
+from acdkit.store.requests import RequestStore, submit_request
 from acdkit.testing import FakeJobQueue
 
 pytestmark = pytest.mark.integration
@@ -101,28 +107,20 @@ async def test_an_agent_session_cannot_open_the_supervisor_page(
 
 
 async def test_the_agent_goes_ready_and_answers_a_voice_request_through_the_store(
-        pool: Pool, clock: StepClock, tmp_path: object) -> None:
-    from dataclasses import replace
-
-    from acdkit.config import RequestSettings
-    from acdkit.speech import tts
-    from acdkit.store.requests import RequestStore, submit_request
-    from webkit import app_of as make
-
+        pool: Pool, clock: StepClock, tmp_path: Path) -> None:
     jobs = FakeJobQueue()
     config = replace(settings(), requests=RequestSettings(audio_dir=str(tmp_path)))
     made = await submit_request(pool, jobs, number="+12125550123", skill="sales",
                                 audio=tts.speak("hello"), fmt="wav", now=clock.now(),
                                 source="test", settings=config.requests)
     await add_agent(pool)
-    async with TestClient(TestServer(make(pool, clock, jobs, config))) as client:
+    async with TestClient(TestServer(app_of(pool, clock, jobs, config))) as client:
         await sign_in(client, "/agent", "7", PIN)
         page = await (await client.get("/agent/")).text()
         resp = await client.post("/agent/ready", data={"csrf": csrf_of(page),
                                                        "reach": "PJSIP/agent7"})
         assert (await pool.get_agent("7")).state is AgentState.READY  # type: ignore[union-attr]
-        await pool.move_task(made.id, __import__("acdkit.core.tasks").core.tasks.TaskEvent.DUE,
-                             clock.now())
+        await pool.move_task(made.id, TaskEvent.DUE, clock.now())
         assert await pool.claim("7", made.id, clock.now())
         page = await (await client.get("/agent/")).text()
         assert "Voice request" in page and "/agent/audio/" + made.id in page

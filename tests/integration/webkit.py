@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from acdkit.config import Settings, WebSettings
@@ -15,8 +16,6 @@ from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.users import UserStore
 from acdkit.testing import FakeJobQueue
-from aiohttp import web
-
 from acdkit.web.app import build_app
 
 SALT = b"0123456789abcdef"
