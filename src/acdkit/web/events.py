@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiohttp_sse import sse_response
+from aiohttp_sse import EventSourceResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -130,14 +130,20 @@ async def stream(request: web.Request, hub: Hub, event: str, render: Render,
     """Serve one page's SSE stream: ``render(changed)`` gives the fragment for ``event`` (None:
     not this page's business); only a fragment that differs from the last one is sent.
     ``idle`` seconds without a change re-render anyway (clock-driven figures)."""
-    async with hub.listen() as listener, sse_response(request, ping_interval=15) as resp:
-        last = await render({EVERYTHING})
-        if last is not None:
-            await resp.send(last, event=event)
-        while resp.is_connected():
-            changed = await listener.wait(idle)
-            fragment = await render(changed or {EVERYTHING})
-            if fragment is not None and fragment != last:
-                await resp.send(fragment, event=event)
-                last = fragment
+    async with hub.listen() as listener:
+        resp = EventSourceResponse(ping_interval=15)
+        try:
+            await resp.prepare(request)
+            async with resp:
+                last = await render({EVERYTHING})
+                if last is not None:
+                    await resp.send(last, event=event)
+                while resp.is_connected():
+                    changed = await listener.wait(idle)
+                    fragment = await render(changed or {EVERYTHING})
+                    if fragment is not None and fragment != last:
+                        await resp.send(fragment, event=event)
+                        last = fragment
+        except ConnectionResetError:
+            pass  # the browser left (page closed or reloaded): normal
         return resp
