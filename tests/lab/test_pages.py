@@ -207,8 +207,9 @@ def test_a_supervisor_listens_to_a_live_call(serve: Serve, phones: Any, pages: W
               env={"ACDKIT_USER_PASSWORD": "lab-supervisor-pw"})
     pages.start()
     phone = phones()
-    speech = speech_pcap(" ".join([SENTENCE] * 4), before="1" + "w" * 4)
-    sipp = caller("100", media=speech, hangup_after=3, caller_id="4930400003",
+    # The caller talks for about 20 s (SIPp plays the pcap while it holds the call).
+    speech = speech_pcap(" ".join([SENTENCE] * 6), before="1" + "w" * 4)
+    sipp = caller("100", media=speech, hangup_after=24, caller_id="4930400003",
                   timeout=60).start()
     try:
         serve.cli("agents", "resume", "1")

@@ -110,13 +110,13 @@ async def task_view(w: Web, task: Task) -> dict[str, Any]:
     return view
 
 
-async def panel(request: web.Request, agent_id: str, csrf: str, note: str = "") -> str:
+async def panel(request: web.Request, agent_id: str, csrf: str) -> str:
     w = of(request)
     agent = await w.pool.get_agent(agent_id)
     if agent is None:
         return "<p>This agent no longer exists.</p>"
     task = await last_task(w, agent)
-    context = {"agent": agent, "csrf": csrf, "note": note, "reasons": PAUSE_REASONS,
+    context = {"agent": agent, "csrf": csrf, "reasons": PAUSE_REASONS,
                "modes": [m.value for m in AgentMode], "hours": FOLLOW_UP_HOURS,
                "current": task is not None and task.id == agent.task_id,
                "t": await task_view(w, task) if task is not None else None,
@@ -127,9 +127,10 @@ async def panel(request: web.Request, agent_id: str, csrf: str, note: str = "") 
 
 async def page(request: web.Request) -> web.Response:
     session = await _session(request)
-    html = await panel(request, session.who, session.csrf, request.query.get("note", "")[:200])
+    html = await panel(request, session.who, session.csrf)
     return aiohttp_jinja2.render_template("agent.html", request, {
-        "panel": html, "who": session.who, "csrf": session.csrf})
+        "panel": html, "who": session.who, "csrf": session.csrf,
+        "note": request.query.get("note", "")[:200]})
 
 
 async def updates(request: web.Request) -> web.StreamResponse:
@@ -162,9 +163,6 @@ async def act(request: web.Request) -> web.Response:
     except AcdError as exc:
         note = f"Not done: {exc}"
     w.hub.publish({f"agent:{session.who}"})
-    if request.headers.get("HX-Request"):
-        return web.Response(text=await panel(request, session.who, session.csrf, note),
-                            content_type="text/html")
     raise web.HTTPSeeOther(URL("/agent/").with_query(note=note[:120]) if note else "/agent/")
 
 

@@ -94,7 +94,7 @@ async def _session(request: web.Request) -> auth.Session:
 # -- what the page shows -------------------------------------------------------------------
 
 
-async def overview(request: web.Request, session: auth.Session, note: str = "") -> str:
+async def overview(request: web.Request, session: auth.Session) -> str:
     w = of(request)
     agents = await w.pool.list_agents()
     tasks = []
@@ -106,7 +106,7 @@ async def overview(request: web.Request, session: auth.Session, note: str = "") 
     return aiohttp_jinja2.render_string("_supervisor.html", request, {
         "agents": agents, "waiting": tasks, "held": [t for t in held if t], "csrf": session.csrf,
         "scheduled": scheduled, "now": w.clock.now(), "modes": SNOOP_MODES,
-        "reach": session.reach, "note": note})
+        "reach": session.reach})
 
 
 async def _skills(w: Web) -> list[str]:
@@ -120,9 +120,10 @@ async def _scheduled(w: Web) -> list[Any]:
 
 async def page(request: web.Request) -> web.Response:
     session = await _session(request)
-    html = await overview(request, session, request.query.get("note", "")[:200])
+    html = await overview(request, session)
     return aiohttp_jinja2.render_template("supervisor.html", request, {
-        "body": html, "who": session.who, "csrf": session.csrf})
+        "body": html, "who": session.who, "csrf": session.csrf,
+        "note": request.query.get("note", "")[:200]})
 
 
 async def updates(request: web.Request) -> web.StreamResponse:
