@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,9 @@ def test_a_voice_request_is_read_on_the_page_and_answered_by_text(
         tmp_path: Path) -> None:
     serve = voice_center
     pages.start()
-    submit(redis_url, tmp_path / "audio")
+    # submit() runs its own event loop: not in this thread, where Playwright runs one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(submit, redis_url, tmp_path / "audio").result(30)
     eventually(lambda: [r for r in requests(serve) if r["task"] == "queued"], 60, every=0.5,
                what="the transcript")
     with agent_peer() as phone, customer_peer() as customers:
