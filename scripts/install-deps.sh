@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages acdkit's lab, tests and demo use, when any is missing.
 set -euo pipefail
-packages=(podman runc debootstrap uidmap sip-tester redis-server espeak-ng sox curl)
+packages=(podman runc debootstrap uidmap sip-tester redis-server espeak-ng sox curl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

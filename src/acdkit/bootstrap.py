@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from acdkit.ari.client import AriClient
 from acdkit.config import Settings
 from acdkit.core.agents import AgentEvent, AgentState
-from acdkit.core.errors import AcdError
+from acdkit.core.errors import AcdError, ConfigError
 from acdkit.limits import RateLimitedLog, raise_fd_limit
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
@@ -131,3 +131,42 @@ async def housekeeping(pool: Pool, settings: Settings, clock: Clock) -> None:
                     await pool.move_agent(agent.id, AgentEvent.WRAPPED, now)
         except AcdError as exc:
             log.warning("housekeeping: %s", exc)
+
+
+async def web(settings: Settings, clock: Clock | None = None,
+              jobs: JobQueue | None = None) -> None:
+    """Serve the pages (web/) until SIGTERM/SIGINT. Listen/whisper/barge reach Asterisk as
+    commands that ``serve`` runs (web/supervisor.py): this process holds no ARI client."""
+    from aiohttp import web as aioweb
+
+    from acdkit.jobqueue import RqJobQueue
+    from acdkit.jobs import callback_store
+    from acdkit.web.app import build_app, tls_context
+
+    host, _, port = settings.web.listen.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("web.listen", f"expected HOST:PORT, got {settings.web.listen!r}")
+    pool = await open_pool(settings)
+    own = RqJobQueue(settings.redis.url) if jobs is None else None
+    queue = jobs or own
+    assert queue is not None
+    app = build_app(settings, pool, clock or SystemClock(), queue, number_policy(settings),
+                    callback_store(pool, settings))
+    runner = aioweb.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = aioweb.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port),
+                          ssl_context=tls_context(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await site.start()
+        scheme = "https" if settings.web.tls_cert else "http"
+        log.info("acdkit web: %s://%s/wallboard", scheme, settings.web.listen)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        if own is not None:
+            own.close()
+        await pool.close()

@@ -256,6 +256,19 @@ class KpiConfig:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """`acdkit web`: the wallboard, agent and supervisor pages (docs/pages.md)."""
+
+    listen: str = "127.0.0.1:8080"  # elsewhere without TLS: `acdkit doctor` warns
+    tls_cert: str = ""  # PEM files: both set = HTTPS and Secure cookies
+    tls_key: str = ""
+    session_ttl: float = 43_200.0  # seconds a sign-in lasts (12 h, one shift)
+    max_failures: int = 5  # failed sign-ins per agent id and per client address ...
+    failure_window: float = 300.0  # ... within this many seconds, then refused until it ends
+    max_clients: int = 200  # live update streams (SSE) one process serves at once
+
+
+@dataclass(frozen=True)
 class Settings:
     ari: AriSettings = field(default_factory=AriSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -273,6 +286,7 @@ class Settings:
     requests: RequestSettings = field(default_factory=RequestSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     kpis: KpiConfig = field(default_factory=KpiConfig)
+    web: WebSettings = field(default_factory=WebSettings)
     rules: tuple[Mapping[str, Any], ...] = ()  # [[rules]] tables: core/rules.py
     ivr: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # entry → menu
     source: str = "defaults"  # where the file layer came from, for `doctor`

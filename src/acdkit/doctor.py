@@ -254,4 +254,18 @@ def check_addresses(settings: Settings) -> list[Check]:
         found.append(Check(f"{endpoint.name} address", status, detail))
     found += [Check("credentials", "WARN", problem)
               for problem in exposure.credentials_in_urls(settings)]
+    found.append(check_web(settings))
     return found
+
+
+def check_web(settings: Settings) -> Check:
+    """The pages carry PINs, passwords and session cookies: off loopback they need TLS."""
+    w = settings.web
+    host = w.listen.rpartition(":")[0].strip("[]")
+    tls = bool(w.tls_cert and w.tls_key)
+    if exposure.is_loopback(host) or tls:
+        return Check("web address", "OK", f"{w.listen}" + (" with TLS" if tls else
+                                                           " (loopback)"))
+    return Check("web address", "WARN", f"acdkit web listens on {w.listen} without TLS: PINs, "
+                 "passwords and session cookies cross the network in clear; set web.tls_cert "
+                 "and web.tls_key (or keep 127.0.0.1 behind a TLS proxy)")

@@ -1,14 +1,15 @@
-"""Numbers for ``acdkit stats``: per skill, tasks waiting and the oldest wait, agents ready
-and on a call, tasks done in the last hour (completed tasks counted from the audit stream,
-which is trimmed: on a very busy center the hour may be cut short)."""
+"""Numbers for ``acdkit stats``: per skill, tasks waiting and the oldest wait, agents ready,
+on a call and paused (with their reasons), tasks done in the last hour (completed tasks
+counted from the audit stream, which is trimmed: on a very busy center the hour may be cut
+short)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
-from acdkit.core.agents import AgentState
+from acdkit.core.agents import Agent, AgentState
 from acdkit.store.connection import guarded
 from acdkit.store.pool import Pool
 
@@ -24,6 +25,8 @@ class SkillRow:
     ready: int
     on_call: int
     done_last_hour: int
+    paused: int = 0
+    pause_reasons: dict[str, int] = field(default_factory=dict)  # reason → paused agents
 
 
 @guarded
@@ -51,4 +54,10 @@ async def skill_rows(pool: Pool, now: float) -> list[SkillRow]:
         skill, stat.waiting,
         None if stat.oldest_enqueued_at is None else max(0.0, now - stat.oldest_enqueued_at),
         stat.ready_agents, sum(1 for a in agents if skill in a.skills and a.state in ON_CALL),
-        done.get(skill, 0)) for skill, stat in sorted(rows.items())]
+        done.get(skill, 0), *_paused(agents, skill)) for skill, stat in sorted(rows.items())]
+
+
+def _paused(agents: list[Agent], skill: str) -> tuple[int, dict[str, int]]:
+    reasons = Counter(a.pause_reason or "paused" for a in agents
+                      if skill in a.skills and a.state is AgentState.PAUSED)
+    return sum(reasons.values()), dict(sorted(reasons.items()))

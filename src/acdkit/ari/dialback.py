@@ -70,6 +70,10 @@ async def run_commands(app: StasisApp) -> None:
             from acdkit.ari.reply_delivery import deliver_reply
 
             app.spawn(deliver_reply(app, command), f"reply {command.get('task_id')}")
+        elif command.get("op") == "snoop":  # from the supervisor page (web/supervisor.py)
+            from acdkit.ari.snoop import snoop
+
+            app.spawn(snoop(app, command), f"snoop {command.get('id')}")
         else:
             log.warning("unknown command %r", command)
 

@@ -23,6 +23,7 @@ from acdkit.cli.ratings import ratings
 from acdkit.cli.requests import requests
 from acdkit.cli.stats import stats
 from acdkit.cli.tasks import tasks
+from acdkit.cli.web import users, web
 from acdkit.cli.worker import worker
 from acdkit.config import load_settings
 from acdkit.limits import raise_fd_limit
@@ -83,3 +84,5 @@ main.add_command(callbacks)
 main.add_command(worker)
 main.add_command(ratings)
 main.add_command(requests)
+main.add_command(web)
+main.add_command(users)

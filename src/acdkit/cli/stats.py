@@ -17,7 +17,7 @@ from acdkit.stats import SkillRow, skill_rows
 from acdkit.store.kpis import kpi_settings, read_kpis, trimmed_before
 from acdkit.store.pool import Pool
 
-COLUMNS = ["skill", "waiting", "oldest_wait", "ready", "on_call", "done_last_hour"]
+COLUMNS = ["skill", "waiting", "oldest_wait", "ready", "on_call", "paused", "done_last_hour"]
 SECONDS = {"asa", "asa_p90", "aht", "longest_wait", "booking_to_connect_p50",
            "booking_to_connect_p90", "time_to_delivery_p50"}
 RATIOS = {"service_level", "abandon_rate", "first_attempt_rate", "occupancy"}
@@ -110,4 +110,7 @@ def _live(row: SkillRow) -> dict[str, Any]:
     values: dict[str, Any] = jsonable(row)
     if row.oldest_wait is not None:
         values["oldest_wait"] = f"{row.oldest_wait:.0f}s"
+    if row.pause_reasons:
+        values["paused"] = f"{row.paused} (" + ", ".join(
+            f"{reason} {n}" for reason, n in row.pause_reasons.items()) + ")"
     return values

@@ -72,6 +72,7 @@ class Audit:
         pipe.xadd(own, entry, maxlen=self.entity_maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.xadd(f"{self.keys.base}kpi", {"e": json.dumps(entry)},  # store/kpis.py
                   maxlen=self.maxlen, approximate=True)
+        pipe.publish(self.keys.changes, f"{kind} {entity_id} {event}")
         await pipe.execute()
 
     @guarded

@@ -16,6 +16,7 @@ on Redis Cluster (docs/architecture.md §6)::
     acdkit:{pool}:audit:task:<id>      stream the story of one task (MAXLEN ~)
     acdkit:{pool}:audit:agent:<id>     stream the story of one agent (MAXLEN ~)
     acdkit:{pool}:events               pub/sub wake-ups: ``task_added <id>``, ``agent_ready <id>``
+    acdkit:{pool}:changes              pub/sub every audited change: ``<kind> <id> <event>``
     acdkit:{pool}:commands             list   JSON commands from jobs to serve (store/callbacks.py)
     acdkit:{pool}:attempt:<id>:<n>     hash   dial-back attempt n of callback <id>
     acdkit:{pool}:attempt-done:<id>:<n> list  the attempt's outcome for a waiter (expires)
@@ -120,6 +121,10 @@ class Keys:
     @property
     def events(self) -> str:
         return f"{self.base}events"
+
+    @property
+    def changes(self) -> str:
+        return f"{self.base}changes"
 
     # -- callbacks (store/callbacks.py) ------------------------------------------------------
 

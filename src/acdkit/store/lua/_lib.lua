@@ -28,6 +28,8 @@ local function audit(kind, entity, event, fields)
     end
   end
   redis.call('XADD', BASE .. 'kpi', 'MAXLEN', '~', MAXLEN, '*', 'e', cjson.encode(packed))
+  -- Pages follow every change live through one subscription (docs/pages.md).
+  redis.call('PUBLISH', BASE .. 'changes', kind .. ' ' .. entity .. ' ' .. event)
   redis.call('XADD', BASE .. 'audit', 'MAXLEN', '~', MAXLEN, '*', unpack(entry))
   redis.call('XADD', BASE .. 'audit:' .. kind .. ':' .. entity, 'MAXLEN', '~', EMAXLEN, '*',
     unpack(entry))
