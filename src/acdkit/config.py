@@ -260,8 +260,8 @@ class WebSettings:
     """`acdkit web`: the wallboard, agent and supervisor pages (docs/pages.md)."""
 
     listen: str = "127.0.0.1:8080"  # elsewhere without TLS: `acdkit doctor` warns
-    tls_cert: str = ""  # PEM files: both set = HTTPS and Secure cookies
-    tls_key: str = ""
+    tls_cert: str = ""  # certificate (PEM); with tls_key: HTTPS and Secure cookies
+    tls_key: str = ""  # its private key (PEM)
     session_ttl: float = 43_200.0  # seconds a sign-in lasts (12 h, one shift)
     max_failures: int = 5  # failed sign-ins per agent id and per client address ...
     failure_window: float = 300.0  # ... within this many seconds, then refused until it ends

@@ -23,7 +23,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.lab.center import FAST, eventually
 from tests.lab.conftest import Serve
-from tests.lab.sipp import Peer, caller
+
+from acdkit.labkit.sipp import Peer, caller
 
 pytestmark = pytest.mark.lab
 

@@ -24,10 +24,10 @@ from tests.lab.browser import CHROMIUM, FLAGS, ROOT, Traffic, WebProcess, shot, 
 from tests.lab.center import FAST, add_agents, agents, eventually, task_story, tasks
 from tests.lab.conftest import Serve, Worker
 from tests.lab.rtp import RtpSniffer
-from tests.lab.sipp import agent_peer, caller, customer_peer
 from tests.lab.test_voice_requests import CUSTOMER, SENTENCE, requests, submit
 from tests.sipp.audiopcap import speech_pcap
 
+from acdkit.labkit.sipp import agent_peer, caller, customer_peer
 from acdkit.speech import audio
 
 pytestmark = pytest.mark.lab
