@@ -41,12 +41,14 @@ async def serve(settings: Settings, clock: Clock | None = None,
     from acdkit.dispatch import Dispatcher
     from acdkit.jobqueue import RqJobQueue
     from acdkit.jobs import callback_store
+    from acdkit.messaging import messenger_for
 
     clock = clock or SystemClock()
     pool = await open_pool(settings)
     client = ari_client(settings)
     app = StasisApp(settings, client, pool, clock, callback_store(pool, settings),
                     jobs or RqJobQueue(settings.redis.url), number_policy(settings))
+    app.messenger = messenger_for(settings)
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
                             sweep_interval=settings.dispatch.sweep_interval)
     stop = asyncio.Event()

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from acdkit.ari.callback_offer import choose_time
+from acdkit.ari.callback_offer import choose_time, confirm_by_message
 from acdkit.ari.session import Session
 from acdkit.ari.voice_request import record
 from acdkit.core.agents import check_pin
@@ -134,7 +134,8 @@ async def _move(app: StasisApp, session: Session, item: Item, channel: str) -> O
     due_at = await choose_time(app, session)
     if due_at is None:
         return None
-    await actions.move(app.callbacks, item.task_id, due_at, app.clock.now(), channel)
+    moved = await actions.move(app.callbacks, item.task_id, due_at, app.clock.now(), channel)
+    confirm_by_message(app, moved)
     return await _bye(app, session, ["sound:acdkit/ss-moved", f"digits:{item.ref}",
                                      "sound:acdkit/goodbye"])
 

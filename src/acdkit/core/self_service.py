@@ -150,3 +150,12 @@ def done_prompt(action: Action) -> list[str]:
             Action.LIVE: ["sound:acdkit/ss-connecting"],
             Action.ADD: ["sound:acdkit/ss-added", "sound:acdkit/goodbye"],
             }.get(action, [])
+
+
+def confirmation_text(ref: str, due: datetime | None) -> str:
+    """The text that confirms a booked (or moved) callback: its time in the center's zone
+    (``due`` aware) or "as soon as an agent is free", and its reference."""
+    if due is None:
+        return f"We will call you back as soon as an agent is free. Reference {ref}."
+    when = due.strftime("%I:%M %p").lstrip("0")
+    return f"We will call you at {when} on {due:%a %d %b}. Reference {ref}."

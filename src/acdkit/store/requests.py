@@ -225,6 +225,14 @@ class RequestStore:
         return sorted(cast(set[str], await self.redis.smembers(self._delivering)))
 
     @guarded
+    async def claim_message(self, task_id: str, reply_at: float) -> bool:
+        """True once per reply (``reply_at``, its ``updated_at``): the one try to deliver it
+        as a text message before any call (a retried job does not send it twice)."""
+        key = f"{self.pool.keys.base}vr-messaged:{check_id(task_id, 'task id')}"
+        return bool(await self.redis.set(f"{key}:{encode_float(reply_at)}", "1", nx=True,
+                                         ex=7 * 86_400))
+
+    @guarded
     async def count_delivery(self, task_id: str) -> VoiceRequest:
         """Count one more delivery call of the current reply; the request after it."""
         await self.redis.hincrby(self.key(task_id), "deliveries", 1)

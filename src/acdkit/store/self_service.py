@@ -8,11 +8,13 @@ pool audits itself, so ``acdkit callbacks show ID`` tells who did what from wher
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, tzinfo
 
 from acdkit.core.callbacks import reference
-from acdkit.core.errors import InvalidTransition, NoSuchTask, Refused
-from acdkit.core.self_service import WAITING, Item, ItemKind, is_open
+from acdkit.core.errors import AcdError, InvalidTransition, NoSuchTask, Refused
+from acdkit.core.self_service import WAITING, Item, ItemKind, confirmation_text, is_open
 from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
+from acdkit.ports import MessageResult, Messenger
 from acdkit.store import lifecycle
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.codec import encode_float
@@ -91,6 +93,21 @@ async def go_live(store: CallbackStore, task_id: str, call: Task, now: float,
     attributes = {**call.attributes, "from_callback": task_id}
     return replace(call, enqueued_at=place, attributes=attributes,
                    skill=task.skill or call.skill)
+
+
+async def confirm(store: CallbackStore, messenger: Messenger, task: Task, tz: tzinfo,
+                  now: float) -> None:
+    """Text the customer its callback's time and reference (``callbacks.confirm_by_message``);
+    the outcome goes to the callback's history (``confirmation_message``)."""
+    due = datetime.fromtimestamp(task.due_at, tz) if task.due_at is not None and \
+        task.state is TaskState.SCHEDULED else None
+    try:
+        result = await messenger.send(task.number, confirmation_text(reference(task.id), due))
+    except AcdError as exc:
+        result = MessageResult(False, str(exc)[:200])
+    await store.pool.audit.append(task.id, "confirmation_message", now=now, via=messenger.name,
+                                  outcome="sent" if result.sent else "refused",
+                                  detail=result.detail)
 
 
 async def add_to_request(requests: RequestStore, task_id: str, recording: str,
