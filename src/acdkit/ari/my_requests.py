@@ -183,7 +183,7 @@ class _Pin:
         timeout = self.app.settings.ratings.key_timeout
         for _ in range(2):
             self.session.clear_digits()
-            await self.session.play(["sound:acdkit/rate-pin-enter"], interruptible=True)
+            await self.session.play(["sound:acdkit/ss-pin-enter"], interruptible=True)
             keyed = await self.session.read_digits(max_digits=12, timeout=timeout)
             if check_pin(keyed, self.hash):
                 self.checked = True

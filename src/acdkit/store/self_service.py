@@ -91,8 +91,9 @@ async def go_live(store: CallbackStore, task_id: str, call: Task, now: float,
                                   call=call.id)
     place = min(task.enqueued_at, task.created_at)
     attributes = {**call.attributes, "from_callback": task_id}
-    return replace(call, enqueued_at=place, attributes=attributes,
-                   skill=task.skill or call.skill)
+    # A dialplan-mode callback (skill queue:<name>, required attributes) is no Stasis skill.
+    skill = call.skill if task.required or not task.skill else task.skill
+    return replace(call, enqueued_at=place, attributes=attributes, skill=skill)
 
 
 async def confirm(store: CallbackStore, messenger: Messenger, task: Task, tz: tzinfo,
