@@ -5,8 +5,8 @@ with ``to`` = ``pjsip:<endpoint>/sip:<number>@<host>`` (res_pjsip_messaging pick
 endpoint, so the trunk's outbound proxy and auth apply), ``from`` and ``body``. Measured on
 Asterisk 22.10.1: ARI answers 202 as soon as the request is built, before the far end
 answers, and res_pjsip_messaging drops that answer: a far end that refuses (405) is never
-reported. ARI refuses only what Asterisk cannot send at all (404 for an unknown endpoint,
-400 for a bad URI). So ``sent`` means "handed to Asterisk".
+reported. An error status from ARI counts as refused. So ``sent`` means "handed to
+Asterisk" (tests/lab/test_self_service.py keeps the measurement).
 
 ``SipMessenger`` sends the MESSAGE itself (UDP, one non-INVITE transaction, RFC 3261
 timer E retransmissions) straight to the trunk's address and reads the final answer:
