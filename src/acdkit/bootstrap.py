@@ -45,6 +45,7 @@ async def serve(settings: Settings, clock: Clock | None = None,
     from acdkit.dispatch import Dispatcher
     from acdkit.jobqueue import BackgroundJobQueue, RqJobQueue
     from acdkit.jobs import callback_store
+    from acdkit.messaging import messenger_for
 
     raise_fd_limit()
     clock = clock or SystemClock()
@@ -55,6 +56,7 @@ async def serve(settings: Settings, clock: Clock | None = None,
         RqJobQueue(settings.redis.url, socket_timeout=5.0))
     app = StasisApp(settings, client, pool, clock, callback_store(pool, settings),
                     job_queue, number_policy(settings))
+    app.messenger = messenger_for(settings)
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
                             sweep_interval=settings.dispatch.sweep_interval)
     stop = asyncio.Event()

@@ -179,6 +179,20 @@ class CallbackSettings:
     # The dial lock's lifetime; the job renews it while it waits, so a dead worker's lock
     # frees itself this many seconds after the worker died.
     lock_ttl: float = 30.0
+    confirm_by_message: bool = False  # text the booking to the customer ([messaging])
+
+
+@dataclass(frozen=True)
+class MessagingSettings:
+    """Text messages to customers (docs/self-service.md): replies and confirmations."""
+
+    transport: str = ""  # "" off | ari (endpoints/sendMessage) | sip (direct, sees refusals) | file
+    # Where a number goes, {number} = E.164 without "+": for ari the center's trunk as
+    # "pjsip:<endpoint>/sip:{number}@<host>", for sip "sip:{number}@<host>:<port>".
+    uri: str = ""
+    sender: str = ""  # the From: "sip:center@127.0.0.1"; empty = center.caller_id
+    file: str = ""  # the file transport: a JSON line per message
+    timeout: float = 8.0  # sip: seconds to wait for the far end's final answer
 
 
 @dataclass(frozen=True)
@@ -287,6 +301,7 @@ class Settings:
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     kpis: KpiConfig = field(default_factory=KpiConfig)
     web: WebSettings = field(default_factory=WebSettings)
+    messaging: MessagingSettings = field(default_factory=MessagingSettings)
     rules: tuple[Mapping[str, Any], ...] = ()  # [[rules]] tables: core/rules.py
     ivr: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # entry → menu
     source: str = "defaults"  # where the file layer came from, for `doctor`

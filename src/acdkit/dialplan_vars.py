@@ -35,6 +35,9 @@ STATUS_FAILED = "failed"  # anything went wrong: the dialplan's failure path
 STATUS_CHOSEN = "chosen"  # choose-agent set ACDKIT_AGENT
 STATUS_NONE = "none"  # choose-agent found nobody / survey got no answer
 STATUS_RATED = "rated"  # survey stored the caller's rating
+STATUS_MENU = "menu"  # my-requests: nothing (more) to do here, on to the menu or queue
+STATUS_DONE = "done"  # my-requests: the caller kept, cancelled, moved or added: hang up
+STATUS_QUEUE = "queue"  # my-requests: agent now, into the queue with ACDKIT_PRIORITY
 
 # Dialplan-mode tasks: skill "queue:<Queue() name>" and the required attribute
 # acdkit_mode=dialplan. No acdkit agent has such a skill (or attribute), so the Stasis

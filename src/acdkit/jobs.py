@@ -413,6 +413,7 @@ def transcribe(task_id: str) -> str:
 def deliver_reply(task_id: str) -> str:
     """RQ job (queue ``requests``): one delivery call of voice request ``task_id``'s reply."""
     from acdkit.jobqueue import RqJobQueue
+    from acdkit.messaging import messenger_for
     from acdkit.store.requests import RequestStore
     from acdkit.voice_jobs import Delivery
 
@@ -422,6 +423,6 @@ def deliver_reply(task_id: str) -> str:
         return asyncio.run(with_store(settings, lambda s: Delivery(
             RequestStore(s.pool, settings.requests), s, jobs, retry_policy(settings),
             number_policy(settings), wait_timeout=2 * settings.agents.ring_timeout + 120,
-        ).run(task_id)))
+            messenger=messenger_for(settings)).run(task_id)))
     finally:
         jobs.close()

@@ -5,6 +5,7 @@ Adapters (Redis, ARI, RQ, speech engines) implement these; ``acdkit.testing`` ha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -49,6 +50,30 @@ class Connector(Protocol):
 
     async def connect(self, agent_id: str, task: Task) -> None:
         """Ring the agent and connect it to the task's customer (agent first)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    """What became of one text message: ``sent`` when the far end (or the gateway) took
+    it, else refused or unreachable (the caller of ``Messenger.send`` then calls instead);
+    ``detail`` says why, for the history (``405 Method Not Allowed``, ``timeout``)."""
+
+    sent: bool
+    detail: str = ""
+
+
+class Messenger(Protocol):
+    """Text messages to a customer's number (docs/self-service.md): SIP MESSAGE through
+    Asterisk, an SMS gateway, a file for tests. Implementations live outside the core
+    (acdkit/messaging.py); a gateway plugs in by this interface."""
+
+    name: str  # for the history: "sip", "ari", "file", "sms:<provider>", ...
+
+    async def send(self, number: str, text: str) -> MessageResult:
+        """Send ``text`` (UTF-8, at most ~1000 bytes) to ``number`` (E.164, validated by
+        the number policy). Never raises for a refusal: returns ``MessageResult(False,
+        why)``; raises ``InvalidInput`` for a number or text it cannot carry."""
         ...
 
 

@@ -10,6 +10,8 @@ opens attempt *n* with the command ``{"op": "deliver_reply", "task_id", "attempt
 and waits for serve's outcome (ari/reply_delivery.py places the call on the fixed channel id
 ``vr-<task_id>-<n>-c``). Then: delivered, a retry queued by ``callbacks.intervals``, or
 ``undelivered`` after ``callbacks.max_attempts`` calls. Outcomes go to the audit stream.
+A text reply first goes as a text message when ``[messaging]`` is on (``Messenger`` port,
+acdkit/messaging.py): once per reply; taken = delivered, refused = the calls as above.
 """
 
 from __future__ import annotations
@@ -24,9 +26,15 @@ from typing import TYPE_CHECKING
 from acdkit.core.callbacks import DialOutcome, RetryPolicy
 from acdkit.core.errors import AcdError, InvalidInput
 from acdkit.core.numbers import NumberPolicy, check_dialable
-from acdkit.core.requests import RequestEvent, RequestStatus, after_delivery
+from acdkit.core.requests import (
+    ReplyKind,
+    RequestEvent,
+    RequestStatus,
+    VoiceRequest,
+    after_delivery,
+)
 from acdkit.core.tasks import TaskEvent, TaskState
-from acdkit.ports import Clock, JobQueue, SystemClock, Transcriber
+from acdkit.ports import Clock, JobQueue, MessageResult, Messenger, SystemClock, Transcriber
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.requests import RequestStore, enqueue_delivery
 
@@ -81,6 +89,7 @@ class Delivery:
     numbers: NumberPolicy
     wait_timeout: float
     clock: Clock = field(default_factory=SystemClock)
+    messenger: Messenger | None = None  # a text reply goes as a message first ([messaging])
 
     async def run(self, task_id: str) -> str:
         """Place the next call of ``task_id``'s reply; returns ``nothing``, ``locked``,
@@ -100,6 +109,8 @@ class Delivery:
         request = await self.requests.get(task_id)
         if request is None or request.status is not RequestStatus.REPLIED:
             return "nothing"
+        if await self._messaged(request):
+            return "messaged"
         last = await self.calls.last_attempt(task_id)
         if last is None or last.decided:
             stopped = await self._gate(task_id, request.number)
@@ -119,6 +130,29 @@ class Delivery:
         await self._decide(task_id, outcome)
         await self.calls.mark_decided(task_id, n, outcome.value)
         return outcome.value
+
+    async def _messaged(self, request: VoiceRequest) -> bool:
+        """A text reply goes as a message first, once per reply; True when it was taken
+        (delivered). Refused or unreachable: False, and the call follows as before. Both
+        outcomes are in the request's history (``reply_message``)."""
+        if self.messenger is None or request.reply_kind is not ReplyKind.TEXT or \
+                not await self.requests.claim_message(request.task_id, request.updated_at):
+            return False
+        text = f"Answer to your request {request.ref}: {request.reply_text}"
+        try:
+            result = await self.messenger.send(request.number, text)
+        except AcdError as exc:
+            result = MessageResult(False, str(exc)[:200])
+        now = self.clock.now()
+        await self.requests.pool.audit.append(
+            request.task_id, "reply_message", now=now, via=self.messenger.name,
+            to=request.number, outcome="sent" if result.sent else "refused",
+            detail=result.detail)
+        log.info("deliver_reply %s: message via %s %s (%s)", request.task_id,
+                 self.messenger.name, "sent" if result.sent else "refused", result.detail)
+        if result.sent:
+            await self.requests.move(request.task_id, RequestEvent.DELIVERED, now)
+        return result.sent
 
     async def _gate(self, task_id: str, number: str) -> str | None:
         now = self.clock.now()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from acdkit import dialplan_vars as dv
+from acdkit.agi.my_requests import my_requests
 from acdkit.agi.offer import Caller, Offer
 from acdkit.agi.protocol import AgiRequest, route_function_name
 from acdkit.agi.server import Handler
@@ -233,7 +234,7 @@ async def _record_request(ctx: RouteContext, unique_id: str, agi: AgiChannel,
     return task
 
 
-ROUTES: tuple[Route, ...] = (callback_offer, choose_agent, survey, voice_request)
+ROUTES: tuple[Route, ...] = (callback_offer, choose_agent, survey, voice_request, my_requests)
 
 
 def handlers(ctx: RouteContext, routes: tuple[Route, ...] = ROUTES) -> dict[str, Handler]:

@@ -32,7 +32,7 @@ from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind
 from acdkit.dialplan_vars import ARG_RATINGS, FAILURE_CONTEXT
 from acdkit.jobs import enqueue_dial_back
-from acdkit.ports import Clock, JobQueue
+from acdkit.ports import Clock, JobQueue, Messenger
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.ratings import rating_store
@@ -54,6 +54,7 @@ class StasisApp:
         self.pool = pool
         self.ratings = rating_store(pool, settings.ratings)
         self.clock = clock
+        self.messenger: Messenger | None = None  # texts to customers (bootstrap: [messaging])
         self.sessions = Sessions()
         self.calls = Calls()
         self.connector = AgentConnector(self)

@@ -25,6 +25,7 @@ from acdkit.core.dtmf import BusinessHours, parse_hhmm, say_number, say_when
 from acdkit.core.errors import BadDtmf, InvalidTransition, NumberRejected
 from acdkit.core.numbers import normalize, prompt_for
 from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
+from acdkit.store import self_service
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
@@ -101,9 +102,19 @@ async def offer(app: StasisApp, session: Session, task: Task, reason: str) -> bo
     if booked is None:
         return False
     ref = reference(booked.id)
+    confirm_by_message(app, booked)
     await session.play(["sound:acdkit/cb-booked", f"digits:{ref}", "sound:acdkit/goodbye"])
     await app.control.hangup(session.channel_id)
     return True
+
+
+def confirm_by_message(app: StasisApp, booked: Task) -> None:
+    """With ``callbacks.confirm_by_message`` and a messenger, text the booking's time and
+    reference to the customer (in the background: the caller is not kept waiting)."""
+    if app.settings.callbacks.confirm_by_message and app.messenger is not None:
+        tz = ZoneInfo(app.settings.center.timezone)
+        app.spawn(self_service.confirm(app.callbacks, app.messenger, booked, tz,
+                                       app.clock.now()), f"confirm {booked.id}")
 
 
 async def confirm_number(app: StasisApp, session: Session, task: Task) -> str | None:

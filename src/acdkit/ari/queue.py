@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from acdkit.ari import callback_offer
+from acdkit.ari import callback_offer, my_requests
 from acdkit.ari.choose_agent import rating_inputs
 from acdkit.ari.ivr import choose_skill
 from acdkit.ari.session import ChannelGone, Session
@@ -30,6 +30,8 @@ def new_task_id() -> str:
 async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
     """Run one inbound caller from answer to hang-up."""
     await app.control.answer(session.channel_id)
+    if await _called_again(app, session, entry):
+        return
     skill = await choose_skill(session, app.menu(entry))
     inputs = await rating_inputs(app, session, skill)  # chosen agent, customer's rating
     now = app.clock.now()
@@ -37,6 +39,19 @@ async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
                 enqueued_at=now, number=session.caller_number, source=f"ivr:{entry}",
                 channel_id=session.channel_id, **inputs)
     await serve_queued(app, session, task)
+
+
+async def _called_again(app: StasisApp, session: Session, entry: str) -> bool:
+    """A caller with a pending callback or open request hears it first (ari/my_requests.py);
+    True when that ended the call here (done, or it became the callback's place in line)."""
+    now = app.clock.now()
+    call = Task(id=new_task_id(), kind=TaskKind.CALL, skill=app.menu(entry).default,
+                created_at=now, enqueued_at=now, number=session.caller_number,
+                source=f"ivr:{entry}", channel_id=session.channel_id)
+    outcome = await my_requests.before_menu(app, session, call)
+    if isinstance(outcome, my_requests.Live):
+        await serve_queued(app, session, outcome.task)
+    return not isinstance(outcome, my_requests.Stay)
 
 
 async def serve_queued(app: StasisApp, session: Session, task: Task, *,

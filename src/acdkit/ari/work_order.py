@@ -66,7 +66,8 @@ async def _listen_and_reply(app: StasisApp, store: RequestStore, agent: Agent, l
         key = await leg.play(["sound:acdkit/vr-whisper", *say_digits(request.ref),
                               media(app.settings.requests, request, "transcript"),
                               "sound:acdkit/vr-caller-said",
-                              media(app.settings.requests, request, "request")],
+                              media(app.settings.requests, request, "request"),
+                              *addenda(request.addenda)],
                              interruptible=True)
         if key is None:
             key = await leg.play(["sound:acdkit/vr-agent-menu"], interruptible=True)
@@ -76,6 +77,13 @@ async def _listen_and_reply(app: StasisApp, store: RequestStore, agent: Agent, l
         if key != "2":
             return False
     return False
+
+
+def addenda(names: str) -> list[str]:
+    """What the caller added later by calling again (store/self_service.py): Asterisk's
+    stored recordings, each after the ``ss-addendum`` prompt."""
+    return [m for name in names.split(",") if name
+            for m in ("sound:acdkit/ss-addendum", f"recording:{name}")]
 
 
 async def _record_reply(app: StasisApp, store: RequestStore, agent: Agent, leg: Session,

@@ -88,6 +88,7 @@ class VoiceRequest:
     replied_by: str = ""
     deliveries: int = 0  # delivery calls placed for the current reply
     updated_at: float = 0.0
+    addenda: str = ""  # the caller's later additions: audio file names, comma-separated
 
 
 def transition(request: VoiceRequest, event: RequestEvent, now: float, *,

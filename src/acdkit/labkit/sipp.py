@@ -373,6 +373,7 @@ class Behaviour(TypedDict, total=False):
     media: Path  # a pcap (audiopcap) dtmf_users play instead of ``dtmf``, e.g. speech
     ring_after: float
     hangup_after: float
+    refuse_msg: Iterable[str] | str  # 405 to an out-of-dialog MESSAGE (others get 200)
 
 
 def _user_list(users: Iterable[str] | str) -> str:
@@ -391,6 +392,7 @@ def peer(ip: str, port: int, *, name: str, scenario: Path = SCENARIOS / "uas.xml
                  "noanswer": _user_list(b.get("noanswer", ())),
                  "hangup": _user_list(b.get("hangup", ())),
                  "dtmf": _user_list(b.get("dtmf_users", ())),
+                 "refuse_msg": _user_list(b.get("refuse_msg", ())),
                  "ring_ms": str(round(b.get("ring_after", 0.0) * 1000)),
                  "talk_ms": str(round(b.get("hangup_after", 1.0) * 1000))}
     keys = {"dtmf_pcap": str(b.get("media") or dtmf_pcap(b.get("dtmf", "") or SILENCE))}

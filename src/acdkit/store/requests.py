@@ -1,7 +1,8 @@
 """Voice requests (work orders) in Redis, their audio on disk.
 
 Hash ``acdkit:{pool}:vr:<task_id>`` holds a ``core.requests.VoiceRequest``; the sorted set
-``acdkit:{pool}:vrs`` lists them by creation time, ``acdkit:{pool}:vr-delivering`` holds
+``acdkit:{pool}:vrs`` lists them by creation time, ``acdkit:{pool}:vr-number:<e164>`` those of
+a number, ``acdkit:{pool}:vr-delivering`` holds
 those whose reply waits for delivery, and ``acdkit:{pool}:vr-ref:<ref>`` maps a
 spoken reference back to its task ids. Audio lives in ``requests.audio_dir``: the caller's
 recording as ``<task_id>.<fmt>``, an agent's spoken reply as ``<task_id>-reply-<n>.wav``.
@@ -26,14 +27,15 @@ from redis.exceptions import WatchError
 
 from acdkit.config import RequestSettings
 from acdkit.core.callbacks import reference
-from acdkit.core.errors import InvalidInput, NotFound
+from acdkit.core.errors import InvalidInput, NotFound, Refused
 from acdkit.core.requests import ReplyKind, RequestEvent, RequestStatus, VoiceRequest, transition
+from acdkit.core.self_service import ADDABLE
 from acdkit.core.tasks import Task, TaskKind, TaskState
 from acdkit.ports import JobQueue
 from acdkit.speech.audio import FORMATS
 from acdkit.store.codec import encode_float
 from acdkit.store.connection import guarded
-from acdkit.store.keys import check_id
+from acdkit.store.keys import check_id, check_number
 from acdkit.store.pool import Pool
 
 SPEECH_QUEUE, REQUESTS_QUEUE = "speech", "requests"
@@ -85,6 +87,9 @@ class RequestStore:
     def _ref_key(self, ref: str) -> str:
         return f"{self.pool.keys.base}vr-ref:{check_id(ref, 'reference')}"
 
+    def _number_key(self, number: str) -> str:
+        return f"{self.pool.keys.base}vr-number:{check_number(number)}"
+
     @property
     def _index(self) -> str:
         return f"{self.pool.keys.base}vrs"
@@ -119,6 +124,8 @@ class RequestStore:
         pipe.hset(self.key(request.task_id), mapping=_encode(request))  # type: ignore[arg-type]
         pipe.zadd(self._index, {request.task_id: request.created_at})
         pipe.sadd(self._ref_key(request.ref), request.task_id)
+        if request.number:
+            pipe.sadd(self._number_key(request.number), request.task_id)
         await pipe.execute()
         await self.pool.audit.append(request.task_id, "request_recorded", now=request.created_at,
                                      ref=request.ref, audio=request.audio)
@@ -142,6 +149,39 @@ class RequestStore:
         if request is None:
             raise NotFound(f"no voice request {ref_or_id!r}")
         return request
+
+    @guarded
+    async def of_number(self, number: str) -> list[VoiceRequest]:
+        """The requests whose reply goes to ``number`` (E.164), oldest first."""
+        ids = cast(set[str], await self.redis.smembers(self._number_key(number)))
+        found = [await self.get(task_id) for task_id in sorted(ids)]
+        return sorted((r for r in found if r is not None), key=lambda r: r.created_at)
+
+    @guarded
+    async def add_addendum(self, task_id: str, recording: str, audio: bytes, fmt: str,
+                           now: float, *, channel: str = "") -> str:
+        """Attach the caller's recorded addition to request ``task_id``: ``recording`` is its
+        name among Asterisk's stored recordings (the agent's work order plays
+        ``recording:<name>``), ``audio`` a copy kept as ``<recording>.<fmt>`` in the audio
+        directory. Named in ``addenda``, audited ``request_addendum`` with ``channel``.
+        Returns the file name. Raises ``NotFound``, ``Refused`` once the request is answered
+        or closed, ``InvalidInput`` for empty audio, an unknown format or a bad name."""
+        fmt = fmt.lower().lstrip(".")
+        if fmt not in FORMATS or not audio:
+            raise InvalidInput("an addendum needs audio in a supported format")
+        check_id(recording, "recording name")
+        request = await self.get(task_id)
+        if request is None:
+            raise NotFound(f"no voice request {task_id!r}")
+        if request.status not in ADDABLE:
+            raise Refused(f"request {request.ref} is {request.status.value}: nothing to add")
+        name = self.save_audio(f"{recording}.{fmt}", audio).name
+        addenda = [a for a in request.addenda.split(",") if a and a != recording]
+        await self.redis.hset(self.key(task_id), mapping={
+            "addenda": ",".join([*addenda, recording]), "updated_at": encode_float(now)})
+        await self.pool.audit.append(task_id, "request_addendum", now=now, recording=recording,
+                                     file=name, channel=channel)
+        return name
 
     @guarded
     async def newest(self, limit: int = 200) -> list[VoiceRequest]:
@@ -184,6 +224,14 @@ class RequestStore:
     async def delivering(self) -> list[str]:
         """The task ids of requests whose reply waits for delivery."""
         return sorted(cast(set[str], await self.redis.smembers(self._delivering)))
+
+    @guarded
+    async def claim_message(self, task_id: str, reply_at: float) -> bool:
+        """True once per reply (``reply_at``, its ``updated_at``): the one try to deliver it
+        as a text message before any call (a retried job does not send it twice)."""
+        key = f"{self.pool.keys.base}vr-messaged:{check_id(task_id, 'task id')}"
+        return bool(await self.redis.set(f"{key}:{encode_float(reply_at)}", "1", nx=True,
+                                         ex=7 * 86_400))
 
     @guarded
     async def count_delivery(self, task_id: str) -> VoiceRequest:
