@@ -141,6 +141,7 @@ async def web(settings: Settings, clock: Clock | None = None,
     commands that ``serve`` runs (web/supervisor.py): this process holds no ARI client."""
     from aiohttp import web as aioweb
 
+    from acdkit.httplimits import HttpLimits, LimitedListener
     from acdkit.jobqueue import RqJobQueue
     from acdkit.jobs import callback_store
     from acdkit.web.app import build_app, tls_context
@@ -154,20 +155,26 @@ async def web(settings: Settings, clock: Clock | None = None,
     assert queue is not None
     app = build_app(settings, pool, clock or SystemClock(), queue, number_policy(settings),
                     callback_store(pool, settings))
-    runner = aioweb.AppRunner(app, access_log=None)
+    bounds = HttpLimits(settings.web.max_connections, settings.web.header_timeout,
+                        streams=("/stream",))
+    runner = aioweb.AppRunner(app, **LimitedListener.runner_args(bounds))  # type: ignore[arg-type]
+    listener = LimitedListener(runner, bounds, "web")
+    app.middlewares.append(listener.middleware)
     await runner.setup()
-    site = aioweb.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port),
-                          ssl_context=tls_context(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    server: asyncio.Server | None = None
     try:
-        await site.start()
+        server = await listener.start(host.strip("[]") or "127.0.0.1", int(port),
+                                      ssl=tls_context(settings))
         scheme = "https" if settings.web.tls_cert else "http"
         log.info("acdkit web: %s://%s/wallboard", scheme, settings.web.listen)
         await stop.wait()
     finally:
+        if server is not None:
+            server.close()
         await runner.cleanup()
         if own is not None:
             own.close()

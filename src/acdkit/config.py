@@ -280,6 +280,8 @@ class WebSettings:
     max_failures: int = 5  # failed sign-ins per agent id and per client address ...
     failure_window: float = 300.0  # ... within this many seconds, then refused until it ends
     max_clients: int = 200  # live update streams (SSE) one process serves at once
+    max_connections: int = 400  # connections at once; the oldest idle one makes room
+    header_timeout: float = 5.0  # seconds for a new connection's first request
 
 
 @dataclass(frozen=True)

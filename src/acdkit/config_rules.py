@@ -210,6 +210,28 @@ RULES: Mapping[str, Rule] = {
     "ratings.key_timeout": positive(60),
     "ratings.choose_agent": Number(0, 9),
     "ratings.preferred_wait": DURATION,
+    # Limits (docs/security.md): a cap of 0 would refuse everything.
+    "agi.max_connections": Number(1, 100_000),
+    "agents.pin_max_failures": Number(1, 1_000),
+    "agents.pin_lockout": positive(YEAR),
+    "requests.media_max_connections": Number(1, 100_000),
+    "requests.media_header_timeout": TIMEOUT,
+    "requests.media_idle_timeout": TIMEOUT,
+    "requests.media_response_timeout": TIMEOUT,
+    "requests.media_max_request_bytes": Number(1_024, 1_048_576),
+    "requests.tts_concurrency": Number(1, 64),
+    "requests.tts_timeout": TIMEOUT,
+    "web.listen": Pattern(r"[A-Za-z0-9_.:\[\]-]{0,253}:[0-9]{1,5}", "host:port (127.0.0.1:8080)"),
+    "web.session_ttl": positive(YEAR),
+    "web.max_failures": Number(1, 1_000),
+    "web.failure_window": positive(YEAR),
+    "web.max_clients": Number(1, 100_000),
+    "web.max_connections": Number(1, 100_000),
+    "web.header_timeout": TIMEOUT,
+    # KPIs (docs/kpis.md)
+    "kpis.threshold_s": positive(HOUR),
+    "kpis.short_abandon_s": Number(0, HOUR),
+    "kpis.sl_formula": OneOf(("app_queue", "offered_minus_short")),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as ssl_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class HttpLimits:
     idle_timeout: float = 15.0  # seconds a keep-alive connection may wait for its next request
     response_timeout: float = 30.0  # seconds a handler may take (TTS included)
     max_request_bytes: int = 8_192  # request line, each header field, and the body
+    streams: tuple[str, ...] = ()  # paths ending so serve live streams: no response limit
 
 
 class _Refused(asyncio.Protocol):
@@ -67,8 +69,10 @@ class LimitedListener:
         protocol = request.protocol
         self._busy.add(protocol)
         self._no_request.discard(protocol)
+        limit = None if request.path.endswith(self.limits.streams or ("\0",)) \
+            else self.limits.response_timeout
         try:
-            async with asyncio.timeout(self.limits.response_timeout):
+            async with asyncio.timeout(limit):
                 return await handler(request)
         except TimeoutError:
             say.warning(f"{self.name} slow", "%s: no response within %g s", self.name,
@@ -107,7 +111,9 @@ class LimitedListener:
                      self.name, self.limits.header_timeout)
             handler.force_close()
 
-    async def start(self, host: str, port: int) -> asyncio.Server:
-        """Listen on ``host:port`` (after ``runner.setup()``); return the asyncio server."""
+    async def start(self, host: str, port: int,
+                    ssl: ssl_module.SSLContext | None = None) -> asyncio.Server:
+        """Listen on ``host:port`` (after ``runner.setup()``), over TLS with ``ssl``; return
+        the asyncio server."""
         return await asyncio.get_running_loop().create_server(self._protocol, host, port,
-                                                              backlog=128)
+                                                              backlog=128, ssl=ssl)

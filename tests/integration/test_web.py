@@ -23,11 +23,14 @@ from webkit import (
     sign_in,
 )
 
-from acdkit.config import RequestSettings
+from acdkit.config import AgentSettings, RequestSettings
 from acdkit.core.agents import AgentEvent, AgentState
+from acdkit.core.pins import PinOutcome, PinPolicy
 from acdkit.core.tasks import TaskEvent
 from acdkit.speech import tts
 from acdkit.store.callbacks import CallbackStore
+from acdkit.store.dnc import dnc_add
+from acdkit.store.pins import verify_pin
 from acdkit.store.pool import Pool
 from acdkit.store.requests import RequestStore, submit_request
 from acdkit.testing import FakeJobQueue
@@ -196,3 +199,38 @@ async def test_one_subscription_feeds_every_stream(client: TestClient, pool: Poo
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
+
+
+async def test_wrong_pins_on_the_phone_and_the_page_count_together(
+        pool: Pool, clock: StepClock) -> None:
+    """The page checks PINs through store/pins.py like the phone login: wrong PINs typed
+    on a phone lock the web sign-in too, even with the right PIN."""
+    await add_agent(pool)
+    policy = PinPolicy(max_failures=3, lockout=300)
+    for _ in range(3):
+        assert await verify_pin(pool, "7", "0000", policy) is not PinOutcome.OK
+    config = replace(settings(max_failures=50), agents=AgentSettings(pin_max_failures=3))
+    async with TestClient(TestServer(app_of(pool, clock, FakeJobQueue(), config))) as client:
+        status, body = await sign_in(client, "/agent", "7", PIN)
+    assert status == 429 and "Too many wrong PINs" in body
+
+
+async def test_an_agent_cannot_go_ready_on_a_number_the_policy_refuses(
+        client: TestClient, pool: Pool) -> None:
+    await add_agent(pool)
+    await sign_in(client, "/agent", "7", PIN)
+    for reach in ("+19005550100", "PJSIP/carrier", "PJSIP/alice"):
+        page = await (await client.get("/agent/")).text()
+        await client.post("/agent/ready", data={"csrf": csrf_of(page), "reach": reach})
+        agent = await pool.get_agent("7")
+        assert agent is not None and agent.state is AgentState.LOGGED_OUT, reach
+
+
+async def test_a_supervisor_phone_on_the_do_not_call_list_is_refused(
+        client: TestClient, pool: Pool) -> None:
+    await add_supervisor(pool)
+    await dnc_add(pool, ["+12125550199"])
+    status, body = await sign_in(client, "/supervisor", "sam", PASSWORD, phone="+12125550199")
+    assert status == 400 and "Phone refused" in body
+    status, body = await sign_in(client, "/supervisor", "sam", PASSWORD, phone="+12125550198")
+    assert status == 200, body[-600:]

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from acdkit.ari.agents import answered, endpoint_for
 from acdkit.ari.session import ChannelGone, Session
-from acdkit.core.agents import Agent, validate_reach
+from acdkit.core.agents import Agent
 from acdkit.core.errors import AcdError
+from acdkit.policies import reach_policy
+from acdkit.services.reach import check_agent_reach
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
@@ -56,7 +58,8 @@ async def snoop(app: StasisApp, command: dict[str, Any]) -> None:
         log.info("snoop %s: agent %s has no call now", cid, command.get("agent_id"))
         return
     try:
-        reach = validate_reach(str(command.get("reach", "")))
+        reach = await check_agent_reach(app.pool, str(command.get("reach", "")),
+                                        reach_policy(app.settings, app.number_policy))
     except AcdError as exc:
         log.warning("snoop %s: %s", cid, exc)
         return

@@ -104,13 +104,19 @@ class ReachPolicy:
     trunk: str = ""
 
 
+_TYPED = re.compile(r"[\s().-]")  # what people put between a number's digits
+
+
 def check_reach(reach: str, policy: ReachPolicy) -> str:
     """Return ``reach`` as acdkit dials it: ``PJSIP/<endpoint>``, or the number in E.164.
 
     Raises ``InvalidInput`` for any other shape or an endpoint no pattern allows, and
     ``NumberRejected`` (premium, foreign, do-not-call, ...: ``numbers.normalize``) for a
-    number. The do-not-call list kept in Redis is the caller's to check.
+    number, typed as people do (``+1 212 555-0100``). The do-not-call list kept in Redis is
+    the caller's to check.
     """
+    if not reach.startswith("PJSIP/"):
+        reach = _TYPED.sub("", reach)
     shaped = validate_reach(reach)
     if not shaped.startswith("PJSIP/"):
         return normalize(shaped, policy.numbers)

@@ -19,8 +19,11 @@ from yarl import URL
 
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, set_mode
 from acdkit.core.errors import AcdError, InvalidInput
+from acdkit.core.pins import PinOutcome, PinPolicy
 from acdkit.core.ratings import OVERALL
 from acdkit.core.tasks import Task, TaskKind
+from acdkit.policies import reach_policy
+from acdkit.services.reach import check_agent_reach
 from acdkit.store.outbound import add_follow_up
 from acdkit.store.requests import store_reply
 from acdkit.web import auth
@@ -59,9 +62,13 @@ async def sign_in(request: web.Request) -> web.Response:
     address = auth.client_address(request)
     if await w.limits.refused(agent_id, address):
         return await sign_in_page(request, "Too many failed sign-ins: wait a few minutes.", 429)
-    agent = await auth.check_agent(w.pool, agent_id, pin)
+    agent, checked = await auth.check_agent(w.pool, agent_id, pin, PinPolicy(
+        w.settings.agents.pin_max_failures, w.settings.agents.pin_lockout))
     if agent is None:
         await w.limits.failed(agent_id, address)
+        if checked is PinOutcome.LOCKED:
+            return await sign_in_page(request, "Too many wrong PINs for this agent id: wait "
+                                      "a few minutes or ask a supervisor.", 429)
         return await sign_in_page(request, "Wrong agent id or PIN.", 401)
     await w.limits.succeeded(agent_id)
     session = await w.sessions.open(auth.AGENT, agent.id)
@@ -177,7 +184,8 @@ async def ready(w: Web, agent_id: str, form: dict[str, str]) -> str:
     agent = await _agent(w, agent_id)
     now = w.clock.now()
     if agent.state is AgentState.LOGGED_OUT:
-        reach = form.get("reach", "").strip() or agent.reach
+        reach = await check_agent_reach(w.pool, form.get("reach", "").strip() or agent.reach,
+                                        reach_policy(w.settings, w.policy))
         await w.pool.move_agent(agent_id, AgentEvent.LOGIN, now, reach=reach)
     else:
         await w.pool.move_agent(agent_id, AgentEvent.RESUME, now)

@@ -23,8 +23,10 @@ from typing import cast
 from aiohttp import web
 
 from acdkit.config import WebSettings
-from acdkit.core.agents import Agent, check_pin
+from acdkit.core.agents import Agent
+from acdkit.core.pins import PinOutcome, PinPolicy
 from acdkit.core.users import Role, User, check_password
+from acdkit.store.pins import verify_pin
 from acdkit.store.pool import Pool
 from acdkit.store.users import UserStore
 
@@ -42,16 +44,20 @@ class Session:
     reach: str = ""  # a supervisor's phone for listen/whisper/barge
 
 
-async def check_agent(pool: Pool, agent_id: str, pin: str) -> Agent | None:
-    """The agent when ``pin`` is its phone PIN; None otherwise (unknown id included).
+async def check_agent(pool: Pool, agent_id: str, pin: str,
+                      policy: PinPolicy) -> tuple[Agent | None, PinOutcome]:
+    """The agent when ``pin`` is its phone PIN, and the outcome of the check.
 
-    The one place the pages check a PIN: a lockout policy in the store replaces this body.
+    The same check and lockout as the phone login (store/pins.py): wrong PINs typed on the
+    phone and on the page count together against ``agents.pin_max_failures``.
     """
-    agent = await pool.get_agent(agent_id) if _plain(agent_id) else None
-    if agent is None or not agent.pin_hash or len(pin) > 12:
-        return None
-    ok = await asyncio.to_thread(check_pin, pin, agent.pin_hash)
-    return agent if ok else None
+    if not _plain(agent_id) or len(pin) > 12:
+        return None, PinOutcome.WRONG
+    checked = await verify_pin(pool, agent_id, pin, policy)
+    if checked is not PinOutcome.OK:
+        return None, checked
+    agent = await pool.get_agent(agent_id)  # None: deleted meanwhile
+    return agent, checked if agent is not None else PinOutcome.WRONG
 
 
 async def check_supervisor(users: UserStore, name: str, password: str) -> User | None:

@@ -5,8 +5,8 @@ or barge on an agent's call (docs/pages.md).
 Listen/whisper/barge is asked of ``acdkit serve`` as a command on the pool's command list
 (the one the dial-back jobs use): serve owns the ARI app, so the snoop channel and the
 supervisor's leg enter it with a flow waiting for them (ari/snoop.py). The supervisor's
-phone, given at sign-in, passed the same checks as every reach: a ``PJSIP/<endpoint>`` or a
-number the number policy accepts.
+phone, given at sign-in, passes the same checks as every agent's reach (services/reach.py),
+and serve checks it again before it dials.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from acdkit.core.agents import AgentEvent, validate_reach
+from acdkit.core.agents import AgentEvent
 from acdkit.core.errors import AcdError, InvalidInput
-from acdkit.core.numbers import normalize
 from acdkit.core.tasks import TaskEvent, TaskState
 from acdkit.core.users import Role
+from acdkit.policies import reach_policy
+from acdkit.services.reach import check_agent_reach
 from acdkit.store.lifecycle import callback, cancel_callback, replay_callback
 from acdkit.web import auth
 from acdkit.web.context import Web, of
@@ -34,13 +35,11 @@ MAX_PRIORITY = 1_000
 _WAITING = (TaskState.QUEUED, TaskState.SCHEDULED, TaskState.RESERVED, TaskState.ACTIVE)
 
 
-def phone_of(raw: str, w: Web) -> str:
-    """The supervisor's reach: ``PJSIP/<endpoint>``, or an outside number in E.164 that the
-    number policy accepts. Raises ``InvalidInput`` / ``NumberRejected``."""
-    raw = raw.strip()
-    if raw.startswith("PJSIP/"):
-        return validate_reach(raw)
-    return validate_reach(normalize(raw, w.policy))
+async def phone_of(raw: str, w: Web) -> str:
+    """The supervisor's reach, checked as an agent's is (services/reach.py): an allowed
+    ``PJSIP/<endpoint>`` or an outside number the dialing policy and the do-not-call list
+    accept. Raises ``InvalidInput`` / ``NumberRejected``."""
+    return await check_agent_reach(w.pool, raw.strip(), reach_policy(w.settings, w.policy))
 
 
 # -- sign-in -------------------------------------------------------------------------------
@@ -71,7 +70,7 @@ async def sign_in(request: web.Request) -> web.Response:
         await w.limits.failed(f"user:{name}", address)
         return await sign_in_page(request, "Wrong name or password.", 401)
     try:
-        reach = phone_of(str(form.get("phone", "")), w) if form.get("phone") else ""
+        reach = await phone_of(str(form.get("phone", "")), w) if form.get("phone") else ""
     except AcdError as exc:
         return await sign_in_page(request, f"Phone refused: {exc}", 400)
     await w.limits.succeeded(f"user:{name}")
