@@ -10,14 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
-from poolkit import RULES, ready_agent, task
+from poolkit import RULES, kpi_day
 
 from acdkit.cli import main
 from acdkit.config import KpiConfig
-from acdkit.core.agents import AgentEvent
 from acdkit.core.errors import ConfigError
 from acdkit.core.kpis import KpiSettings, SlFormula, Window
-from acdkit.core.tasks import TaskEvent
 from acdkit.store.connection import connect
 from acdkit.store.kpis import kpi_settings, read_events, read_kpis, trimmed_before
 from acdkit.store.pool import Pool
@@ -25,26 +23,9 @@ from acdkit.store.pool import Pool
 pytestmark = pytest.mark.integration
 
 
-async def day(pool: Pool, b: float) -> None:
-    """c1 answered after 4 s (30 s talk, 5 s wrap-up), c2 abandoned after 2 s, a1 paused
-    20 s for lunch. Times near the real clock: the KPI stream is read by entry id."""
-    await ready_agent(pool, "a1", now=b)
-    await pool.add_task(task("c1", at=b + 1), now=b + 1)
-    await pool.add_task(task("c2", at=b + 10), now=b + 10)
-    assert await pool.claim("a1", "c1", b + 3)
-    await pool.move_agent("a1", AgentEvent.ANSWER, b + 5)
-    await pool.move_task("c1", TaskEvent.CONNECT, b + 5)
-    await pool.move_task("c2", TaskEvent.ABANDON, b + 12)
-    await pool.move_task("c1", TaskEvent.COMPLETE, b + 35, outcome="customer hung up")
-    await pool.move_agent("a1", AgentEvent.END, b + 35)
-    await pool.move_agent("a1", AgentEvent.WRAPPED, b + 40)
-    await pool.move_agent("a1", AgentEvent.PAUSE, b + 50, reason="lunch")
-    await pool.move_agent("a1", AgentEvent.RESUME, b + 70)
-
-
 async def test_figures_from_the_scripts_entries(pool: Pool) -> None:
     b = time.time() - 100
-    await day(pool, b)
+    await kpi_day(pool, b)
     kpis = await read_kpis(pool, Window(b, b + 100), KpiSettings(), 3600.0)
     calls = kpis.calls
     assert (calls.offered, calls.answered, calls.abandoned, calls.short_abandoned) == (2, 1, 1, 1)
@@ -64,7 +45,7 @@ async def test_figures_from_the_scripts_entries(pool: Pool) -> None:
 
 async def test_a_full_stream_says_where_it_starts(pool: Pool) -> None:
     b = time.time() - 100
-    await day(pool, b)
+    await kpi_day(pool, b)
     assert await trimmed_before(pool) is None
     pool.audit.maxlen = 5  # as if 100,000 entries had been written since
     first = await trimmed_before(pool)
@@ -73,7 +54,7 @@ async def test_a_full_stream_says_where_it_starts(pool: Pool) -> None:
 
 async def test_window_reads_only_its_time(pool: Pool) -> None:
     b = time.time() - 100
-    await day(pool, b)
+    await kpi_day(pool, b)
     late = await read_kpis(pool, Window(b + 11, b + 100), KpiSettings(), 0.0)
     # c1 entered and was answered before the window, completed inside it: its handling
     # time counts here, its offer and answer in the window that held them
@@ -93,7 +74,7 @@ def test_stats_cli(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     async def setup() -> None:
         pool = Pool(await connect(redis_url), RULES)
         try:
-            await day(pool, b)
+            await kpi_day(pool, b)
         finally:
             await pool.close()
 

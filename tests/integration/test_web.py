@@ -5,13 +5,15 @@ commands for serve, and the one subscription fanned out to many streams."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from poolkit import StepClock, task
+from poolkit import StepClock, kpi_day, task
 from webkit import (
     PASSWORD,
     PIN,
@@ -23,11 +25,12 @@ from webkit import (
     sign_in,
 )
 
-from acdkit.config import AgentSettings, RequestSettings
+from acdkit.config import AgentSettings, CenterSettings, RequestSettings
 from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.pins import PinOutcome, PinPolicy
 from acdkit.core.tasks import TaskEvent
 from acdkit.speech import tts
+from acdkit.ports import SystemClock
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.dnc import dnc_add
 from acdkit.store.pins import verify_pin
@@ -234,3 +237,24 @@ async def test_a_supervisor_phone_on_the_do_not_call_list_is_refused(
     assert status == 400 and "Phone refused" in body
     status, body = await sign_in(client, "/supervisor", "sam", PASSWORD, phone="+12125550198")
     assert status == 200, body[-600:]
+
+
+def _zone_at_noon() -> str:
+    """A zone where it is about noon now: "today" holds the last minutes whatever the hour."""
+    offset = 12 - datetime.now(UTC).hour
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+async def test_the_wallboard_shows_the_figures_of_acdkit_stats(pool: Pool) -> None:
+    """The day's service level, ASA and abandon rate come from core/kpis.py over the KPI
+    stream, with the formula named: c1 answered after 4 s, c2 abandoned after 2 s."""
+    await kpi_day(pool, time.time() - 80)
+    config = replace(settings(), center=CenterSettings(timezone=_zone_at_noon()))
+    async with TestClient(TestServer(app_of(pool, SystemClock(), FakeJobQueue(),
+                                            config))) as client:
+        body = await (await client.get("/wallboard")).text()
+    row = body[body.index("<td>sales</td>"):]
+    row = row[:row.index("</tr>")]
+    cells = [c.split(">", 1)[1] for c in row.split("</td>")[:-1]]
+    assert cells[3:6] == ["50%", "0:04", "50%"], cells  # SL, ASA, abandon rate
+    assert "service level = answered_within / (answered + abandoned), T = 20 s" in body

@@ -1,42 +1,39 @@
 """The wallboard (``/wallboard``, ``?big=1`` for a wall TV): per skill what waits and how the
 day goes, and the agents by state with their pause reasons; live over SSE.
 
-``board(...)`` is the one function that computes the figures: today it reads the pool
-(stats.py) and tallies the day's audit; the KPI module replaces its body when it lands.
-Service level here is answered within ``SL_SECONDS`` / (answered + abandoned), the style of
-app_queue's reports; ASA the mean wait of answered calls (docs/pages.md).
+The day's figures are ``acdkit stats``'s (core/kpis.py, the formulas of docs/kpis.md and the
+``[kpis]`` settings): the day's KPI events are read once and then a little more at each
+render; each render runs the journal over them. A render costs more as the day fills (about
+0.5 s at 100,000 events), so a change is shown within ``MIN_RENDER`` seconds, or five times
+the last render's cost when that is longer: at most a fifth of the time goes to renders
+however busy the center is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from acdkit.core.agents import AgentState
+from acdkit.core.kpi_journal import collect
+from acdkit.core.kpis import KpiSettings
 from acdkit.core.tasks import TaskKind, TaskState
+from acdkit.core.windows import Window, parse_window
 from acdkit.stats import skill_rows
+from acdkit.store.kpis import kpi_settings, kpis_of, read_events, read_live
 from acdkit.store.pool import Pool
 from acdkit.web.context import Web, of
 from acdkit.web.events import stream
 
-SL_SECONDS = 20.0
-FORMULA = f"SL = answered within {SL_SECONDS:.0f} s / (answered + abandoned); ASA = mean wait"
 _SCAN = 5_000  # waiting and scheduled tasks read for the callback and request counts
-
-
-@dataclass
-class SkillDay:
-    answered: int = 0
-    within: int = 0
-    wait_total: float = 0.0
-    abandoned: int = 0
+MIN_RENDER = 1.0  # seconds between two renders of a changing board
+IDLE_RENDER = 5.0  # seconds between two renders of a quiet board (waits tick)
 
 
 @dataclass(frozen=True)
@@ -60,54 +57,31 @@ class Board:
     skills: list[SkillFigures]
     agents: dict[str, int]  # state → how many
     pauses: dict[str, int]  # reason → how many paused agents
-    formula: str = FORMULA
+    formula: str
 
 
 @dataclass
-class DayTally:
-    """The day's answered and abandoned tasks per skill, read from the audit stream a
-    little more at each call (only entries after the last one read)."""
+class DayEvents:
+    """Today's KPI events (and ``lookback`` seconds before midnight, for the earlier steps
+    of the tasks the day sees), read from the KPI stream a little more at each call."""
 
-    day: str = ""
-    last_id: str = "-"
-    skills: dict[str, SkillDay] = field(default_factory=dict)
+    lookback: float
+    day: float = -1.0  # the window's start: midnight in the center's zone
+    last_id: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
 
-    async def update(self, pool: Pool, now: float, zone: ZoneInfo) -> dict[str, SkillDay]:
-        local = dt.datetime.fromtimestamp(now, zone)
-        if local.date().isoformat() != self.day:
-            midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-            self.day, self.skills = local.date().isoformat(), {}
-            self.last_id = f"{int(midnight.timestamp() * 1000)}-0"
-            start = self.last_id
-        else:
-            start = f"({self.last_id}"
-        while True:
-            entries = cast(list[tuple[str, dict[str, str]]], await pool.redis.xrange(
-                pool.keys.audit, min=start, count=2_000))
-            if not entries:
-                return self.skills
-            await self._count(pool, entries)
-            self.last_id = entries[-1][0]
-            start = f"({self.last_id}"
+    async def update(self, pool: Pool, window: Window) -> list[dict[str, Any]]:
+        if window.start != self.day:  # the first call, or a new day
+            self.day, self.events, self.last_id = window.start, [], ""
+        more, self.last_id = await read_events(pool, window.start - self.lookback, None,
+                                               after=self.last_id)
+        self.events += more
+        return self.events
 
-    async def _count(self, pool: Pool, entries: list[tuple[str, dict[str, str]]]) -> None:
-        wanted = [(f["entity"], f["event"], float(f.get("ts", 0))) for _, f in entries
-                  if f.get("kind") == "task" and f.get("event") in ("connect", "abandon")]
-        pipe = pool.redis.pipeline(transaction=False)
-        for task_id, _, _ in wanted:
-            pipe.hmget(pool.keys.task(task_id), ["skill", "kind", "enqueued_at"])
-        for (_, event, ts), (skill, kind, enq) in zip(wanted, await pipe.execute(),
-                                                      strict=True):
-            if not skill or kind != TaskKind.CALL:
-                continue
-            day = self.skills.setdefault(skill, SkillDay())
-            if event == "abandon":
-                day.abandoned += 1
-                continue
-            wait = max(0.0, ts - float(enq or ts))
-            day.answered += 1
-            day.wait_total += wait
-            day.within += wait <= SL_SECONDS
+
+def formula_text(settings: KpiSettings, formulas: dict[str, str]) -> str:
+    return (f"service level = {formulas['service_level']}, T = {settings.threshold_s:g} s; "
+            f"ASA = {formulas.get('asa', 'mean wait until answered')}")
 
 
 async def _waiting_kinds(pool: Pool) -> Counter[tuple[str, str, str]]:
@@ -121,57 +95,70 @@ async def _waiting_kinds(pool: Pool) -> Counter[tuple[str, str, str]]:
     return Counter((str(r[0]), str(r[1]), str(r[2])) for r in await pipe.execute() if r[0])
 
 
-async def board(pool: Pool, tally: DayTally, now: float, zone: ZoneInfo) -> Board:
+async def board(pool: Pool, day: DayEvents, now: float, timezone: str,
+                settings: KpiSettings) -> Board:
     """Every figure of the wallboard at ``now``."""
+    window = parse_window("today", now, timezone)
+    events = await day.update(pool, window)
+    live = await read_live(pool)
+    journal = collect(events, window, live.agents)
     rows = await skill_rows(pool, now)
-    day = await tally.update(pool, now, zone)
     kinds = await _waiting_kinds(pool)
-    agents = await pool.list_agents()
     skills = []
+    formulas: dict[str, str] = {}
     for row in rows:
-        d = day.get(row.skill, SkillDay())
-        offered = d.answered + d.abandoned
-        count = {(k, s): n for (sk, k, s), n in kinds.items() if sk == row.skill}
+        k = kpis_of(journal, live, settings, skill=row.skill)
+        formulas = dict(k.formulas)
+        count = {(kd, st): n for (sk, kd, st), n in kinds.items() if sk == row.skill}
         skills.append(SkillFigures(
             row.skill, row.waiting,
             None if row.oldest_wait is None else now - row.oldest_wait,
-            d.within / offered if offered else None,
-            d.wait_total / d.answered if d.answered else None,
-            d.abandoned / offered if offered else None,
+            k.calls.service_level, k.calls.asa, k.calls.abandon_rate,
             count.get((TaskKind.CALLBACK, TaskState.SCHEDULED), 0),
             count.get((TaskKind.CALLBACK, TaskState.QUEUED), 0),
-            sum(n for (k, _), n in count.items() if k == TaskKind.VOICE_REQUEST),
+            sum(n for (kd, _), n in count.items() if kd == TaskKind.VOICE_REQUEST),
             row.ready, row.on_call))
-    states = Counter(a.state.value for a in agents)
-    pauses = Counter(a.pause_reason or "paused" for a in agents
+    if not formulas:
+        formulas = dict(kpis_of(journal, live, settings).formulas)
+    states = Counter(a.state.value for a in live.agents)
+    pauses = Counter(a.pause_reason or "paused" for a in live.agents
                      if a.state is AgentState.PAUSED)
-    return Board(now, skills, dict(sorted(states.items())), dict(sorted(pauses.items())))
+    return Board(now, skills, dict(sorted(states.items())), dict(sorted(pauses.items())),
+                 formula_text(settings, formulas))
 
 
 class BoardCache:
     """One board per change batch (``Hub.version``), shared by every wallboard stream."""
 
     def __init__(self) -> None:
-        self.tally = DayTally()
+        self.day: DayEvents | None = None
         self._version = -1
         self._at = 0.0
+        self._cost = 0.0  # seconds the last render took
         self._html = ""
         self._lock = asyncio.Lock()
 
     async def html(self, request: web.Request) -> str:
         w = of(request)
         async with self._lock:  # the streams woken together wait for one render
+            changed = self._version != w.hub.version
+            gap = max(MIN_RENDER, 5 * self._cost)  # a fifth of the time at most
+            if changed and (wait := self._at + gap - w.clock.now()) > 0:
+                await asyncio.sleep(wait)  # the streams woken meanwhile share this render
             now = w.clock.now()
-            if self._version != w.hub.version or now - self._at >= 5.0:
-                version = w.hub.version
-                figures = await board(w.pool, self.tally, now, _zone(w))
+            if changed or now - self._at >= max(IDLE_RENDER, gap):
+                version, started = w.hub.version, time.perf_counter()
+                self.day = self.day or DayEvents(w.settings.kpis.lookback_s)
+                figures = await board(w.pool, self.day, now, _timezone(w),
+                                      kpi_settings(w.settings.kpis))
                 self._html = render_board(request, figures)
                 self._version, self._at = version, now
+                self._cost = time.perf_counter() - started
             return self._html
 
 
-def _zone(w: Web) -> ZoneInfo:
-    return ZoneInfo(w.settings.center.timezone or "UTC")
+def _timezone(w: Web) -> str:
+    return w.settings.center.timezone or "UTC"
 
 
 def render_board(request: web.Request, figures: Board) -> str:
