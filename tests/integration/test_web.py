@@ -29,8 +29,8 @@ from acdkit.config import AgentSettings, CenterSettings, RequestSettings
 from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.pins import PinOutcome, PinPolicy
 from acdkit.core.tasks import TaskEvent
-from acdkit.speech import tts
 from acdkit.ports import SystemClock
+from acdkit.speech import tts
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.dnc import dnc_add
 from acdkit.store.pins import verify_pin
