@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "asterisk" / "acdkit.toml"
 LOGS = ROOT / "var" / "demo"
 ENV = {**os.environ, "ACDKIT_CONFIG": str(CONFIG)}
+WEB = load_settings(CONFIG, ENV).web.listen
+MEDIA = load_settings(CONFIG, ENV).requests.media_listen
 START = time.time()
 
 
@@ -91,13 +93,18 @@ def main() -> int:
         say("agent 1 (Alice) signed in, reachable at PJSIP/agent1 (a SIPp phone at 127.0.0.3)")
         background(group, "serve", "serve")
         background(group, "worker", "worker")
+        background(group, "web", "web")
         agents = stack.enter_context(agent_peer(hangup={"agent1"}, hangup_after=30))
         customers = stack.enter_context(customer_peer(hangup="*", hangup_after=4))
         wait_registered()
         say("acdkit serve connected to ARI; acdkit worker listening on RQ")
+        say(f"watch it live: http://{WEB}/wallboard (and /supervisor after "
+            f"`acdkit users add NAME`); metrics at http://{MEDIA}/metrics")
         story(stack, agents, customers)
         scheduled(stack, customers)
-    print(f"\nlogs: {LOGS}/serve.log, {LOGS}/worker.log")
+        say("the day so far, as `acdkit stats` computes it (docs/kpis.md):")
+        print(indent(acdkit("stats", "--since", "today")))
+    print(f"\nlogs: {LOGS}/serve.log, {LOGS}/worker.log, {LOGS}/web.log")
     return 0
 
 
@@ -129,8 +136,8 @@ def scheduled(stack: contextlib.ExitStack, customers: Peer) -> None:
     tz = ZoneInfo(load_settings(CONFIG, ENV).center.timezone)
     when = (datetime.now(tz) + timedelta(minutes=2)).replace(second=0, microsecond=0)
     hhmm = when.strftime("%H%M")
-    acdkit("agents", "pause", "1")
-    say("agent 1 takes a break (paused): the next caller will wait")
+    acdkit("agents", "pause", "1", "--reason", "break")
+    say("agent 1 takes a break (paused, reason: break): the next caller will wait")
     third = stack.enter_context(caller("100", dtmf="1" + "w" * 18 + "2" + "w" * 8 + "1"
                                        + "w" * 12 + hhmm + "w" * 10 + "1",
                                        caller_id="12125550177", timeout=90))
