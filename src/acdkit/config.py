@@ -112,7 +112,7 @@ class AgentSettings:
     whisper_digits: int = 4  # how many trailing digits of the caller's number it reads
     end_key: str = "#"  # a persistent agent ends the call and keeps its line; "" = off
     endpoints: str = "agent*"  # comma-separated patterns of PJSIP endpoints agents may use
-    pin_max_failures: int = 5  # wrong PINs in a row that lock an agent id (phone and web)
+    pin_max_failures: int = 5  # wrong PINs in a row that lock an agent id or a caller number
     pin_lockout: float = 300.0  # seconds the lock lasts after the last attempt
 
 

@@ -16,6 +16,7 @@ from acdkit.core.callbacks import RetryPolicy
 from acdkit.core.dtmf import BusinessHours
 from acdkit.core.errors import ConfigError
 from acdkit.core.numbers import NumberPolicy, normalize
+from acdkit.core.pins import PinPolicy
 from acdkit.core.routing import PriorityHook, PriorityRules
 from acdkit.core.rules import rules_from_config
 from acdkit.core.tasks import TaskKind
@@ -63,6 +64,12 @@ def reach_policy(settings: Settings, numbers: NumberPolicy | None = None) -> Rea
     return ReachPolicy(numbers=numbers or number_policy(settings),
                        endpoints=tuple(_csv(settings.agents.endpoints)),
                        trunk=settings.center.trunk)
+
+
+def pin_policy(settings: Settings) -> PinPolicy:
+    """How many wrong PINs lock an agent id, or a caller's number (its ``ratings pin``),
+    and for how long: ``agents.pin_max_failures`` and ``agents.pin_lockout``."""
+    return PinPolicy(settings.agents.pin_max_failures, settings.agents.pin_lockout)
 
 
 def _csv(text: str) -> list[str]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from acdkit.core.agents import Agent, hash_pin
 from acdkit.core.errors import InvalidInput
 from acdkit.core.pins import PinOutcome, PinPolicy, attempt_allowed, outcome
-from acdkit.store.pins import verify_pin
+from acdkit.store.pins import verify_customer_pin, verify_pin
 from acdkit.store.pool import Pool
 
 pytestmark = pytest.mark.integration
@@ -85,3 +85,16 @@ def test_the_decision(attempts: int, limit: int, matched: bool) -> None:
     got = outcome(matched, attempts, policy)
     assert (got is PinOutcome.OK) == matched
     assert (got is PinOutcome.LOCKED) == (not matched and attempts == limit)
+
+
+async def test_a_callers_pin_locks_its_number_across_calls(pool: Pool) -> None:
+    """The PIN a caller sets for its number (``acdkit ratings pin``), asked by the ratings
+    line and the self-service menu: wrong tries from every call count together, per number."""
+    pin_hash = hash_pin(PIN, b"salt-of-number")
+    policy = PinPolicy(max_failures=3, lockout=300.0)
+    number, other = "+12125550123", "+12125550124"
+    got = [await verify_customer_pin(pool, number, "0000", pin_hash, policy) for _ in range(3)]
+    assert got == [PinOutcome.WRONG] * 2 + [PinOutcome.LOCKED]
+    assert await verify_customer_pin(pool, number, PIN, pin_hash, policy) is PinOutcome.LOCKED
+    assert await verify_customer_pin(pool, other, PIN, pin_hash, policy) is PinOutcome.OK
+    assert await verify_customer_pin(pool, other, "", "", policy) is PinOutcome.WRONG  # no PIN

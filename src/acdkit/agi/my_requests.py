@@ -23,8 +23,8 @@ from acdkit import dialplan_vars as dv
 from acdkit.agi.offer import Offer
 from acdkit.agi.protocol import AgiRequest
 from acdkit.agi.session import AgiChannel
-from acdkit.core.agents import check_pin
 from acdkit.core.errors import AcdError, Refused
+from acdkit.core.pins import PinOutcome
 from acdkit.core.self_service import (
     Action,
     Item,
@@ -35,7 +35,9 @@ from acdkit.core.self_service import (
     needs_pin,
 )
 from acdkit.core.tasks import Task, TaskKind
+from acdkit.policies import pin_policy
 from acdkit.store import self_service as actions
+from acdkit.store.pins import verify_customer_pin
 from acdkit.store.requests import RequestStore
 
 if TYPE_CHECKING:
@@ -67,7 +69,7 @@ async def _offer(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> str
         if action is Action.MENU:
             return dv.STATUS_MENU
         if needs_pin(action, pin_hash is not None) and not pin_checked:
-            if not await _pin_ok(ctx, agi, pin_hash or ""):
+            if not await _pin_ok(ctx, agi, number, pin_hash or ""):
                 await agi.play(["sound:acdkit/goodbye"])
                 return dv.STATUS_DONE
             pin_checked = True
@@ -151,12 +153,16 @@ async def _add(ctx: RouteContext, agi: AgiChannel, item: Item, requests: Request
     return dv.STATUS_DONE
 
 
-async def _pin_ok(ctx: RouteContext, agi: AgiChannel, pin_hash: str) -> bool:
-    """The number's PIN (``acdkit ratings pin``), two tries."""
+async def _pin_ok(ctx: RouteContext, agi: AgiChannel, number: str, pin_hash: str) -> bool:
+    """The number's PIN (``acdkit ratings pin``), two tries, counted per number."""
     for _ in range(2):
         keyed = await agi.read_digits("acdkit/ss-pin-enter", 12,
                                       ctx.settings.ratings.key_timeout)
-        if check_pin(keyed, pin_hash):
+        checked = await verify_customer_pin(ctx.pool, number, keyed, pin_hash,
+                                            pin_policy(ctx.settings))
+        if checked is PinOutcome.OK:
             return True
         await agi.play(["sound:acdkit/rate-pin-wrong"])
+        if checked is PinOutcome.LOCKED:
+            break
     return False

@@ -19,9 +19,9 @@ from acdkit.ari.calls import Call
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState
 from acdkit.core.errors import AcdError, InvalidInput, InvalidTransition, NotFound
-from acdkit.core.pins import PinOutcome, PinPolicy
+from acdkit.core.pins import PinOutcome
 from acdkit.core.tasks import Task, TaskEvent, TaskState
-from acdkit.policies import reach_policy
+from acdkit.policies import pin_policy, reach_policy
 from acdkit.services.reach import check_agent_reach
 from acdkit.store.pins import verify_pin
 
@@ -358,8 +358,7 @@ async def _authenticate(app: StasisApp, session: Session) -> Agent | None:
         if agent is None and agent_id:
             agent = await app.pool.get_agent(f"A{agent_id}")
         if agent is not None:
-            checked = await verify_pin(app.pool, agent.id, pin, PinPolicy(
-                app.settings.agents.pin_max_failures, app.settings.agents.pin_lockout))
+            checked = await verify_pin(app.pool, agent.id, pin, pin_policy(app.settings))
             if checked is PinOutcome.OK:
                 return agent
             if checked is PinOutcome.LOCKED:

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from acdkit.ari.callback_offer import choose_time, confirm_by_message
 from acdkit.ari.session import Session
 from acdkit.ari.voice_request import record
-from acdkit.core.agents import check_pin
 from acdkit.core.errors import AcdError, Refused
+from acdkit.core.pins import PinOutcome
 from acdkit.core.self_service import (
     Action,
     Item,
@@ -32,7 +32,9 @@ from acdkit.core.self_service import (
     needs_pin,
 )
 from acdkit.core.tasks import Task
+from acdkit.policies import pin_policy
 from acdkit.store import self_service as actions
+from acdkit.store.pins import verify_customer_pin
 from acdkit.store.requests import RequestStore
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ async def before_menu(app: StasisApp, session: Session, call: Task) -> Outcome:
     if not items:
         return Stay()
     log.info("channel %s: %s has %d pending item(s)", session.channel_id, number, len(items))
-    pin = _Pin(app, session, await app.ratings.pin_hash(number))
+    pin = _Pin(app, session, number, await app.ratings.pin_hash(number))
     for item in items:
         action = await _ask(app, session, item)
         if action is Action.NEXT:
@@ -174,6 +176,7 @@ class _Pin:
 
     app: StasisApp
     session: Session
+    number: str
     hash: str | None
     checked: bool = False
 
@@ -185,9 +188,13 @@ class _Pin:
             self.session.clear_digits()
             await self.session.play(["sound:acdkit/ss-pin-enter"], interruptible=True)
             keyed = await self.session.read_digits(max_digits=12, timeout=timeout)
-            if check_pin(keyed, self.hash):
+            checked = await verify_customer_pin(self.app.pool, self.number, keyed, self.hash,
+                                                pin_policy(self.app.settings))
+            if checked is PinOutcome.OK:
                 self.checked = True
                 return True
-            log.info("channel %s: wrong PIN", self.session.channel_id)
+            log.info("channel %s: %s PIN", self.session.channel_id, checked.value)
             await self.session.play(["sound:acdkit/rate-pin-wrong"])
+            if checked is PinOutcome.LOCKED:
+                break
         return False

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from acdkit.ari.agents import _endpoint_of, say_digits
 from acdkit.ari.session import Session
 from acdkit.ari.survey import ask_key, ask_scores, prompt, rate_and_thank, say_score
-from acdkit.core.agents import check_pin
 from acdkit.core.errors import AcdError, NoSuchRating
+from acdkit.core.pins import PinOutcome
 from acdkit.core.ratings import Direction, Interaction, Rating
+from acdkit.policies import pin_policy
+from acdkit.store.pins import verify_customer_pin
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
@@ -59,10 +61,13 @@ async def _pin_ok(app: StasisApp, session: Session, number: str) -> bool:
     for _ in range(2):
         await session.play([prompt("rate-pin-enter")], interruptible=True)
         keyed = await session.read_digits(max_digits=12, timeout=app.settings.ratings.key_timeout)
-        if check_pin(keyed, pin_hash):
+        checked = await verify_customer_pin(app.pool, number, keyed, pin_hash,
+                                            pin_policy(app.settings))
+        if checked is PinOutcome.OK:
             return True
-        log.info("ratings line: wrong PIN for %r", number)
         await session.play([prompt("rate-pin-wrong")])
+        if checked is PinOutcome.LOCKED:
+            break
     return False
 
 

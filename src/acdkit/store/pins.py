@@ -34,10 +34,7 @@ async def verify_pin(pool: Pool, agent_id: str, pin: str,
     Raises ``InvalidInput`` for an id that cannot name an agent, ``RedisUnavailable``."""
     policy = policy or PinPolicy()
     key = pool.keys.rate("pin", agent_id)
-    async with pool.redis.pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, max(1, int(policy.lockout)))
-        attempts = int(cast(list[int], await pipe.execute())[0])
+    attempts = await _count(pool, key, policy)
     if not attempt_allowed(attempts, policy):
         return PinOutcome.LOCKED
     try:
@@ -45,6 +42,34 @@ async def verify_pin(pool: Pool, agent_id: str, pin: str,
     except InvalidInput:  # a record that cannot be read signs nobody in
         agent = None
     pin_hash = agent.pin_hash if agent is not None else ""
+    return await _check(pool, key, attempts, pin, pin_hash, policy)
+
+
+@guarded
+async def verify_customer_pin(pool: Pool, number: str, pin: str, pin_hash: str,
+                              policy: PinPolicy | None = None) -> PinOutcome:
+    """Check the PIN a caller keyed for its number (``acdkit ratings pin``) against
+    ``pin_hash``, with the same counting and lockout per number as an agent's."""
+    policy = policy or PinPolicy()
+    key = pool.keys.rate("cpin", number)
+    attempts = await _count(pool, key, policy)
+    if not attempt_allowed(attempts, policy):
+        return PinOutcome.LOCKED
+    return await _check(pool, key, attempts, pin, pin_hash, policy)
+
+
+async def _count(pool: Pool, key: str, policy: PinPolicy) -> int:
+    """Count one attempt under ``key``, before any check: the attempts so far, this one in."""
+    async with pool.redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, max(1, int(policy.lockout)))
+        return int(cast(list[int], await pipe.execute())[0])
+
+
+async def _check(pool: Pool, key: str, attempts: int, pin: str, pin_hash: str,
+                 policy: PinPolicy) -> PinOutcome:
+    """The hash check, off the event loop (an empty hash never matches); a right PIN
+    clears the count."""
     matched = await asyncio.to_thread(check_pin, pin, pin_hash or _decoy())
     result = outcome(matched and bool(pin_hash), attempts, policy)
     if result is PinOutcome.OK:

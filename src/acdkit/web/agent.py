@@ -19,10 +19,10 @@ from yarl import URL
 
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, set_mode
 from acdkit.core.errors import AcdError, InvalidInput
-from acdkit.core.pins import PinOutcome, PinPolicy
+from acdkit.core.pins import PinOutcome
 from acdkit.core.ratings import OVERALL
 from acdkit.core.tasks import Task, TaskKind
-from acdkit.policies import reach_policy
+from acdkit.policies import pin_policy, reach_policy
 from acdkit.services.reach import check_agent_reach
 from acdkit.store.outbound import add_follow_up
 from acdkit.store.requests import store_reply
@@ -44,13 +44,8 @@ async def sign_in_page(request: web.Request, error: str = "", status: int = 200)
     session = await w.sessions.get(request.cookies.get(auth.COOKIE))
     if session is not None and session.role == auth.AGENT and not error:
         raise web.HTTPSeeOther("/agent/")
-    token = auth.pre_token(request)
-    response = aiohttp_jinja2.render_template(
-        "sign_in.html", request, {"action": "/agent/login", "csrf": token, "error": error,
-                                  "who": "Agent id", "secret": "PIN", "phone": False},
-        status=status)
-    auth.set_cookie(response, auth.PRE_COOKIE, token, secure=w.secure)
-    return response
+    return auth.sign_in_form(request, w.secure, "/agent/login", "Agent id", "PIN", False,
+                             error, status)
 
 
 async def sign_in(request: web.Request) -> web.Response:
@@ -62,8 +57,7 @@ async def sign_in(request: web.Request) -> web.Response:
     address = auth.client_address(request)
     if await w.limits.refused(agent_id, address):
         return await sign_in_page(request, "Too many failed sign-ins: wait a few minutes.", 429)
-    agent, checked = await auth.check_agent(w.pool, agent_id, pin, PinPolicy(
-        w.settings.agents.pin_max_failures, w.settings.agents.pin_lockout))
+    agent, checked = await auth.check_agent(w.pool, agent_id, pin, pin_policy(w.settings))
     if agent is None:
         await w.limits.failed(agent_id, address)
         if checked is PinOutcome.LOCKED:

@@ -20,6 +20,7 @@ import secrets
 from dataclasses import dataclass
 from typing import cast
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from acdkit.config import WebSettings
@@ -158,3 +159,16 @@ def same(a: str, b: str) -> bool:
 def check_csrf(session: Session, form_token: str) -> None:
     if not same(session.csrf, form_token):
         raise web.HTTPForbidden(text="the form expired or came from another site: reload")
+
+
+def sign_in_form(request: web.Request, secure: bool, action: str, who: str, secret: str,
+                 phone: bool, error: str, status: int) -> web.Response:
+    """The sign-in form posting to ``action``, with a fresh double-submit token in its
+    cookie; ``who`` and ``secret`` label the two fields, ``phone`` adds a phone field."""
+    token = pre_token(request)
+    response = aiohttp_jinja2.render_template(
+        "sign_in.html", request, {"action": action, "csrf": token, "error": error,
+                                  "who": who, "secret": secret, "phone": phone},
+        status=status)
+    set_cookie(response, PRE_COOKIE, token, secure=secure)
+    return response

@@ -46,14 +46,8 @@ async def phone_of(raw: str, w: Web) -> str:
 
 
 async def sign_in_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
-    w = of(request)
-    token = auth.pre_token(request)
-    response = aiohttp_jinja2.render_template(
-        "sign_in.html", request, {"action": "/supervisor/login", "csrf": token, "error": error,
-                                  "who": "User name", "secret": "Password", "phone": True},
-        status=status)
-    auth.set_cookie(response, auth.PRE_COOKIE, token, secure=w.secure)
-    return response
+    return auth.sign_in_form(request, of(request).secure, "/supervisor/login", "User name",
+                             "Password", True, error, status)
 
 
 async def sign_in(request: web.Request) -> web.Response:
