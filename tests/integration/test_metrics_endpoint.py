@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from poolkit import kpi_day
 from prometheus_client.parser import text_string_to_metric_families
-from test_kpis_store import day
 
 from acdkit.config import Settings
 from acdkit.core.kpis import parse_window
@@ -41,7 +41,7 @@ async def scrape(pool: Pool, settings: Settings) -> dict[tuple[str, tuple[tuple[
 
 async def test_scrape_agrees_with_stats(pool: Pool) -> None:
     b = time.time() - 100
-    await day(pool, b)
+    await kpi_day(pool, b)
     settings = Settings()
     settings = replace(settings, kpis=replace(settings.kpis, metrics_window="15m"))
     got = await scrape(pool, settings)

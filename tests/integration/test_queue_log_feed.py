@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_kpis_store import day
+from poolkit import kpi_day
 
 from acdkit.config import KpiConfig
 from acdkit.queue_log_feed import QueueLogFeed
@@ -22,7 +22,7 @@ async def test_file_sqlite_and_resume(pool: Pool, tmp_path: Path) -> None:
     config = KpiConfig(queue_log=str(tmp_path / "queue_log"),
                        queue_log_sqlite=str(tmp_path / "ql.sqlite"))
     feed = QueueLogFeed(pool, config)
-    await day(pool, b)
+    await kpi_day(pool, b)
     after = await feed.step(f"{int(b * 1000) - 1000}-0")
     verbs = [line.split("|")[4] for line in (tmp_path / "queue_log").read_text().splitlines()]
     assert verbs == ["ADDMEMBER", "ENTERQUEUE", "ENTERQUEUE", "CONNECT", "ABANDON",
