@@ -10,6 +10,7 @@ process (a child of the worker) down with it, as a machine crash would.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import shutil
 import signal
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from rq import Queue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from test_dial_back_job import (  # noqa: F401  (env: a fixture)
     attempts,
@@ -38,6 +41,7 @@ from test_dial_back_job import (  # noqa: F401  (env: a fixture)
 )
 from tests.conftest import free_port
 
+from acdkit.cli.worker import SCHEDULER_GRACE, AcdWorker
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.tasks import TaskState
 from acdkit.jobqueue import RqJobQueue
@@ -334,3 +338,27 @@ def test_sigterm_while_waiting_for_redis_stops_the_worker(
     wait_for(lambda: "waiting for it" in worker.text, "the waiting line", 30)
     assert worker.stop() == 0
     assert "worker: stopped" in worker.text
+
+
+def _deaf() -> None:
+    """A scheduler process that got SIGTERM before RQ installed its handlers: it runs on."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(120)
+
+
+def test_a_scheduler_deaf_to_sigterm_cannot_hold_the_worker(own_redis: AofRedis) -> None:
+    """RQ's own stop_scheduler() joins without a bound: a worker stopped while its scheduler
+    had not installed its handlers yet never ended (seen once under load in the suite)."""
+    own_redis.start()
+    rq_worker = AcdWorker([Queue(QUEUE, connection=redis.Redis.from_url(own_redis.url))],
+                          connection=redis.Redis.from_url(own_redis.url))
+    rq_worker.scheduler = RQScheduler([QUEUE], connection=rq_worker.connection)
+    process = multiprocessing.get_context("fork").Process(target=_deaf)
+    process.start()
+    rq_worker.scheduler._process = process
+    time.sleep(0.2)  # it ignores SIGTERM from now on
+    started = time.monotonic()
+    rq_worker.stop_scheduler()
+    took = time.monotonic() - started
+    assert not process.is_alive() and process.exitcode == -signal.SIGKILL
+    assert SCHEDULER_GRACE <= took < SCHEDULER_GRACE + 5

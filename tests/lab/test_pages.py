@@ -153,7 +153,8 @@ def test_a_pause_reason_shows_on_the_wallboard_and_in_stats(
     finally:
         agent_page.close()
         board.close()
-    [sales] = json.loads(serve.cli("stats", "--json").stdout)
+    [stats] = json.loads(serve.cli("stats", "--json").stdout)
+    [sales] = stats["skills"]
     assert sales["paused"] == 1 and sales["pause_reasons"] == {"lunch": 1}, sales
     assert agents(serve)["1"]["state"] == "paused"
 

@@ -21,7 +21,9 @@ is recovered by the maintenance thread as any job of a dead worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 30  # RQ: seconds between registry clean-ups (default 600)
 JOB_MONITORING_INTERVAL = 10  # RQ: seconds between checks of the running job (default 30)
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between tries to reach Redis: doubling, capped
+SCHEDULER_GRACE = 5.0  # seconds RQ's scheduler process gets to stop before it is killed
 _REDIS_DOWN = (RedisUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -115,6 +118,25 @@ class AcdWorker(SimpleWorker):
     def handle_warm_shutdown_request(self) -> None:
         self.stopping.set()
         self.log.info("Worker %s: warm shut down requested", self.name)
+
+    def stop_scheduler(self) -> None:
+        """RQ's, with a bound. RQ forks its scheduler before it installs its own signal
+        handlers, so a scheduler process that gets SIGTERM before its own handlers are in
+        place runs the supervisor's, which only flags a stop: it never ends, and RQ's
+        unbounded join() would hold this worker forever. After ``SCHEDULER_GRACE`` seconds
+        it is killed."""
+        process = self.scheduler._process if self.scheduler is not None else None
+        if process is None or not process.pid:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(SCHEDULER_GRACE)
+        if process.is_alive():
+            self.log.warning("Worker %s: the scheduler did not stop in %.0f s: killed",
+                             self.name, SCHEDULER_GRACE)
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.join()
 
     def check_for_suspension(self, burst: bool) -> None:
         """Also honour a stop asked for before RQ installed its signal handlers (they come
@@ -212,7 +234,7 @@ def _bury(rq_worker: AcdWorker) -> None:
     at once."""
     rq_worker.register_death()  # type: ignore[no-untyped-call]
     if rq_worker.scheduler is not None:
-        rq_worker.stop_scheduler()  # type: ignore[no-untyped-call]  # done, unless never begun
+        rq_worker.stop_scheduler()  # done, unless never begun
         rq_worker.scheduler.release_locks()  # type: ignore[no-untyped-call]
 
 

@@ -105,6 +105,7 @@ class ReachPolicy:
 
 
 _TYPED = re.compile(r"[\s().-]")  # what people put between a number's digits
+_DIALED = re.compile(r"\+?[0-9]{3,15}")
 
 
 def check_reach(reach: str, policy: ReachPolicy) -> str:
@@ -112,14 +113,16 @@ def check_reach(reach: str, policy: ReachPolicy) -> str:
 
     Raises ``InvalidInput`` for any other shape or an endpoint no pattern allows, and
     ``NumberRejected`` (premium, foreign, do-not-call, ...: ``numbers.normalize``) for a
-    number, typed as people do (``+1 212 555-0100``). The do-not-call list kept in Redis is
+    number, in E.164 or as dialed in the center's region, typed as people do (``+1 212
+    555-0100``, ``(212) 555-0100``). The do-not-call list kept in Redis is
     the caller's to check.
     """
-    if not reach.startswith("PJSIP/"):
-        reach = _TYPED.sub("", reach)
+    if not reach.startswith("PJSIP/"):  # a number, in E.164 or as dialed in the region
+        number = _TYPED.sub("", reach)
+        if not _DIALED.fullmatch(number):
+            raise InvalidInput(f"reach {reach!r} is neither PJSIP/<endpoint> nor a number")
+        return validate_reach(normalize(number, policy.numbers))
     shaped = validate_reach(reach)
-    if not shaped.startswith("PJSIP/"):
-        return normalize(shaped, policy.numbers)
     name = shaped.removeprefix("PJSIP/")
     if name != policy.trunk and any(fnmatchcase(name, p) for p in policy.endpoints):
         return shaped
