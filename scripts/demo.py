@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -102,6 +104,7 @@ def main() -> int:
             f"`acdkit users add NAME`); metrics at http://{MEDIA}/metrics")
         story(stack, agents, customers)
         scheduled(stack, customers)
+        say(wallboard())
         say("the day so far, as `acdkit stats` computes it (docs/kpis.md):")
         print(indent(acdkit("stats", "--since", "today")))
     print(f"\nlogs: {LOGS}/serve.log, {LOGS}/worker.log, {LOGS}/web.log")
@@ -117,6 +120,8 @@ def story(stack: contextlib.ExitStack, agents: Peer, customers: Peer) -> None:
     second = stack.enter_context(caller("100", dtmf="1" + "w" * 18 + "1" + "w" * 8 + "1",
                                         caller_id="12125550123", timeout=60))
     say("caller +12125550123 pressed 1 (sales): agent busy, waiting with music")
+    time.sleep(1.5)  # the wallboard shows a change within a second
+    say(wallboard())
     result = second.wait(60)
     say(f"caller +12125550123 chose an instant callback, confirmed its number, and was "
         f"hung up by acdkit ({'ok' if result.ok else 'FAILED'})")
@@ -152,6 +157,26 @@ def scheduled(stack: contextlib.ExitStack, customers: Peer) -> None:
         f"{datetime.fromtimestamp(got.time, tz):%H:%M:%S} ({late:+.1f}s from its time)")
     time.sleep(6)
     print(indent(acdkit("callbacks", "list")))
+
+
+BOARD_COLUMNS = ("waiting", "longest wait", "service level", "ASA", "abandoned",
+                 "callbacks pending", "callbacks due", "voice requests", "ready", "on call")
+
+
+def wallboard(skill: str = "sales") -> str:
+    """The wallboard's row for ``skill`` as `acdkit web` serves it to a browser now."""
+    try:
+        with urllib.request.urlopen(f"http://{WEB}/wallboard", timeout=5) as page:
+            html = page.read().decode()
+    except OSError as err:
+        return f"wallboard: not reachable ({err}); see {LOGS}/web.log"
+    row = re.search(rf'<tr data-skill="{skill}">(.*?)</tr>', html, re.S)
+    if row is None:
+        return f"wallboard: no row for {skill} yet"
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in row.group(1).split("</td>")][1:-1]
+    shown = ", ".join(f"{name} {value}" for name, value in zip(BOARD_COLUMNS, cells,
+                                                              strict=False))
+    return f"wallboard ({skill}): {shown}"
 
 
 def indent(text: str) -> str:
