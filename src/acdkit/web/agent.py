@@ -65,20 +65,12 @@ async def sign_in(request: web.Request) -> web.Response:
                                       "a few minutes or ask a supervisor.", 429)
         return await sign_in_page(request, "Wrong agent id or PIN.", 401)
     await w.limits.succeeded(agent_id)
-    session = await w.sessions.open(auth.AGENT, agent.id)
-    response = web.HTTPSeeOther("/agent/")
-    auth.set_cookie(response, auth.COOKIE, session.sid, secure=w.secure,
-                    max_age=int(w.settings.web.session_ttl))
-    raise response
+    await auth.open_session(w.sessions, auth.AGENT, agent.id, "/agent/",
+                            secure=w.secure, ttl=w.settings.web.session_ttl)
 
 
 async def _session(request: web.Request) -> auth.Session:
-    session = await of(request).sessions.get(request.cookies.get(auth.COOKIE))
-    if session is None:
-        raise web.HTTPSeeOther("/agent")
-    if session.role != auth.AGENT:
-        raise web.HTTPForbidden(text="this page is for agents")
-    return session
+    return await auth.session_for(request, of(request).sessions, auth.AGENT, "/agent")
 
 
 # -- what the page shows -------------------------------------------------------------------

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import cast
+from typing import NoReturn, cast
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -172,3 +172,24 @@ def sign_in_form(request: web.Request, secure: bool, action: str, who: str, secr
         status=status)
     set_cookie(response, PRE_COOKIE, token, secure=secure)
     return response
+
+
+async def open_session(sessions: Sessions, role: str, who: str, home: str, *,
+                       secure: bool, ttl: float, reach: str = "") -> NoReturn:
+    """Sign ``who`` in: a new session, its cookie, and a redirect to ``home``."""
+    session = await sessions.open(role, who, reach)
+    response = web.HTTPSeeOther(home)
+    set_cookie(response, COOKIE, session.sid, secure=secure, max_age=int(ttl))
+    raise response
+
+
+async def session_for(request: web.Request, sessions: Sessions, role: str,
+                      sign_in_at: str) -> Session:
+    """The request's session for ``role``; a redirect to ``sign_in_at`` without one, 403
+    for a session of another role."""
+    session = await sessions.get(request.cookies.get(COOKIE))
+    if session is None:
+        raise web.HTTPSeeOther(sign_in_at)
+    if session.role != role:
+        raise web.HTTPForbidden(text=f"this page is for {role}s")
+    return session

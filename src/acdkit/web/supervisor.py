@@ -68,20 +68,14 @@ async def sign_in(request: web.Request) -> web.Response:
     except AcdError as exc:
         return await sign_in_page(request, f"Phone refused: {exc}", 400)
     await w.limits.succeeded(f"user:{name}")
-    session = await w.sessions.open(Role.SUPERVISOR.value, user.name, reach)
-    response = web.HTTPSeeOther("/supervisor/")
-    auth.set_cookie(response, auth.COOKIE, session.sid, secure=w.secure,
-                    max_age=int(w.settings.web.session_ttl))
-    raise response
+    await auth.open_session(w.sessions, Role.SUPERVISOR.value, user.name,
+                            "/supervisor/", secure=w.secure, ttl=w.settings.web.session_ttl,
+                            reach=reach)
 
 
 async def _session(request: web.Request) -> auth.Session:
-    session = await of(request).sessions.get(request.cookies.get(auth.COOKIE))
-    if session is None:
-        raise web.HTTPSeeOther("/supervisor")
-    if session.role != Role.SUPERVISOR:
-        raise web.HTTPForbidden(text="this page is for supervisors")
-    return session
+    return await auth.session_for(request, of(request).sessions, Role.SUPERVISOR.value,
+                                  "/supervisor")
 
 
 # -- what the page shows -------------------------------------------------------------------
