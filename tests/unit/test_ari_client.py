@@ -392,11 +392,13 @@ async def test_control_gone_is_a_value(harness: Harness, fake: FakeAsterisk) -> 
         "playbacks/p9": (404, {"message": "Playback not found"}),
         "channels/c2/answer": (412, {"message": "Channel in invalid state"}),
         "channels/a-1": (500, {"error": "Allocation failed"}),
+        "bridges/line-1": (409, {"message": "Bridge not in Stasis application"}),
     }
     assert await control.answer("c9") is False
     assert await control.get_channel("c9") is None
     assert await control.add_to_bridge("b1", ["c9"]) is False
     assert await control.stop_playback("p9") is False
+    assert await control.destroy_bridge("line-1") is False  # torn down as its line left
     assert await control.originate("PJSIP/agent7", "a-1") is None
     with pytest.raises(AriRequestFailed):
         await control.answer("c2")  # a real failure is not "gone"

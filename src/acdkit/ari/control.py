@@ -55,6 +55,9 @@ BRIDGE_FEATURES = frozenset({"mixing", "holding", "dtmf_events", "proxy_media",
 _CHANNEL_GONE = frozenset({404, 409})
 _BRIDGE_MEMBER_GONE = frozenset({400, 404, 422})
 _GONE = frozenset({404})
+# A bridge whose last channel just left is being torn down: Asterisk answers a DELETE with
+# 409 "Bridge not in Stasis application" (seen when a persistent line is retired).
+_BRIDGE_GONE = frozenset({404, 409})
 
 
 def _check(pattern: re.Pattern[str], value: object, what: str) -> str:
@@ -302,8 +305,9 @@ class AriControl:
                                 params={"channel": _cid(channel_id)})
 
     async def destroy_bridge(self, bridge_id: str) -> bool:
-        """Destroy a bridge; False if it was already gone."""
-        return await self._done("DELETE", f"bridges/{_check(_ID, bridge_id, 'bridge id')}")
+        """Destroy a bridge; False if it was already gone (or going)."""
+        return await self._done("DELETE", f"bridges/{_check(_ID, bridge_id, 'bridge id')}",
+                                _BRIDGE_GONE)
 
     async def start_bridge_moh(self, bridge_id: str, moh_class: str | None = None) -> bool:
         """Music on hold to the whole bridge; False if it is gone."""

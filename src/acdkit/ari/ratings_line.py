@@ -65,6 +65,7 @@ async def _pin_ok(app: StasisApp, session: Session, number: str) -> bool:
                                             pin_policy(app.settings))
         if checked is PinOutcome.OK:
             return True
+        log.info("ratings line: %s PIN for %r", checked.value, number)
         await session.play([prompt("rate-pin-wrong")])
         if checked is PinOutcome.LOCKED:
             break
