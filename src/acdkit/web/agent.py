@@ -266,13 +266,7 @@ async def audio(request: web.Request) -> web.StreamResponse:
 
 
 async def sign_out(request: web.Request) -> web.Response:
-    session = await _session(request)
-    form = await request.post()
-    auth.check_csrf(session, str(form.get("csrf", "")))
-    await of(request).sessions.close(session.sid)
-    response = web.HTTPSeeOther("/agent")
-    response.del_cookie(auth.COOKIE, path="/")
-    raise response
+    await auth.close_session(request, of(request).sessions, await _session(request), "/agent")
 
 
 def routes() -> list[web.RouteDef]:

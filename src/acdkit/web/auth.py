@@ -193,3 +193,15 @@ async def session_for(request: web.Request, sessions: Sessions, role: str,
     if session.role != role:
         raise web.HTTPForbidden(text=f"this page is for {role}s")
     return session
+
+
+async def close_session(request: web.Request, sessions: Sessions, session: Session,
+                        sign_in_at: str) -> NoReturn:
+    """Sign out: the form's CSRF token checked, the session ended, its cookie dropped, and
+    a redirect to ``sign_in_at``."""
+    form = await request.post()
+    check_csrf(session, str(form.get("csrf", "")))
+    await sessions.close(session.sid)
+    response = web.HTTPSeeOther(sign_in_at)
+    response.del_cookie(COOKIE, path="/")
+    raise response

@@ -199,13 +199,7 @@ ACTIONS = {"pause": force_pause, "logout": force_logout, "cancel": cancel,
 
 
 async def sign_out(request: web.Request) -> web.Response:
-    session = await _session(request)
-    form = await request.post()
-    auth.check_csrf(session, str(form.get("csrf", "")))
-    await of(request).sessions.close(session.sid)
-    response = web.HTTPSeeOther("/supervisor")
-    response.del_cookie(auth.COOKIE, path="/")
-    raise response
+    await auth.close_session(request, of(request).sessions, await _session(request), "/supervisor")
 
 
 def routes() -> list[web.RouteDef]:
