@@ -41,7 +41,7 @@ from test_dial_back_job import (  # noqa: F401  (env: a fixture)
 )
 from tests.conftest import free_port
 
-from acdkit.cli.worker import SCHEDULER_GRACE, AcdWorker
+from acdkit.cli.worker import PUBSUB_GRACE, SCHEDULER_GRACE, AcdWorker
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.tasks import TaskState
 from acdkit.jobqueue import RqJobQueue
@@ -362,3 +362,25 @@ def test_a_scheduler_deaf_to_sigterm_cannot_hold_the_worker(own_redis: AofRedis)
     took = time.monotonic() - started
     assert not process.is_alive() and process.exitcode == -signal.SIGKILL
     assert SCHEDULER_GRACE <= took < SCHEDULER_GRACE + 5
+
+
+def test_a_listener_that_read_its_unsubscribe_cannot_hold_the_worker(
+        own_redis: AofRedis) -> None:
+    """RQ unsubscribes, then stops its command listener and joins it without a bound. A
+    listener that read the UNSUBSCRIBE reply first waits a minute for a new subscription, and
+    the worker's stop with it (seen in the suite: a SIGTERMed worker logged "unsubscribing"
+    and then nothing for 30 s)."""
+    own_redis.start()
+    connection = redis.Redis.from_url(own_redis.url)
+    rq_worker = AcdWorker([Queue(QUEUE, connection=connection)], connection=connection)
+    rq_worker.subscribe()
+    assert rq_worker.pubsub is not None and rq_worker.pubsub_thread is not None
+    wait_for(lambda: rq_worker.pubsub.subscribed, "the subscription", 10)
+    rq_worker.pubsub.unsubscribe()  # the reply reaches the listener before the stop does
+    wait_for(lambda: not rq_worker.pubsub.subscribed, "the listener reading the reply", 10)
+    started = time.monotonic()
+    rq_worker.unsubscribe()
+    took = time.monotonic() - started
+    assert took < PUBSUB_GRACE + 1
+    assert connection.pubsub_numsub(rq_worker.pubsub_channel_name) == [
+        (rq_worker.pubsub_channel_name.encode(), 0)]

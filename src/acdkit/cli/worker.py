@@ -51,6 +51,7 @@ MAINTENANCE_INTERVAL = 30  # RQ: seconds between registry clean-ups (default 600
 JOB_MONITORING_INTERVAL = 10  # RQ: seconds between checks of the running job (default 30)
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between tries to reach Redis: doubling, capped
 SCHEDULER_GRACE = 5.0  # seconds RQ's scheduler process gets to stop before it is killed
+PUBSUB_GRACE = 2.0  # seconds RQ's command listener thread gets to stop before it is left
 _REDIS_DOWN = (RedisUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -137,6 +138,27 @@ class AcdWorker(SimpleWorker):
             with contextlib.suppress(OSError):
                 os.kill(process.pid, signal.SIGKILL)
             process.join()
+
+    def unsubscribe(self) -> None:
+        """RQ's, with a bound. RQ sends UNSUBSCRIBE and only then asks its listener thread to
+        stop, joining it without a bound (redis-py 8). When the thread reads the reply first,
+        it is no longer subscribed and waits up to a minute for a subscription that never
+        comes, and the worker's stop waits with it. Here the thread is told to stop first,
+        and it gets ``PUBSUB_GRACE`` seconds; it is a daemon and cannot hold the process."""
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name,
+                      self.pubsub_channel_name)
+        thread.stop(timeout=0)  # the flag only: the thread ends after its current read
+        with contextlib.suppress(*_REDIS_DOWN):
+            pubsub.unsubscribe()  # ends that read
+        thread.join(PUBSUB_GRACE)
+        if thread.is_alive():
+            self.log.warning("Worker %s: the command listener did not stop in %.0f s: left "
+                             "to end with the process", self.name, PUBSUB_GRACE)
+        with contextlib.suppress(*_REDIS_DOWN):
+            pubsub.close()
 
     def check_for_suspension(self, burst: bool) -> None:
         """Also honour a stop asked for before RQ installed its signal handlers (they come
