@@ -15,8 +15,9 @@ from acdkit.core.errors import AcdError, ConfigError
 from acdkit.limits import RateLimitedLog, raise_fd_limit
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
-from acdkit.store.connection import connect, redact
+from acdkit.store.connection import redact
 from acdkit.store.pool import Pool
+from acdkit.store.pool import open_pool as store_pool
 
 log = logging.getLogger(__name__)
 say = RateLimitedLog(log)
@@ -33,8 +34,8 @@ def ari_client(settings: Settings) -> AriClient:
 
 async def open_pool(settings: Settings) -> Pool:
     """The pool on the configured Redis (``RedisUnavailable`` when it does not answer)."""
-    redis = await connect(settings.redis.url)
-    return Pool(redis, priority_rules(settings), prefix=settings.redis.prefix)
+    return await store_pool(settings.redis.url, priority_rules(settings),
+                            prefix=settings.redis.prefix)
 
 
 async def serve(settings: Settings, clock: Clock | None = None,
@@ -44,8 +45,8 @@ async def serve(settings: Settings, clock: Clock | None = None,
     from acdkit.ari.app import StasisApp
     from acdkit.dispatch import Dispatcher
     from acdkit.jobqueue import BackgroundJobQueue, RqJobQueue
-    from acdkit.jobs import callback_store
     from acdkit.messaging import messenger_for
+    from acdkit.services.callbacks import callback_store
 
     raise_fd_limit()
     clock = clock or SystemClock()
@@ -143,7 +144,7 @@ async def web(settings: Settings, clock: Clock | None = None,
 
     from acdkit.httplimits import HttpLimits, LimitedListener
     from acdkit.jobqueue import RqJobQueue
-    from acdkit.jobs import callback_store
+    from acdkit.services.callbacks import callback_store
     from acdkit.web.app import build_app, tls_context
 
     host, _, port = settings.web.listen.rpartition(":")

@@ -268,7 +268,7 @@ class BackgroundJobQueue:
     The id is the caller's ``job_id`` or a fresh one, so the return value is what
     ``RqJobQueue.enqueue`` would return; the thread keeps the order and RQ's ``unique``
     check. A failed enqueue is tried again (``retries``, ``backoff`` apart) and then logged:
-    a dial-back's recovery round enqueues it again (jobs.py)."""
+    a dial-back's recovery round enqueues it again (services/maintenance.py)."""
 
     def __init__(self, jobs: RqJobQueue, *, retries: int = 5, backoff: float = 1.0,
                  max_pending: int = 10_000) -> None:

@@ -33,8 +33,8 @@ from tests.lab.conftest import LAB_CONFIG, Serve, Worker  # noqa: E402, F401 (Wo
 from acdkit.config import Settings, load_settings  # noqa: E402
 from acdkit.core.agents import Agent, AgentEvent  # noqa: E402
 from acdkit.core.tasks import Task, TaskKind, TaskState  # noqa: E402
-from acdkit.jobs import callback_store  # noqa: E402
 from acdkit.policies import number_policy  # noqa: E402
+from acdkit.services.callbacks import callback_store  # noqa: E402
 from acdkit.store.pool import Pool  # noqa: E402
 
 # The bench IVR: a short prompt (beep), no menu, every caller to sales at once. Extension

@@ -36,8 +36,8 @@ import benchlab as lab
 import chaos_checks as checks
 from tests.lab.conftest import hang_up_all, lab_channels, lab_is_up
 
-from acdkit.jobs import callback_store
 from acdkit.labkit.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
+from acdkit.services.callbacks import callback_store
 
 ENV = {"ACDKIT_AGENTS_WRAP_UP": "0.5", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
        "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3",

@@ -28,7 +28,7 @@ from acdkit.core.dtmf import BusinessHours
 from acdkit.core.errors import AmiUnavailable
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import TaskKind, TaskState
-from acdkit.jobs import DialBack
+from acdkit.services.dial_back import DialBack
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.ratings import RatingStore

@@ -11,7 +11,7 @@ from acdkit.core.callbacks import DialOutcome
 from acdkit.core.errors import InvalidInput, NotFound, NumberRejected, Refused
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
-from acdkit.jobs import recover_callbacks
+from acdkit.services.maintenance import recover_callbacks
 from acdkit.store import lifecycle
 from acdkit.store.callbacks import AttemptState, CallbackStore
 from acdkit.store.pool import Pool

@@ -32,13 +32,10 @@ from acdkit.core.callbacks import DialOutcome
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind, TaskState
 from acdkit.jobqueue import RqJobQueue
-from acdkit.jobs import (
-    dial_back_of,
-    enqueue_dial_back,
-    promote_due_callbacks,
-    recover_callbacks,
-    with_store,
-)
+from acdkit.jobs.callbacks import with_store
+from acdkit.services.callbacks import enqueue_dial_back
+from acdkit.services.dial_back import dial_back_of
+from acdkit.services.maintenance import promote_due_callbacks, recover_callbacks
 from acdkit.store.callbacks import CallbackStore
 from acdkit.testing import FakeCallRunner, finish_later
 

@@ -45,7 +45,7 @@ from acdkit.cli.worker import PUBSUB_GRACE, SCHEDULER_GRACE, AcdWorker
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.tasks import TaskState
 from acdkit.jobqueue import RqJobQueue
-from acdkit.jobs import DIAL_BACK, QUEUE
+from acdkit.services.callbacks import DIAL_BACK, QUEUE
 from acdkit.testing import FakeCallRunner, finish_later
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("env")]

@@ -23,9 +23,9 @@ from tests.lab.test_overflow_callbacks import FAST, show, state_of, wait_for
 from acdkit.bootstrap import open_pool
 from acdkit.config import load_settings
 from acdkit.core.tasks import Task, TaskKind, TaskState
-from acdkit.jobs import callback_store
 from acdkit.labkit.sipp import Peer, agent_peer, caller, customer_peer
 from acdkit.policies import number_policy
+from acdkit.services.callbacks import callback_store
 from acdkit.store.requests import submit_request
 
 pytestmark = pytest.mark.lab

@@ -21,9 +21,10 @@ from acdkit.ari.client import AriClient
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError, AriRequestFailed
 from acdkit.jobqueue import RqJobQueue
-from acdkit.jobs import callback_store, dial_back_of
 from acdkit.policies import number_policy
 from acdkit.ports import Clock, SystemClock
+from acdkit.services.callbacks import callback_store
+from acdkit.services.dial_back import dial_back_of
 from acdkit.store.ratings import rating_store
 
 log = logging.getLogger(__name__)

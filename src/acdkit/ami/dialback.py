@@ -8,7 +8,7 @@ such a skill, so the Stasis dispatcher never takes them; here a task is *held by
 When: as many at once per queue as the queue has free members (``MemberBoard``, from AMI),
 best first by the pool's order. Each attempt runs under the dial lock of store/callbacks.py
 (never two dials of one callback at once), renewed from start to end, so no other
-``acdkit agi`` takes a live attempt for a dead one: the dialing policy (``jobs.DialBack``
+``acdkit agi`` takes a live attempt for a dead one: the dialing policy (``DialBack``
 gate: calling hours, dial rate, do-not-call, expiry), the attempt recorded *before* the
 Originate is sent (its own ChannelId), the Originate with a timeout, the outcome recorded
 with ``finish_attempt`` and applied with the same retry policy as Stasis mode. An answer lost
@@ -40,7 +40,8 @@ from acdkit.ami.originate import (
 from acdkit.core.callbacks import DialOutcome, Next
 from acdkit.core.errors import AcdError, AmiUnavailable, InvalidTransition
 from acdkit.core.tasks import Task, TaskEvent, TaskState
-from acdkit.jobs import DialBack, promote_due_callbacks
+from acdkit.services.dial_back import DialBack
+from acdkit.services.maintenance import promote_due_callbacks
 from acdkit.store.callbacks import CallbackStore, agent_leg
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class QueueDialBack:
         self.inflight[queue] = max(0, self.inflight.get(queue, 1) - 1)
 
     async def _keep_lock(self, task_id: str, token: str) -> None:
-        """Renew the dial lock every third of its lifetime (as ``jobs.DialBack`` does), so
+        """Renew the dial lock every third of its lifetime (as ``DialBack`` does), so
         no other ``acdkit agi`` recovers a live attempt."""
         while True:
             await asyncio.sleep(max(0.2, self.store.lock_ttl / 3))
@@ -216,7 +217,7 @@ class QueueDialBack:
         task = await self.store.pool.get_task(task_id)
         if task is None or task.state is not TaskState.RESERVED:
             return None
-        # jobs.DialBack's gate: expired, outside calling hours or over the dial rate
+        # DialBack's gate: expired, outside calling hours or over the dial rate
         # (postponed), no longer allowed (refused); it applies what follows itself.
         if await self.runner._gate(task):
             return None

@@ -31,8 +31,8 @@ from acdkit.core.errors import AcdError
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind
 from acdkit.dialplan_vars import ARG_RATINGS, FAILURE_CONTEXT
-from acdkit.jobs import enqueue_dial_back
 from acdkit.ports import Clock, JobQueue, Messenger
+from acdkit.services.callbacks import enqueue_dial_back
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.ratings import rating_store

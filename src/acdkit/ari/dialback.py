@@ -1,6 +1,6 @@
 """Dial-back, agent first: the Stasis side of a callback attempt.
 
-The ``dial_back`` job (acdkit/jobs.py) owns the attempt and its outcome; it asks this process
+The ``dial_back`` job (services/dial_back.py) owns the attempt and its outcome; it asks this process
 to run attempt *n* through the command list (store/callbacks.py). Here: ring the reserved
 agent, whisper the number, then call the customer with the center's caller ID on a fixed
 channel id (a second dial of the same attempt is refused by Asterisk), bridge both, and report

@@ -22,8 +22,8 @@ from acdkit.cli.common import (
 )
 from acdkit.core.errors import InvalidInput
 from acdkit.core.tasks import Task, TaskState
-from acdkit.jobs import callback_store
 from acdkit.ports import SystemClock
+from acdkit.services.callbacks import callback_store
 from acdkit.store import lifecycle
 from acdkit.store.callbacks import Attempt, CallbackStore
 

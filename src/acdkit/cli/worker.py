@@ -4,10 +4,10 @@ It runs RQ's scheduler (``enqueue_at`` and ``Retry`` need it), runs RQ's mainten
 30 s and checks a running job every 10 s (docs/architecture.md §7). RQ itself gives up on a
 SIGKILLed ``SimpleWorker``'s job only when its heartbeat (job timeout + 60 s) expires, so a
 maintenance thread does it for acdkit's jobs: every second it queues the due callbacks and
-re-enqueues the callbacks and reply deliveries a dead worker left (``jobs.recover_callbacks``,
-``voice_jobs.recover_deliveries``), replacing a job RQ still calls ``started`` once its dial
-lock is free (``RqJobQueue.requeue``). SIGTERM or SIGINT: RQ finishes the running job and
-stops, then the thread stops.
+re-enqueues the callbacks and reply deliveries a dead worker left (``recover_callbacks`` in
+services/maintenance.py, ``voice_jobs.recover_deliveries``), replacing a job RQ still calls
+``started`` once its dial lock is free (``RqJobQueue.requeue``). SIGTERM or SIGINT: RQ
+finishes the running job and stops, then the thread stops.
 
 It runs only acdkit's own job functions (``jobqueue.AcdJob``): a job naming anything else,
 written into Redis by someone else, fails without being imported or run.
@@ -38,9 +38,10 @@ from acdkit.cli.common import TEXT, handle_errors, settings_of
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError, RedisUnavailable
 from acdkit.jobqueue import QUEUES, AcdJob, RqJobQueue
-from acdkit.jobs import callback_store, promote_due_callbacks, recover_callbacks
 from acdkit.policies import retry_policy
 from acdkit.ports import SystemClock
+from acdkit.services.callbacks import callback_store
+from acdkit.services.maintenance import promote_due_callbacks, recover_callbacks
 from acdkit.store.connection import CONNECT_TIMEOUT, redact
 from acdkit.store.requests import RequestStore
 from acdkit.voice_jobs import recover_deliveries

@@ -1,13 +1,13 @@
 """Callbacks in Redis: dial attempts, the dial lock and the commands between job and serve.
 
-THE CONTRACT between the ``dial_back`` job (``acdkit.jobs``, in an RQ worker) and ``serve``
-(the Stasis app, which owns every live call). Agent first: the job never dials anyone.
+THE CONTRACT between the ``dial_back`` job (services/dial_back.py, run in an RQ worker) and
+``serve`` (the Stasis app, which owns every live call). Agent first: the job never dials anyone.
 
 1. When serve's dispatcher reserves an agent for a callback task it calls
-   ``jobs.enqueue_dial_back(store, job_queue, task_id)``: RQ job ``acdkit.jobs.dial_back``
-   (one string argument, the task id) on queue ``callbacks``, job id ``dial-<task_id>-<n>``
-   with ``n = await store.next_attempt_number(task_id)``, unique (a job still queued or
-   running is not queued twice).
+   ``enqueue_dial_back(store, job_queue, task_id)`` (services/callbacks.py): RQ job
+   ``acdkit.jobs.dial_back`` (one string argument, the task id) on queue ``callbacks``,
+   job id ``dial-<task_id>-<n>`` with ``n = await store.next_attempt_number(task_id)``,
+   unique (a job still queued or running is not queued twice).
 2. The job takes the dial lock ``acdkit:{pool}:lock:dial:<task_id>`` (SET NX PX with a random
    token, renewed while it waits, deleted only by its holder): never two attempts of one
    callback at once. It checks the dialing policy (calling hours, dial rate per number,

@@ -22,7 +22,7 @@ from acdkit.core.errors import (
     InvalidTransition,
     NoSuchTask,
 )
-from acdkit.core.routing import pool_score
+from acdkit.core.routing import PriorityRules, pool_score
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.core.tasks import transition as task_transition
 from acdkit.store.agents import AgentRepository
@@ -34,7 +34,7 @@ from acdkit.store.codec import (
     task_from_hash,
     task_to_hash,
 )
-from acdkit.store.connection import guarded
+from acdkit.store.connection import connect, guarded
 from acdkit.store.scripts import ClaimResult
 
 HOLDING = (TaskState.RESERVED, TaskState.ACTIVE)
@@ -328,3 +328,7 @@ class Pool(AgentRepository):
         if status != "ok":
             raise InvalidTransition("task", status.partition(":")[2], TaskEvent.RELEASE)
 
+
+async def open_pool(url: str, rules: PriorityRules, *, prefix: str) -> Pool:
+    """The pool on the Redis at ``url`` (``RedisUnavailable`` when it does not answer)."""
+    return Pool(await connect(url), rules, prefix=prefix)

@@ -1,27 +1,19 @@
-"""RQ jobs: thin functions that take string ids, load state, call the core, write the outcome.
+"""The dial-back runner: one attempt of one callback or outbound task, agent first.
 
-Enqueued by dotted path with the JSON serializer (``jobqueue.RqJobQueue``)::
-
-    acdkit.jobs.dial_back(task_id)   queue "callbacks", job id "dial-<task_id>-<n>"
-    acdkit.jobs.promote_due()        queue the due callbacks, expire the overdue ones
-    acdkit.jobs.recover()            re-enqueue dial_back for callbacks a dead worker left
-
-Each loads the settings (``config.load_settings``) and runs ``asyncio.run`` on its own
-connection. The dial-back protocol with ``serve`` is in ``store/callbacks.py``.
+The ``dial_back`` job (jobs/callbacks.py) runs it in an RQ worker; dialplan mode
+(ami/dialback.py, agi/) runs the same runner. The protocol with ``serve`` is in
+store/callbacks.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar, cast
 
-from acdkit.config import Settings, load_settings
+from acdkit.config import Settings
 from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.callbacks import (
     Decision,
@@ -29,46 +21,20 @@ from acdkit.core.callbacks import (
     Next,
     RetryPolicy,
     after_attempt,
-    check_expired,
 )
-from acdkit.core.errors import ClaimLost, InvalidInput, InvalidTransition, NoSuchAgent
+from acdkit.core.errors import ClaimLost, InvalidTransition, NoSuchAgent
 from acdkit.core.numbers import NumberPolicy, check_dialable, next_calling_time
 from acdkit.core.tasks import Task, TaskKind, TaskState
 from acdkit.policies import number_policy, outbound_retry, retry_policy
-from acdkit.ports import Clock, JobQueue, SystemClock
+from acdkit.ports import Clock, SystemClock
+from acdkit.services.callbacks import DIALED_BACK
+from acdkit.services.settlement import settle
 from acdkit.store.callbacks import Attempt, CallbackStore, agent_leg
 from acdkit.store.dnc import on_dnc
-from acdkit.store.outbound import add_follow_up, forget_follow_up, retry_rules
+from acdkit.store.outbound import retry_rules
 from acdkit.store.pool import Pool
 
-if TYPE_CHECKING:
-    from acdkit.jobqueue import Requeuing
-
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-QUEUE = "callbacks"
-DIAL_BACK = "acdkit.jobs.dial_back"
-_AGENT_HOLDING = (AgentState.RESERVED, AgentState.ON_CALL)
-DIALED_BACK = frozenset({TaskKind.CALLBACK, TaskKind.OUTBOUND})  # agent first, by this job
-
-
-def job_id(task_id: str, n: int) -> str:
-    """The RQ job id of the ``dial_back`` that works on attempt ``n`` of ``task_id``."""
-    return f"dial-{task_id}-{n}"
-
-
-def callback_store(pool: Pool, settings: Settings) -> CallbackStore:
-    """The callback store of ``pool`` configured from ``settings``."""
-    return CallbackStore(pool, lock_ttl=settings.callbacks.lock_ttl,
-                         number_window=number_policy(settings).number_window)
-
-
-async def enqueue_dial_back(store: CallbackStore, jobs: JobQueue, task_id: str) -> str:
-    """Enqueue the ``dial_back`` job for ``task_id``'s next attempt; return its job id (a job
-    already queued or running for that attempt is not queued twice)."""
-    n = await store.next_attempt_number(task_id)
-    return jobs.enqueue(QUEUE, DIAL_BACK, task_id, job_id=job_id(task_id, n))
 
 
 @dataclass
@@ -244,185 +210,9 @@ class DialBack:
         await settle(self.store, task, agent_id, decision, self.clock.now())
 
 
-async def settle(store: CallbackStore, task: Task, agent_id: str | None, decision: Decision,
-                 now: float) -> None:
-    """Reschedule, fail or expire ``task`` (``decision``) after an attempt of ``agent_id``:
-    set its customer attempts, move it, free the agent if it still holds it, drop an ended
-    callback from its number's index and add its follow-up task. Idempotent: a move the task's
-    state no longer takes is logged and skipped."""
-    pool = store.pool
-    await pool.update_task(task.id, now, attempts=decision.attempts)
-    current = await pool.get_task(task.id)
-    if current is None:
-        return
-    if current.state is TaskState.RESERVED and current.agent_id != agent_id:
-        log.info("callback %s: taken by agent %s meanwhile", task.id, current.agent_id)
-        return
-    if not current.terminal:
-        try:
-            current = await pool.move_task(task.id, decision.event, now,
-                                           due_at=decision.due_at, outcome=decision.outcome)
-        except (InvalidTransition, ClaimLost) as err:
-            log.info("callback %s: %s not applied: %s", task.id, decision.event.value, err)
-    if current.terminal:
-        await store.forget_callback(current)
-        await forget_follow_up(pool, current)
-        if decision.follow_up:
-            await follow_up(store, current, now)
-    if agent_id:
-        # Freed already when a reschedule did it in the same step.
-        with contextlib.suppress(ClaimLost, InvalidTransition, NoSuchAgent):
-            await pool.move_agent(agent_id, AgentEvent.END, now, expect_task=task.id)
-
-
-async def follow_up(store: CallbackStore, task: Task, now: float) -> None:
-    """Add the outbound follow-up task of an ended callback (once: its id is fixed; none
-    when the number has one pending or is on the do-not-call list)."""
-    try:
-        follow = await add_follow_up(
-            store.pool, number=task.number, skill=task.skill, reason=task.outcome or "failed",
-            source="callback-failed", now=now, attributes={"follow_up_of": task.id},
-            task_id=f"{task.id}-fu", name=task.name)
-    except InvalidInput as exc:
-        log.warning("callback %s: no follow-up: %s", task.id, exc)
-        return
-    if follow is not None:
-        await store.pool.audit.append(task.id, "follow_up", now=now, task=follow.id)
-
-
-# -- maintenance: due callbacks, and callbacks a dead worker left ---------------------------------
-
-
-async def promote_due_callbacks(store: CallbackStore, retry: RetryPolicy, now: float,
-                                limit: int = 1_000) -> list[str]:
-    """Expire the waiting callbacks past their deadline (a follow-up task when the policy
-    says so): the due ones, and the queued ones that waited longer than ``expire_after``
-    (an instant callback's place is never after its booking); then queue every due task.
-    Returns the ids queued."""
-    redis, keys = store.redis, store.keys
-    ids = cast(list[str], await redis.zrangebyscore(keys.due, "-inf", repr(now), start=0,
-                                                    num=limit))
-    if retry.expire_after is not None:
-        for skill in sorted(cast(set[str], await redis.smembers(keys.skills))):
-            ids += cast(list[str], await redis.zrangebyscore(
-                keys.queue_age(skill), "-inf", repr(now - retry.expire_after), start=0,
-                num=limit))
-    for task_id in ids:
-        task = await store.pool.get_task(task_id)
-        if task is None or task.kind is not TaskKind.CALLBACK:
-            continue
-        decision = check_expired(task, now, retry)
-        if decision is not None:
-            await settle(store, task, None, decision, now)
-    return await store.pool.promote_due(now, limit)
-
-
-async def recover_callbacks(store: CallbackStore, jobs: Requeuing) -> list[str]:
-    """Re-enqueue ``dial_back`` for held callbacks nobody works on: the dial lock is free and
-    the latest attempt is either decided (the next one was never asked for), or has an outcome
-    nobody applied, or has none while serve holds no command for it. A job of a dead worker
-    still ``started`` in RQ is replaced (``jobqueue.RqJobQueue.requeue``). Returns the job
-    ids enqueued (none for a job still waiting or running)."""
-    from acdkit.jobqueue import Recovery
-
-    recovery = Recovery(jobs, stale_after=store.lock_ttl)
-    agents = await store.pool.list_agents()
-    held = [a.task_id for a in agents if a.state in _AGENT_HOLDING and a.task_id]
-    live = {(c.get("task_id"), c.get("attempt")) for c in await store.queued_commands()}
-    for task_id in held:
-        task = await store.pool.get_task(task_id)
-        if task is None or task.kind not in DIALED_BACK or \
-                await store.dial_lock_held(task_id):
-            continue
-        last = await store.last_attempt(task_id)
-        if last is not None and last.outcome is DialOutcome.ANSWERED:
-            continue  # connected: serve finishes the task when the call ends
-        if last is None or last.decided:
-            if task.state is not TaskState.RESERVED:
-                continue
-        elif last.outcome is None and (task_id, last.n) in live:
-            continue  # serve has not taken the command yet
-        await enqueue_dial_back(store, recovery, task_id)
-    return recovery.enqueued
-
-
-# -- the RQ entry points --------------------------------------------------------------------------
-
-
-async def with_store(settings: Settings, work: Callable[[CallbackStore], Awaitable[T]]) -> T:
-    """Open the pool of ``settings``, run ``work(store)``, close it."""
-    from acdkit.bootstrap import open_pool
-
-    pool = await open_pool(settings)
-    try:
-        return await work(callback_store(pool, settings))
-    finally:
-        await pool.close()
-
-
 def dial_back_of(store: CallbackStore, settings: Settings, clock: Clock | None = None) -> DialBack:
     """The ``DialBack`` runner configured from ``settings``."""
     return DialBack(store, retry_policy(settings), number_policy(settings),
                     wait_timeout=2 * settings.agents.ring_timeout + 30,
                     max_misses=settings.agents.max_misses, clock=clock or SystemClock(),
                     outbound_retry=lambda task: outbound_retry(settings, task.source))
-
-
-def dial_back(task_id: str) -> str:
-    """RQ job: one dial-back attempt of callback ``task_id`` (see ``DialBack.run``)."""
-    settings = load_settings()
-    return asyncio.run(with_store(settings, lambda s: dial_back_of(s, settings).run(task_id)))
-
-
-def promote_due() -> int:
-    """RQ job: queue the due callbacks (expiring the overdue); return how many."""
-    settings = load_settings()
-    retry = retry_policy(settings)
-    queued = asyncio.run(with_store(
-        settings, lambda s: promote_due_callbacks(s, retry, SystemClock().now())))
-    return len(queued)
-
-
-def recover() -> int:
-    """RQ job: re-enqueue ``dial_back`` for callbacks a dead worker left; return how many."""
-    from acdkit.jobqueue import RqJobQueue
-
-    settings = load_settings()
-    jobs = RqJobQueue(settings.redis.url)
-    try:
-        return len(asyncio.run(with_store(settings, lambda s: recover_callbacks(s, jobs))))
-    finally:
-        jobs.close()
-
-
-# -- voice requests (bodies in acdkit/voice_jobs.py) ----------------------------------------------
-
-
-def transcribe(task_id: str) -> str:
-    """RQ job (queue ``speech``): transcribe voice request ``task_id``, release its work order."""
-    from acdkit.speech.asr import transcriber
-    from acdkit.store.requests import RequestStore
-    from acdkit.voice_jobs import run_transcription
-
-    settings = load_settings()
-    engine = transcriber(settings.requests.engine, settings.requests.whisper_model)
-    return asyncio.run(with_store(settings, lambda s: run_transcription(
-        RequestStore(s.pool, settings.requests), engine, task_id, SystemClock())))
-
-
-def deliver_reply(task_id: str) -> str:
-    """RQ job (queue ``requests``): one delivery call of voice request ``task_id``'s reply."""
-    from acdkit.jobqueue import RqJobQueue
-    from acdkit.messaging import messenger_for
-    from acdkit.store.requests import RequestStore
-    from acdkit.voice_jobs import Delivery
-
-    settings = load_settings()
-    jobs = RqJobQueue(settings.redis.url)
-    try:
-        return asyncio.run(with_store(settings, lambda s: Delivery(
-            RequestStore(s.pool, settings.requests), s, jobs, retry_policy(settings),
-            number_policy(settings), wait_timeout=2 * settings.agents.ring_timeout + 120,
-            messenger=messenger_for(settings)).run(task_id)))
-    finally:
-        jobs.close()
