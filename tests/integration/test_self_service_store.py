@@ -19,12 +19,12 @@ from acdkit.core.self_service import ItemKind
 from acdkit.core.tasks import Task, TaskKind, TaskState
 from acdkit.messaging import FileMessenger
 from acdkit.ports import MessageResult
+from acdkit.services.voice_requests import Delivery
 from acdkit.store import self_service as actions
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.requests import RequestStore, store_reply, submit_request
 from acdkit.testing import FakeJobQueue
-from acdkit.voice_jobs import Delivery
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from acdkit.core.dtmf import BusinessHours
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.requests import RequestStatus
 from acdkit.core.tasks import TaskKind, TaskState
+from acdkit.services.voice_requests import Delivery, recover_deliveries, run_transcription
 from acdkit.speech import asr, tts
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.requests import RequestStore, store_reply, submit_request
 from acdkit.testing import FakeJobQueue
-from acdkit.voice_jobs import Delivery, recover_deliveries, run_transcription
 
 pytestmark = pytest.mark.integration
 NUMBER = "+12125550123"

@@ -1,11 +1,12 @@
 """Delivering a reply by a call: the serve side of the ``deliver_reply`` job.
 
-The job (acdkit/voice_jobs.py) owns the attempt, as ``dial_back`` does (store/callbacks.py);
-here, for the command ``{"op": "deliver_reply", "task_id", "attempt", "number"}``: call the
-customer with the center's caller ID on the fixed channel id ``vr-<task_id>-<n>-c`` (a second
-dial of the same attempt is refused by Asterisk), report ``answered`` at once (or why not),
-then say "this is the answer to your request <ref>", play the reply and offer 1 = speak with
-an agent (an instant callback task), 2 = hear it again. What the customer chose is audited.
+The job (services/voice_requests.py) owns the attempt, as ``dial_back`` does
+(store/callbacks.py); here, for the command ``{"op": "deliver_reply", "task_id", "attempt",
+"number"}``: call the customer with the center's caller ID on the fixed channel id
+``vr-<task_id>-<n>-c`` (a second dial of the same attempt is refused by Asterisk), report
+``answered`` at once (or why not), then say "this is the answer to your request <ref>", play
+the reply and offer 1 = speak with an agent (an instant callback task), 2 = hear it again.
+What the customer chose is audited.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ It runs RQ's scheduler (``enqueue_at`` and ``Retry`` need it), runs RQ's mainten
 SIGKILLed ``SimpleWorker``'s job only when its heartbeat (job timeout + 60 s) expires, so a
 maintenance thread does it for acdkit's jobs: every second it queues the due callbacks and
 re-enqueues the callbacks and reply deliveries a dead worker left (``recover_callbacks`` in
-services/maintenance.py, ``voice_jobs.recover_deliveries``), replacing a job RQ still calls
+services/maintenance.py, ``recover_deliveries``), replacing a job RQ still calls
 ``started`` once its dial lock is free (``RqJobQueue.requeue``). SIGTERM or SIGINT: RQ
 finishes the running job and stops, then the thread stops.
 
@@ -42,9 +42,9 @@ from acdkit.policies import retry_policy
 from acdkit.ports import SystemClock
 from acdkit.services.callbacks import callback_store
 from acdkit.services.maintenance import promote_due_callbacks, recover_callbacks
+from acdkit.services.voice_requests import recover_deliveries
 from acdkit.store.connection import CONNECT_TIMEOUT, redact
 from acdkit.store.requests import RequestStore
-from acdkit.voice_jobs import recover_deliveries
 
 log = logging.getLogger(__name__)
 

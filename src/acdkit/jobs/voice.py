@@ -1,4 +1,5 @@
-"""The voice-request jobs: ``transcribe`` and ``deliver_reply`` (bodies in voice_jobs.py)."""
+"""The voice-request jobs: ``transcribe`` and ``deliver_reply`` (what they run is in
+services/voice_requests.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from acdkit.jobs.callbacks import with_store
 from acdkit.messaging import messenger_for
 from acdkit.policies import number_policy, retry_policy
 from acdkit.ports import SystemClock
+from acdkit.services.voice_requests import Delivery, run_transcription
 from acdkit.speech.asr import transcriber
 from acdkit.store.requests import RequestStore
-from acdkit.voice_jobs import Delivery, run_transcription
 
 
 def transcribe(task_id: str) -> str:

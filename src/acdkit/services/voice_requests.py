@@ -1,4 +1,4 @@
-"""The bodies of the voice-request jobs (``acdkit.jobs.transcribe``, ``deliver_reply``).
+"""What the voice-request jobs run (``acdkit.jobs.transcribe``, ``deliver_reply``).
 
 ``transcribe(task_id)``: recognise the caller's recording, store transcript and confidence (or
 a clear ``untranscribed`` state with the reason: the audio stays), then release the work order
@@ -21,7 +21,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from acdkit.core.callbacks import DialOutcome, RetryPolicy
 from acdkit.core.errors import AcdError, InvalidInput
@@ -34,12 +33,10 @@ from acdkit.core.requests import (
     after_delivery,
 )
 from acdkit.core.tasks import TaskEvent, TaskState
+from acdkit.jobqueue import Recovery, Requeuing
 from acdkit.ports import Clock, JobQueue, MessageResult, Messenger, SystemClock, Transcriber
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.requests import RequestStore, enqueue_delivery
-
-if TYPE_CHECKING:
-    from acdkit.jobqueue import Requeuing
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +200,6 @@ async def recover_deliveries(requests: RequestStore, calls: CallbackStore,
     attempt is open or has an outcome nobody applied, and nobody holds the dial lock); the new
     job resumes waiting for that attempt. A job of a dead worker still ``started`` in RQ is
     replaced (``RqJobQueue.requeue``). Returns the job ids enqueued."""
-    from acdkit.jobqueue import Recovery
-
     recovery = Recovery(jobs, stale_after=calls.lock_ttl)
     for task_id in await requests.delivering():
         last = await calls.last_attempt(task_id)
