@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from acdkit.ari.choose_agent import menu
 from acdkit.ari.ratings_line import _announce
-from acdkit.ari.survey import question, say_score, whisper_rating
+from acdkit.ari.survey import whisper_rating
+from acdkit.core.prompts import agent_menu, question, say_score
 from acdkit.core.ratings import Direction, Interaction, Rating, Score, Summary
 from acdkit.core.tasks import Task, TaskKind
 
@@ -25,7 +25,7 @@ def test_each_category_has_its_question() -> None:
 def test_the_choice_menu_names_each_agent_its_rating_and_its_key() -> None:
     rated = Summary("3", 300, overall=Score(900, 4.5, 4.48))
     new = Summary("12", 0)
-    media = menu([rated, new])
+    media = agent_menu([rated, new])
     assert media[0] == "sound:acdkit/rate-choose-intro"
     assert media[1:9] == ["sound:acdkit/rate-agent", "digits:3", "sound:acdkit/rate-rated",
                           "digits:4", "sound:acdkit/rate-point", "digits:5",

@@ -23,14 +23,11 @@ from acdkit.agi.server import Handler
 from acdkit.agi.session import AgiChannel
 from acdkit.ami.members import MemberBoard
 from acdkit.ami.watcher import interaction_id
-from acdkit.ari.agents import say_digits
-from acdkit.ari.choose_agent import NO_CHOICE
-from acdkit.ari.choose_agent import menu as agent_menu
-from acdkit.ari.survey import prompt, question
 from acdkit.config import Settings
 from acdkit.core.callbacks import reference
 from acdkit.core.errors import InvalidInput, NoSuchInteraction
 from acdkit.core.numbers import NumberPolicy
+from acdkit.core.prompts import NO_CHOICE, agent_menu, prompt, question, say_digits
 from acdkit.core.ratings import Interaction, Summary
 from acdkit.core.tasks import Task
 from acdkit.ports import Clock, JobQueue

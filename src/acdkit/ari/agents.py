@@ -20,6 +20,7 @@ from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState
 from acdkit.core.errors import AcdError, InvalidInput, InvalidTransition, NotFound
 from acdkit.core.pins import PinOutcome
+from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.policies import pin_policy, reach_policy
 from acdkit.services.reach import check_agent_reach
@@ -51,12 +52,6 @@ async def answered(session: Session, timeout: float) -> Session | None:
             return None
         if isinstance(event, ev.StasisStart):
             return session
-
-
-def say_digits(number: str, last: int = 0) -> list[str]:
-    """The media that reads ``number`` digit by digit (only the ``last`` digits if > 0)."""
-    digits = "".join(c for c in number if c.isdigit())[-last if last > 0 else 0:]
-    return [f"digits:{digits}"] if digits else []
 
 
 def endpoint_for(reach: str, trunk: str) -> str:

@@ -10,16 +10,15 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from acdkit.ari.agents import say_digits
 from acdkit.ari.session import Session
-from acdkit.ari.survey import ask_key, prompt, say_score
+from acdkit.ari.survey import ask_key
+from acdkit.core.prompts import NO_CHOICE, agent_menu, prompt, say_digits
 from acdkit.core.ratings import Summary
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
 
 log = logging.getLogger(__name__)
-NO_CHOICE = frozenset({"0", "#"})
 
 
 @dataclass(frozen=True)
@@ -37,21 +36,13 @@ async def offered(app: StasisApp, skill: str) -> list[Summary]:
     return (await app.ratings.summaries(ratees=ids))[:limit] if ids else []
 
 
-def menu(agents: list[Summary]) -> list[str]:
-    media = [prompt("rate-choose-intro")]
-    for key, summary in enumerate(agents, 1):
-        media += [prompt("rate-agent"), *say_digits(summary.ratee), *say_score(
-            summary.overall.shrunk), prompt("rate-press"), f"digits:{key}"]
-    return [*media, prompt("rate-choose-any")]
-
-
 async def choose_agent(app: StasisApp, session: Session, skill: str) -> Choice | None:
     """Offer the agents of ``skill``; the caller's choice, or None (no key, 0, #, no agent)."""
     agents = await offered(app, skill)
     if not agents:
         return None
     for _ in (1, 2):
-        key = await ask_key(session, menu(agents), app.settings.ratings.key_timeout)
+        key = await ask_key(session, agent_menu(agents), app.settings.ratings.key_timeout)
         if key is None or key in NO_CHOICE:
             return None
         if key.isdigit() and 1 <= int(key) <= len(agents):

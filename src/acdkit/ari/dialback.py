@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from acdkit.ari import events as ev
-from acdkit.ari.agents import answered, say_digits
+from acdkit.ari.agents import answered
 from acdkit.ari.media import name_media
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import AgentEvent
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.errors import AcdError
 from acdkit.core.numbers import dial_string
+from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskKind, TaskState
 from acdkit.store.outbound import drop_follow_ups, forget_follow_up
 

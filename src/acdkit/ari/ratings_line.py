@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from acdkit.ari.agents import _endpoint_of, say_digits
+from acdkit.ari.agents import _endpoint_of
 from acdkit.ari.session import Session
-from acdkit.ari.survey import ask_key, ask_scores, prompt, rate_and_thank, say_score
+from acdkit.ari.survey import ask_key, ask_scores, rate_and_thank
 from acdkit.core.errors import AcdError, NoSuchRating
 from acdkit.core.pins import PinOutcome
+from acdkit.core.prompts import prompt, say_digits, say_score
 from acdkit.core.ratings import Direction, Interaction, Rating
 from acdkit.policies import pin_policy
 from acdkit.store.pins import verify_customer_pin

@@ -16,34 +16,14 @@ from acdkit.ari.calls import Call
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import Agent, AgentEvent, AgentState
 from acdkit.core.errors import AcdError, InvalidTransition, NotFound
-from acdkit.core.ratings import AGAIN, DEFAULT_CATEGORIES, OVERALL, Interaction, score_key, spoken
+from acdkit.core.prompts import prompt, question, say_score
+from acdkit.core.ratings import AGAIN, OVERALL, Interaction, score_key
 from acdkit.core.tasks import Task, TaskEvent
 
 if TYPE_CHECKING:
     from acdkit.ari.app import StasisApp
 
 log = logging.getLogger(__name__)
-
-
-def prompt(name: str) -> str:
-    return f"sound:acdkit/{name}"
-
-
-def say_score(value: float | None) -> list[str]:
-    """"rated 4 point 8" (or "not rated yet") as media."""
-    if value is None:
-        return [prompt("rate-not-rated")]
-    whole, tenth = spoken(value)
-    return [prompt("rate-rated"), f"digits:{whole}", prompt("rate-point"), f"digits:{tenth}"]
-
-
-def question(category: str, index: int) -> list[str]:
-    """The question for ``category``: its own prompt for the default ones, else "question N"."""
-    if category == OVERALL:
-        return [prompt("rate-customer")]
-    if category in DEFAULT_CATEGORIES:
-        return [prompt(f"rate-q-{category}")]
-    return [prompt("rate-question"), f"digits:{index}", prompt("rate-scale")]
 
 
 async def ask_key(session: Session, media: Sequence[str], timeout: float) -> str | None:

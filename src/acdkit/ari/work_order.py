@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from acdkit.ari.agents import say_digits
 from acdkit.ari.media import media
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.ari.voice_request import record
 from acdkit.core.agents import Agent, AgentEvent
+from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskEvent
 from acdkit.store.requests import RequestStore, store_reply
 
