@@ -7,17 +7,42 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from functools import partial
 
+from aiohttp import web as aioweb
+
+from acdkit.agi.routes import RouteContext, handlers, served_routes
+from acdkit.agi.server import AgiServer
+from acdkit.ami.dialback import QueueDialBack
+from acdkit.ami.link import AmiLink
+from acdkit.ami.originate import DialPlan
+from acdkit.ami.watcher import Watcher
+from acdkit.ari.app import StasisApp
 from acdkit.ari.client import AriClient
+from acdkit.ari.media import run_media
+from acdkit.ari.recordings import fetch_recording
 from acdkit.config import Settings
 from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.errors import AcdError, ConfigError
+from acdkit.core.members import MemberBoard
+from acdkit.dispatch import Dispatcher
+from acdkit.httplimits import HttpLimits, LimitedListener
+from acdkit.jobqueue import BackgroundJobQueue, RqJobQueue
 from acdkit.limits import RateLimitedLog, raise_fd_limit
+from acdkit.messaging import messenger_for
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
+from acdkit.queue_log_feed import QueueLogFeed
+from acdkit.services.callbacks import callback_store
+from acdkit.services.dial_back import dial_back_of
 from acdkit.store.connection import redact
 from acdkit.store.pool import Pool
 from acdkit.store.pool import open_pool as store_pool
+from acdkit.store.ratings import rating_store
+from acdkit.store.requests import RequestStore
+from acdkit.web import metrics
+from acdkit.web.app import build_app, tls_context
 
 log = logging.getLogger(__name__)
 say = RateLimitedLog(log)
@@ -42,12 +67,6 @@ async def serve(settings: Settings, clock: Clock | None = None,
                 jobs: JobQueue | None = None) -> None:
     """Run the Stasis app and the dispatcher until SIGTERM/SIGINT (or until another process
     takes the ARI app over)."""
-    from acdkit.ari.app import StasisApp
-    from acdkit.dispatch import Dispatcher
-    from acdkit.jobqueue import BackgroundJobQueue, RqJobQueue
-    from acdkit.messaging import messenger_for
-    from acdkit.services.callbacks import callback_store
-
     raise_fd_limit()
     clock = clock or SystemClock()
     pool = await open_pool(settings)
@@ -73,8 +92,6 @@ async def serve(settings: Settings, clock: Clock | None = None,
                asyncio.create_task(supervised("voice-media", lambda: voice_media(
                    pool, settings)), name="voice-media")]
     if settings.kpis.queue_log or settings.kpis.queue_log_sqlite:
-        from acdkit.queue_log_feed import QueueLogFeed
-
         feed = QueueLogFeed(pool, settings.kpis)
         started = clock.now()
         runners.append(asyncio.create_task(supervised("queue-log", lambda: feed.run(started)),
@@ -114,10 +131,6 @@ async def supervised(name: str, loop: Callable[[], Awaitable[None]],
 async def voice_media(pool: Pool, settings: Settings) -> None:
     """Serve voice-request audio to Asterisk over HTTP (ari/media.py), and ``/metrics``
     on the same listener (web/metrics.py)."""
-    from acdkit.ari.media import run_media
-    from acdkit.store.requests import RequestStore
-    from acdkit.web import metrics
-
     extra = metrics.routes(pool, settings) if settings.kpis.metrics else []
     await run_media(RequestStore(pool, settings.requests), extra)
 
@@ -140,12 +153,6 @@ async def web(settings: Settings, clock: Clock | None = None,
               jobs: JobQueue | None = None) -> None:
     """Serve the pages (web/) until SIGTERM/SIGINT. Listen/whisper/barge reach Asterisk as
     commands that ``serve`` runs (web/supervisor.py): this process holds no ARI client."""
-    from aiohttp import web as aioweb
-
-    from acdkit.httplimits import HttpLimits, LimitedListener
-    from acdkit.jobqueue import RqJobQueue
-    from acdkit.services.callbacks import callback_store
-    from acdkit.web.app import build_app, tls_context
 
     host, _, port = settings.web.listen.rpartition(":")
     if not port.isdigit() or not 0 < int(port) < 65536:
@@ -180,3 +187,90 @@ async def web(settings: Settings, clock: Clock | None = None,
         if own is not None:
             own.close()
         await pool.close()
+
+
+# -- acdkit agi: dialplan mode (FastAGI routes, the AMI watcher, dial-back into Queue()) ------
+
+
+async def run_agi(settings: Settings, *, with_ami: bool | None = None,
+                  clock: Clock | None = None) -> None:
+    """Serve until a signal; ``with_ami`` overrides ``agi.ami``."""
+    clock = clock or SystemClock()
+    pool = await open_pool(settings)
+    store = callback_store(pool, settings)
+    numbers = number_policy(settings)
+    board = MemberBoard()
+    ratings = rating_store(pool, settings.ratings)
+    jobs = RqJobQueue(settings.redis.url)
+    # HTTP only: the routes fetch a recording now and then; no WebSocket, no Stasis app.
+    ari = ari_client(replace(settings, ari=replace(settings.ari, transport="http")))
+    ctx = RouteContext(settings, pool, store, numbers, clock, ratings, None, jobs,
+                       partial(fetch_recording, ari))
+    server = AgiServer(handlers(ctx, served_routes(settings)), settings.agi.host,
+                       settings.agi.port, header_timeout=settings.agi.header_timeout,
+                       max_connections=settings.agi.max_connections)
+    runners: list[asyncio.Task[None]] = []
+    link: AmiLink | None = None
+    dial_back: QueueDialBack | None = None
+    if settings.agi.ami if with_ami is None else with_ami:
+        ctx.members = board
+        link, dial_back = _ami(settings, ctx, board)
+        await link.start()
+        runners.append(asyncio.create_task(dial_back.run(), name="dial-back"))
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("acdkit agi: stopping")
+        await server.close()
+        for task in runners:
+            task.cancel()
+        if dial_back is not None:
+            await dial_back.close()
+        if link is not None:
+            link.close()
+        with contextlib.suppress(Exception):
+            await ari.close()
+        jobs.close()
+        with contextlib.suppress(Exception):
+            await pool.close()
+
+
+def _ami(settings: Settings, ctx: RouteContext,
+         board: MemberBoard) -> tuple[AmiLink, QueueDialBack]:
+    agi = settings.agi
+    watcher = Watcher(ctx.pool, ctx.numbers, ctx.clock, board,
+                      ctx.ratings if agi.ratings else None, agi.follow_up_skill,
+                      agi.abandon_min_wait)
+    link = AmiLink(settings.ami, watcher.on_event, action_timeout=settings.ami.action_timeout)
+
+    def logged_in() -> None:  # members as they are now: QueueStatus lists them all
+        board.clear()
+        asyncio.get_running_loop().create_task(_queue_status(link, watcher))
+
+    link.on_login_hook = logged_in
+    plan = DialPlan(settings.center.trunk, settings.center.caller_id, agi.callback_priority,
+                    agi.dial_timeout)
+    dial_back = QueueDialBack(link, board, dial_back_of(ctx.callbacks, settings, ctx.clock),
+                              plan, agent_first=agi.agent_first)
+    watcher.forward.append(dial_back.on_event)
+    return link, dial_back
+
+
+async def _queue_status(link: AmiLink, watcher: Watcher) -> None:
+    """Ask for every queue's members; panoramisk hands the reply's events (QueueMember...)
+    to the action, not to the event handlers, so feed them to the watcher here."""
+    try:
+        reply = await link.action({"Action": "QueueStatus"})
+    except Exception as err:  # the next login asks again
+        log.warning("AMI QueueStatus failed: %s", err)
+        return
+    for message in reply if isinstance(reply, list) else [reply]:
+        watcher.on_event(message)
+    log.info("AMI: queues %s", ", ".join(
+        f"{q} ({len(watcher.board.free(q))}/{len(watcher.board.members(q))} free)"
+        for q in sorted(watcher.board.queues())) or "none")

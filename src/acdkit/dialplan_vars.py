@@ -3,6 +3,8 @@ contexts. Change a name here and in dialplan/ together (a test checks they agree
 
 from __future__ import annotations
 
+import re
+
 APP_NAME = "acdkit"
 
 # Stasis(acdkit,<args>)
@@ -45,3 +47,26 @@ STATUS_QUEUE = "queue"  # my-requests: agent now, into the queue with ACDKIT_PRI
 DIALPLAN_SKILL_PREFIX = "queue:"
 MODE_ATTRIBUTE = "acdkit_mode"
 MODE_DIALPLAN = "dialplan"
+
+
+def dialplan_skill(queue: str) -> str:
+    """The pool skill of dialplan-mode work for Asterisk queue ``queue``."""
+    return DIALPLAN_SKILL_PREFIX + queue
+
+
+def queue_of_skill(skill: str) -> str | None:
+    """The Asterisk queue of a dialplan-mode skill, or None for any other skill."""
+    return skill[len(DIALPLAN_SKILL_PREFIX):] if skill.startswith(DIALPLAN_SKILL_PREFIX) else None
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_id(text: str) -> str:
+    """``text`` with every character outside ``[A-Za-z0-9._-]`` replaced by ``-``."""
+    return _SAFE.sub("-", text)
+
+
+def interaction_id(unique_id: str) -> str:
+    """The rating interaction id of a ``Queue()`` call: ``agi-<caller's uniqueid>``."""
+    return "agi-" + safe_id(unique_id or "call")[:100]

@@ -17,13 +17,13 @@ from tests.unit.test_ari_events import eventish, json_values  # its 600-input fu
 
 from acdkit.agi.protocol import AgiProtocolError, format_command, parse_request, parse_response
 from acdkit.ami.link import plain_event
-from acdkit.ami.members import Member, MemberBoard
 from acdkit.ami.originate import outcome_of_dial_status, outcome_of_reply
-from acdkit.ami.watcher import interaction_id
 from acdkit.ari import events as ev
 from acdkit.ari.client import AriClient, AriResponse
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.errors import InvalidInput
+from acdkit.core.members import Member, MemberBoard
+from acdkit.dialplan_vars import interaction_id
 
 FIXTURES = Path(__file__).resolve().parents[1] / "lab" / "fixtures" / "ari"
 
@@ -203,5 +203,5 @@ def run_ami(wire: str) -> None:
 
 ROUTE_SAFE = re.compile(r"agi-[A-Za-z0-9._-]{1,100}")
 ami_target = Target(
-    "ami", "panoramisk Message.from_line → ami/link.py plain_event, ami/members.py, "
+    "ami", "panoramisk Message.from_line → ami/link.py plain_event, core/members.py, "
     "ami/originate.py", ami_wire, run_ami)

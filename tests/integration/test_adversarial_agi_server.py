@@ -16,8 +16,7 @@ import pytest
 from poolkit import StepClock
 
 from acdkit import dialplan_vars as dv
-from acdkit.agi.app import served_routes
-from acdkit.agi.routes import ROUTES, RouteContext, handlers
+from acdkit.agi.routes import ROUTES, RouteContext, handlers, served_routes
 from acdkit.agi.server import AgiServer
 from acdkit.config import Settings
 from acdkit.core.numbers import NumberPolicy

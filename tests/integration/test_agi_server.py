@@ -21,9 +21,9 @@ from acdkit.agi import routes
 from acdkit.agi.routes import RouteContext, handlers
 from acdkit.agi.server import AgiServer
 from acdkit.agi.session import AgiChannel
-from acdkit.ami.members import MemberBoard
 from acdkit.ami.watcher import Watcher
 from acdkit.config import Settings
+from acdkit.core.members import MemberBoard
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.ratings import Interaction
 from acdkit.core.tasks import TaskKind, TaskState

@@ -20,12 +20,12 @@ from acdkit.agi.offer import Caller, dialplan_callback
 from acdkit.ami import dialback as dialback_module
 from acdkit.ami import watcher as watcher_module
 from acdkit.ami.dialback import QueueDialBack
-from acdkit.ami.members import MemberBoard
 from acdkit.ami.originate import DialPlan
 from acdkit.ami.watcher import Watcher
 from acdkit.core.callbacks import DialOutcome, RetryPolicy
 from acdkit.core.dtmf import BusinessHours
 from acdkit.core.errors import AmiUnavailable
+from acdkit.core.members import MemberBoard
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import TaskKind, TaskState
 from acdkit.services.dial_back import DialBack

@@ -10,7 +10,6 @@ import pytest
 from panoramisk.message import Message
 
 from acdkit import dialplan_vars as dv
-from acdkit.ami.members import MemberBoard
 from acdkit.ami.originate import (
     DialPlan,
     originate_action,
@@ -19,6 +18,7 @@ from acdkit.ami.originate import (
 )
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.errors import NumberRejected
+from acdkit.core.members import MemberBoard
 from acdkit.core.tasks import Task, TaskKind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ami"

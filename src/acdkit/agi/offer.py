@@ -140,22 +140,11 @@ class Offer:
         return result.task
 
 
-def dialplan_skill(queue: str) -> str:
-    """The pool skill of dialplan-mode work for Asterisk queue ``queue``."""
-    return dv.DIALPLAN_SKILL_PREFIX + queue
-
-
-def queue_of_skill(skill: str) -> str | None:
-    """The Asterisk queue of a dialplan-mode skill, or None for any other skill."""
-    prefix = dv.DIALPLAN_SKILL_PREFIX
-    return skill[len(prefix):] if skill.startswith(prefix) else None
-
-
 def dialplan_callback(caller: Caller, number: str, now: float, due_at: float | None) -> Task:
     """A new dialplan-mode callback task (queued, or scheduled at ``due_at``)."""
     place = caller.since if 0 < caller.since <= now else now
     return Task(id=uuid.uuid4().hex[:16], kind=TaskKind.CALLBACK,
-                skill=dialplan_skill(caller.queue), created_at=now,
+                skill=dv.dialplan_skill(caller.queue), created_at=now,
                 enqueued_at=due_at or place,
                 state=TaskState.SCHEDULED if due_at else TaskState.QUEUED, due_at=due_at,
                 number=number, source="agi:callback-offer",

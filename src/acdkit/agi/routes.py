@@ -21,11 +21,10 @@ from acdkit.agi.offer import Caller, Offer
 from acdkit.agi.protocol import AgiRequest, route_function_name
 from acdkit.agi.server import Handler
 from acdkit.agi.session import AgiChannel
-from acdkit.ami.members import MemberBoard
-from acdkit.ami.watcher import interaction_id
 from acdkit.config import Settings
 from acdkit.core.callbacks import reference
 from acdkit.core.errors import InvalidInput, NoSuchInteraction
+from acdkit.core.members import MemberBoard
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.prompts import NO_CHOICE, agent_menu, prompt, question, say_digits
 from acdkit.core.ratings import Interaction, Summary
@@ -152,7 +151,7 @@ async def survey(ctx: RouteContext, agi: AgiChannel, request: AgiRequest) -> Non
     caller channel's uniqueid, the member, the caller's number) is rated, by that number,
     once: a FastAGI client cannot invent an interaction (docs/security-policy.md)."""
     number = request.caller_number
-    task_id = interaction_id(request.unique_id)
+    task_id = dv.interaction_id(request.unique_id)
     found = await _recorded(ctx.ratings, task_id)
     refusal = _survey_refusal(found, number)
     if refusal is None and not await ctx.ratings.claim_survey(task_id):
@@ -215,7 +214,7 @@ async def _record_request(ctx: RouteContext, unique_id: str, agi: AgiChannel,
     if number is None:
         return None
     limits = ctx.settings.requests
-    name = "acdkit-vr-" + interaction_id(unique_id)[4:]
+    name = "acdkit-vr-" + dv.interaction_id(unique_id)[4:]
     await agi.play(["sound:acdkit/vr-prompt"])
     await agi.record(f"{RECORDINGS}/{name}", "wav", limits.max_seconds, limits.max_silence)
     audio = await ctx.fetch(name)
@@ -242,3 +241,12 @@ def handlers(ctx: RouteContext, routes: tuple[Route, ...] = ROUTES) -> dict[str,
         assert route_function_name(name) == route.__name__
         found[name] = partial(route, ctx)
     return found
+
+
+def served_routes(settings: Settings) -> tuple[Route, ...]:
+    """The routes ``settings`` turn on: ``voice-request`` only with ``overflow.voice_requests``.
+    A route left out is refused like an unknown one: ACDKIT_STATUS=failed."""
+    if settings.overflow.voice_requests:
+        return ROUTES
+    log.info("FastAGI: voice-request is off (overflow.voice_requests = false)")
+    return tuple(route for route in ROUTES if route is not voice_request)

@@ -27,9 +27,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from acdkit.agi.offer import dialplan_skill, queue_of_skill
 from acdkit.ami.link import AmiLink
-from acdkit.ami.members import MemberBoard
 from acdkit.ami.originate import (
     DialPlan,
     channel_status,
@@ -39,7 +37,9 @@ from acdkit.ami.originate import (
 )
 from acdkit.core.callbacks import DialOutcome, Next
 from acdkit.core.errors import AcdError, AmiUnavailable, InvalidTransition
+from acdkit.core.members import MemberBoard
 from acdkit.core.tasks import Task, TaskEvent, TaskState
+from acdkit.dialplan_vars import dialplan_skill, queue_of_skill
 from acdkit.services.dial_back import DialBack
 from acdkit.services.maintenance import promote_due_callbacks
 from acdkit.store.callbacks import CallbackStore, agent_leg

@@ -25,30 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from acdkit.agi.offer import dialplan_skill
-from acdkit.ami.members import MemberBoard
 from acdkit.core.errors import AcdError
+from acdkit.core.members import MemberBoard
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.ratings import Interaction
+from acdkit.dialplan_vars import dialplan_skill, interaction_id, safe_id
 from acdkit.ports import Clock
 from acdkit.store.outbound import add_follow_up
 from acdkit.store.pool import Pool
 from acdkit.store.ratings import RatingStore
 
 log = logging.getLogger(__name__)
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 ABANDON_WAIT = 10.0
 SERVED = frozenset({"AgentConnect", "AgentComplete"})  # a member took a Queue() call
-
-
-def interaction_id(unique_id: str) -> str:
-    """The rating interaction id of a ``Queue()`` call: ``agi-<caller's uniqueid>``."""
-    return "agi-" + _SAFE.sub("-", unique_id or "call")[:100]
 
 
 @dataclass
@@ -128,7 +121,7 @@ class Watcher:
             task = await add_follow_up(
                 self.pool, number=number, skill=skill, reason=f"abandoned {queue}",
                 source="ami:abandon", now=self.clock.now(), policy=self.numbers,
-                task_id=f"ab-{_SAFE.sub('-', event.get('Uniqueid', ''))[:60]}",
+                task_id=f"ab-{safe_id(event.get('Uniqueid', ''))[:60]}",
                 attributes={"queue": queue, "waited": f"{waited:g}"})
         except AcdError as err:
             log.info("abandoned call from %s in %s: no follow-up (%s)", number, queue, err)

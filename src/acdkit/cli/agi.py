@@ -20,7 +20,7 @@ def agi(ctx: click.Context, host: str | None, port: int | None, no_ami: bool) ->
     """Serve dialplan mode: AGI(agi://HOST:PORT/callback-offer?queue=...) and friends."""
     from dataclasses import replace
 
-    from acdkit.agi.app import run_agi
+    from acdkit.bootstrap import run_agi
 
     settings = settings_of(ctx)
     a = settings.agi
