@@ -245,20 +245,16 @@ class RequestStore:
 
 async def submit_request(pool: Pool, jobs: JobQueue, *, number: str, skill: str, audio: bytes,
                          fmt: str, now: float, source: str,
-                         settings: RequestSettings | None = None) -> Task:
+                         settings: RequestSettings) -> Task:
     """Store a caller's spoken request and its work order; queue its transcription.
 
     ``number`` is the E.164 the reply goes to (validated by the caller of this function with
     ``core.numbers.normalize``); ``audio`` is the recording in format ``fmt`` (``wav``,
     ``ulaw``, ``alaw``, ``sln``, ...); bad audio is kept and ends as ``untranscribed``.
-    ``settings`` default to the loaded ``[requests]`` settings. Returns the task (kind
+    ``settings`` are the ``[requests]`` settings the caller loaded. Returns the task (kind
     ``voice_request``, held for its transcript). Raises ``InvalidInput`` for an unknown format
     or no audio at all.
     """
-    if settings is None:
-        from acdkit.config import load_settings
-
-        settings = load_settings().requests
     fmt = fmt.lower().lstrip(".")
     if fmt not in FORMATS:
         raise InvalidInput(f"audio format {fmt!r} is not supported")
