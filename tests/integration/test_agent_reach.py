@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from poolkit import T0
 
 from acdkit.ari.agents import AgentConnector
+from acdkit.ari.endings import Endings
 from acdkit.ari.session import Sessions
+from acdkit.ari.spawner import Spawner
 from acdkit.cli import main
 from acdkit.config import Settings
 from acdkit.core.agents import Agent, AgentEvent, AgentState, ReachPolicy, check_reach
@@ -112,6 +114,8 @@ class App:
                 return T0 + 1
 
         self.clock = Clock()
+        self.lines: dict[str, object] = {}
+        self.endings = Endings(pool, self.clock, Spawner(), wrap_up=0.0, max_misses=3)
 
 
 @pytest.mark.parametrize("reach", ["+19005550142", "PJSIP/pstn", "+12125550177"])

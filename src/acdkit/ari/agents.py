@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from acdkit.ari import end_key, followup_key, survey
 from acdkit.ari import events as ev
-from acdkit.ari.calls import Call
+from acdkit.ari.calls import AgentLine, Call
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState
-from acdkit.core.errors import AcdError, InvalidInput, InvalidTransition, NotFound
+from acdkit.core.errors import AcdError, InvalidInput
 from acdkit.core.pins import PinOutcome
 from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskEvent, TaskState
@@ -31,16 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _legs = itertools.count(1)
-
-
-@dataclass
-class AgentLine:
-    """A persistent agent's call, waiting in its own bridge between tasks."""
-
-    agent_id: str
-    session: Session
-    bridge_id: str
-    retiring: bool = False  # hung up by us (mode switch), not by the agent: no logout
 
 
 async def answered(session: Session, timeout: float) -> Session | None:
@@ -64,7 +53,7 @@ def endpoint_for(reach: str, trunk: str) -> str:
 class AgentConnector:
     def __init__(self, app: StasisApp) -> None:
         self.app = app
-        self.lines: dict[str, AgentLine] = {}
+        self.lines = app.lines
 
     # -- the dispatcher's hand-off ---------------------------------------------------------
 
@@ -291,22 +280,13 @@ class AgentConnector:
             await self.app.control.hangup(leg.channel_id)
 
     async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str) -> None:
-        await self._move_task(task_id, event, outcome)
-        await self.move_agent(agent_id, AgentEvent.END)
-        self.app.after_wrap_up(agent_id)
+        await self.app.endings.end(task_id, agent_id, event, outcome)
 
     async def _move_task(self, task_id: str, event: TaskEvent, outcome: str) -> None:
-        try:
-            await self.app.pool.move_task(task_id, event, self.app.clock.now(), outcome=outcome)
-        except (InvalidTransition, NotFound) as exc:
-            log.info("task %s: %s not applied: %s", task_id, event, exc)
+        await self.app.endings.move_task(task_id, event, outcome)
 
     async def move_agent(self, agent_id: str, event: AgentEvent) -> None:
-        try:
-            await self.app.pool.move_agent(agent_id, event, self.app.clock.now(),
-                                           max_misses=self.app.settings.agents.max_misses)
-        except (InvalidTransition, NotFound) as exc:
-            log.info("agent %s: %s not applied: %s", agent_id, event, exc)
+        await self.app.endings.move_agent(agent_id, event)
 
 
 async def agent_login(app: StasisApp, session: Session) -> None:

@@ -16,17 +16,20 @@ from typing import Any
 
 from acdkit.ari import events as ev
 from acdkit.ari.agents import AgentConnector, agent_login
-from acdkit.ari.calls import Calls
+from acdkit.ari.bridges import Bridges
+from acdkit.ari.calls import Calls, Lines
 from acdkit.ari.client import AriClient
 from acdkit.ari.control import AriControl
 from acdkit.ari.dialback import run_commands
+from acdkit.ari.endings import Endings
 from acdkit.ari.queue import serve_caller
 from acdkit.ari.ratings_line import ratings_line
 from acdkit.ari.reconcile import reconcile
 from acdkit.ari.session import ChannelGone, Session, Sessions
+from acdkit.ari.spawner import Spawner
 from acdkit.config import Settings
 from acdkit.core import ivr
-from acdkit.core.agents import Agent, AgentEvent
+from acdkit.core.agents import Agent
 from acdkit.core.errors import AcdError
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind
@@ -57,12 +60,14 @@ class StasisApp:
         self.messenger: Messenger | None = None  # texts to customers (bootstrap: [messaging])
         self.sessions = Sessions()
         self.calls = Calls()
+        self.lines: Lines = {}
+        self.spawner = Spawner()
+        self.bridges = Bridges(self.control, settings.queue.music_class)
+        self.endings = Endings(pool, clock, self.spawner, settings.agents.wrap_up,
+                               settings.agents.max_misses)
         self.connector = AgentConnector(self)
         self.menus = {name: ivr.menu_from_config(name, data)
                       for name, data in settings.ivr.items()}
-        self._bridges: set[str] = set()
-        self._bridge_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
         self.started_at = clock.now()  # holds older than this may be a dead serve's
         self.reconciled = asyncio.Event()  # set once ARI and the pool agree (ari/reconcile.py)
 
@@ -72,17 +77,7 @@ class StasisApp:
         return self.menus.get(entry) or self.menus.get("main") or ivr.Menu(entry=entry)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._guarded(coro, name), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _guarded(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        try:
-            await coro
-        except ChannelGone:
-            pass
-        except Exception:
-            log.exception("%s failed", name)
+        self.spawner.spawn(coro, name)
 
     async def run(self) -> None:
         """Serve ARI events and the dial-back commands of the jobs until ARI steps down."""
@@ -96,7 +91,7 @@ class StasisApp:
 
     async def on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.Connected):
-            self._bridges.clear()  # Asterisk may have restarted: bridges are made again lazily
+            self.bridges.forget()  # Asterisk may have restarted: made again lazily
             self.reconciled.clear()
             self.spawn(self._reconcile(), "reconcile")
             return
@@ -184,34 +179,16 @@ class StasisApp:
     # -- holding bridges and wrap-up -------------------------------------------------------
 
     def hold_bridge_id(self, skill: str) -> str:
-        return f"hold-{skill}"
+        return self.bridges.hold_id(skill)
 
     async def hold(self, skill: str, channel_id: str) -> None:
-        """Put a caller in the skill's holding bridge, which plays music on hold."""
-        bridge_id = self.hold_bridge_id(skill)
-        async with self._bridge_lock:
-            if bridge_id not in self._bridges:
-                await self.ensure_bridge(bridge_id, "holding")
-                await self.control.start_bridge_moh(bridge_id, self.settings.queue.music_class)
-                self._bridges.add(bridge_id)
-        await self.control.add_to_bridge(bridge_id, [channel_id], role="participant")
+        await self.bridges.hold(skill, channel_id)
 
     async def ensure_bridge(self, bridge_id: str, kind: str) -> None:
-        """Create a bridge unless it exists: bridges outlive a restart of serve."""
-        if await self.control.get_bridge(bridge_id) is None:
-            await self.control.create_bridge(bridge_id, kind=kind, name=bridge_id)
+        await self.bridges.ensure(bridge_id, kind)
 
     def after_wrap_up(self, agent_id: str) -> None:
-        """Schedule the end of an agent's wrap-up; the sweep catches it if we die first."""
-
-        async def wrapped() -> None:
-            await asyncio.sleep(self.settings.agents.wrap_up)
-            try:
-                await self.pool.move_agent(agent_id, AgentEvent.WRAPPED, self.clock.now())
-            except AcdError as exc:
-                log.info("agent %s: wrap-up end not applied: %s", agent_id, exc)
-
-        self.spawn(wrapped(), f"wrap-up {agent_id}")
+        self.endings.after_wrap_up(agent_id)
 
     async def on_reserved(self, agent: Agent, task: Task) -> None:
         """The dispatcher reserved ``agent`` for ``task``: connect a live call here; give a

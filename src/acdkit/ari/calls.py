@@ -22,6 +22,19 @@ class Call:
     bridge_id: str | None = None  # the mixing bridge of the conversation
 
 
+@dataclass
+class AgentLine:
+    """A persistent agent's call, waiting in its own bridge between tasks."""
+
+    agent_id: str
+    session: Session
+    bridge_id: str
+    retiring: bool = False  # hung up by us (mode switch), not by the agent: no logout
+
+
+Lines = dict[str, AgentLine]  # the persistent agents' lines, by agent id
+
+
 class Calls:
     def __init__(self) -> None:
         self._by_task: dict[str, Call] = {}

@@ -15,13 +15,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from acdkit.ari import survey
-from acdkit.ari.calls import Call
+from acdkit.ari.calls import AgentLine, Call
 from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.errors import AcdError, InvalidTransition, NotFound
 from acdkit.core.tasks import Task, TaskEvent
 
 if TYPE_CHECKING:
-    from acdkit.ari.agents import AgentLine
     from acdkit.ari.app import StasisApp
 
 log = logging.getLogger(__name__)

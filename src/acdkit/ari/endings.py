@@ -1,0 +1,58 @@
+"""How a task and its agent end in serve: the moves in the pool (a move the state no longer
+takes is logged, not raised) and the end of the agent's wrap-up, scheduled here (the
+housekeeping sweep of bootstrap.py catches it if serve dies first)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from acdkit.ari.spawner import Spawner
+from acdkit.core.agents import AgentEvent
+from acdkit.core.errors import AcdError, InvalidTransition, NotFound
+from acdkit.core.tasks import TaskEvent
+from acdkit.ports import Clock
+from acdkit.store.pool import Pool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endings:
+    pool: Pool
+    clock: Clock
+    spawner: Spawner
+    wrap_up: float  # seconds (agents.wrap_up)
+    max_misses: int  # agents.max_misses
+
+    def after_wrap_up(self, agent_id: str) -> None:
+        """Schedule the end of an agent's wrap-up."""
+
+        async def wrapped() -> None:
+            await asyncio.sleep(self.wrap_up)
+            try:
+                await self.pool.move_agent(agent_id, AgentEvent.WRAPPED, self.clock.now())
+            except AcdError as exc:
+                log.info("agent %s: wrap-up end not applied: %s", agent_id, exc)
+
+        self.spawner.spawn(wrapped(), f"wrap-up {agent_id}")
+
+    async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str) -> None:
+        """End ``task_id`` by ``event`` and send its agent to wrap-up."""
+        await self.move_task(task_id, event, outcome)
+        await self.move_agent(agent_id, AgentEvent.END)
+        self.after_wrap_up(agent_id)
+
+    async def move_task(self, task_id: str, event: TaskEvent, outcome: str) -> None:
+        try:
+            await self.pool.move_task(task_id, event, self.clock.now(), outcome=outcome)
+        except (InvalidTransition, NotFound) as exc:
+            log.info("task %s: %s not applied: %s", task_id, event, exc)
+
+    async def move_agent(self, agent_id: str, event: AgentEvent) -> None:
+        try:
+            await self.pool.move_agent(agent_id, event, self.clock.now(),
+                                       max_misses=self.max_misses)
+        except (InvalidTransition, NotFound) as exc:
+            log.info("agent %s: %s not applied: %s", agent_id, event, exc)
