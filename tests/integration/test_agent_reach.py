@@ -6,24 +6,33 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
 from poolkit import T0
 
-from acdkit.ari.agents import AgentConnector
+from acdkit.ari.agents import AgentConnector, Connecting
+from acdkit.ari.bridges import Bridges
+from acdkit.ari.calls import Calls
+from acdkit.ari.control import AriControl
+from acdkit.ari.end_key import EndKey
 from acdkit.ari.endings import Endings
+from acdkit.ari.followup_key import FollowUpKey
 from acdkit.ari.session import Sessions
 from acdkit.ari.spawner import Spawner
+from acdkit.ari.survey import Survey
 from acdkit.cli import main
 from acdkit.config import Settings
 from acdkit.core.agents import Agent, AgentEvent, AgentState, ReachPolicy, check_reach
 from acdkit.core.errors import InvalidInput, NumberRejected
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind, TaskState
+from acdkit.policies import reach_policy
 from acdkit.store.dnc import dnc_add
 from acdkit.store.pool import Pool
+from acdkit.store.ratings import rating_store
+from acdkit.testing import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -101,21 +110,19 @@ class RecordingControl:
         return None
 
 
-class App:
-    """What ``AgentConnector`` reads of the Stasis app for one dial."""
-
-    def __init__(self, pool: Pool) -> None:
-        self.pool, self.settings, self.number_policy = pool, Settings(), NumberPolicy()
-        self.control = RecordingControl()
-        self.sessions = Sessions()
-
-        class Clock:
-            def now(self) -> float:
-                return T0 + 1
-
-        self.clock = Clock()
-        self.lines: dict[str, object] = {}
-        self.endings = Endings(pool, self.clock, Spawner(), wrap_up=0.0, max_misses=3)
+def connecting(pool: Pool, control: RecordingControl) -> Connecting:
+    """What ``AgentConnector`` uses, for one dial."""
+    settings, clock, spawner = Settings(), FakeClock(T0 + 1), Spawner()
+    sessions, lines, control_ = Sessions(), {}, cast(AriControl, control)
+    endings = Endings(pool, clock, spawner, wrap_up=0.0, max_misses=3)
+    survey = Survey(control_, pool, clock, rating_store(pool, settings.ratings),
+                    settings.ratings, sessions, lines, endings)
+    return Connecting(
+        control_, pool, clock, sessions, Calls(), lines, spawner, Bridges(control_, "default"),
+        endings, settings.center, settings.agents, reach_policy(settings, NumberPolicy()),
+        decline=False, survey=survey,
+        follow_up=FollowUpKey(control_, pool, clock, NumberPolicy(), settings.outbound),
+        end_key=EndKey("#", control_, pool, clock, spawner, endings, survey))
 
 
 @pytest.mark.parametrize("reach", ["+19005550142", "PJSIP/pstn", "+12125550177"])
@@ -129,12 +136,12 @@ async def test_a_reach_refused_at_dial_time_is_never_dialed(pool: Pool, reach: s
     await pool.add_task(Task(id="t1", kind=TaskKind.CALL, skill="sales", created_at=T0,
                              enqueued_at=T0), T0)
     assert await pool.claim("a1", "t1", T0)
-    app = App(pool)
+    control = RecordingControl()
     agent = await pool.get_agent("a1")
     assert agent is not None and agent.reach == reach
-    leg = await AgentConnector(app).reach_agent(agent, "t1", "")  # type: ignore[arg-type]
+    leg = await AgentConnector(connecting(pool, control)).reach_agent(agent, "t1", "")
     assert leg is None
-    assert app.control.originated == []
+    assert control.originated == []
     after = await pool.get_agent("a1")
     assert after is not None and after.state is AgentState.LOGGED_OUT
     task = await pool.get_task("t1")

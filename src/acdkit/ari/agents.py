@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from acdkit.ari import end_key, followup_key, survey
 from acdkit.ari import events as ev
-from acdkit.ari.calls import AgentLine, Call
-from acdkit.ari.session import ChannelGone, Session
-from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState
+from acdkit.ari.bridges import Bridges
+from acdkit.ari.calls import AgentLine, Call, Calls, Lines
+from acdkit.ari.control import AriControl
+from acdkit.ari.end_key import EndKey
+from acdkit.ari.endings import Endings
+from acdkit.ari.followup_key import FollowUpKey
+from acdkit.ari.session import ChannelGone, Session, Sessions
+from acdkit.ari.spawner import Spawner
+from acdkit.ari.survey import Survey
+from acdkit.config import AgentSettings, CenterSettings
+from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, ReachPolicy
 from acdkit.core.errors import AcdError, InvalidInput
-from acdkit.core.pins import PinOutcome
+from acdkit.core.pins import PinOutcome, PinPolicy
 from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskEvent, TaskState
-from acdkit.policies import pin_policy, reach_policy
+from acdkit.ports import Clock
 from acdkit.services.reach import check_agent_reach
 from acdkit.store.pins import verify_pin
-
-if TYPE_CHECKING:
-    from acdkit.ari.app import StasisApp
+from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
 _legs = itertools.count(1)
@@ -50,22 +56,44 @@ def endpoint_for(reach: str, trunk: str) -> str:
     return f"PJSIP/{reach.lstrip('+')}@{trunk}"
 
 
+@dataclass(frozen=True)
+class Connecting:
+    """What the connector uses."""
+
+    control: AriControl
+    pool: Pool
+    clock: Clock
+    sessions: Sessions
+    calls: Calls
+    lines: Lines
+    spawner: Spawner
+    bridges: Bridges
+    endings: Endings
+    center: CenterSettings  # [center]: the trunk, the caller ID
+    agents: AgentSettings  # [agents]: ring timeout, whisper
+    reach: ReachPolicy  # where agents may be dialed
+    decline: bool  # ratings.decline: the whisper stops at a key (``*`` declines)
+    survey: Survey
+    follow_up: FollowUpKey
+    end_key: EndKey
+
+
 class AgentConnector:
-    def __init__(self, app: StasisApp) -> None:
-        self.app = app
-        self.lines = app.lines
+    def __init__(self, ctx: Connecting) -> None:
+        self.ctx = ctx
+        self.lines = ctx.lines
 
     # -- the dispatcher's hand-off ---------------------------------------------------------
 
     async def connect(self, agent: Agent, task: Task) -> None:
         """Ring ``agent`` for the live call ``task`` and bridge it to the waiting caller."""
-        call = self.app.calls.get(task.id)
+        call = self.ctx.calls.get(task.id)
         if call is None or call.customer.gone:
             await self.end(task.id, agent.id, TaskEvent.ABANDON, "caller gone before connect")
             return
         call.taken.set()
         call.agent_id = agent.id
-        caller_id = call.customer.caller_number or self.app.settings.center.caller_id
+        caller_id = call.customer.caller_number or self.ctx.center.caller_id
         leg = await self.reach_agent(agent, task.id, caller_id, call)
         if leg is None:
             await self._missed(agent, task, call)
@@ -74,12 +102,12 @@ class AgentConnector:
             await self._hang_up_leg(agent, leg)
             await self.end(task.id, agent.id, TaskEvent.ABANDON, "caller left while ringing")
             return
-        waited = round(self.app.clock.now() - task.enqueued_at)
+        waited = round(self.ctx.clock.now() - task.enqueued_at)
         await self.whisper(leg, ["sound:acdkit/whisper-call",
-                                 *say_digits(task.number, self.app.settings.agents.whisper_digits),
+                                 *say_digits(task.number, self.ctx.agents.whisper_digits),
                                  f"number:{waited}", "sound:seconds",
                                  *survey.whisper_rating(task)])
-        if await survey.declined(self.app, agent, task, call, leg):
+        if await survey.declined(self.ctx.survey, agent, task, call, leg):
             return
         # The whisper takes seconds: either side may have hung up meanwhile.
         if call.customer.gone:
@@ -88,17 +116,17 @@ class AgentConnector:
             return
         if leg.gone:  # the agent hung up before being connected: like a missed offer
             if agent.id not in self.lines:
-                self.app.sessions.close(leg.channel_id)
+                self.ctx.sessions.close(leg.channel_id)
             await self._missed(agent, task, call)
             return
-        current = await self.app.pool.get_task(task.id)
+        current = await self.ctx.pool.get_task(task.id)
         if current is None or current.state is not TaskState.RESERVED:
             # The caller took a callback while the agent was being rung: free the agent.
             log.info("task %s is %s now: agent %s not connected", task.id,
                      current.state if current else "gone", agent.id)
             await self._hang_up_leg(agent, leg)
             await self.move_agent(agent.id, AgentEvent.END)
-            self.app.after_wrap_up(agent.id)
+            self.ctx.endings.after_wrap_up(agent.id)
             return
         await self.bridge(agent, task, call, leg)
         if call.customer.gone:
@@ -107,7 +135,7 @@ class AgentConnector:
 
     async def customer_left(self, call: Call) -> None:
         """The customer's channel is gone: end the task and free (or hang up) the agent side."""
-        task = await self.app.pool.get_task(call.task_id)
+        task = await self.ctx.pool.get_task(call.task_id)
         if task is None or task.terminal:
             return
         if task.state is TaskState.QUEUED:
@@ -115,15 +143,15 @@ class AgentConnector:
         elif task.state is TaskState.RESERVED:
             # connect() is ringing the agent: it sees the customer gone and finishes the task.
             if call.agent_leg and call.agent_id not in self.lines:
-                await self.app.control.hangup(call.agent_leg)
+                await self.ctx.control.hangup(call.agent_leg)
         elif task.state is TaskState.ACTIVE and call.agent_id:
-            if await survey.customer_left(self.app, call, task):
+            if await survey.customer_left(self.ctx.survey, call, task):
                 return
             line = self.lines.get(call.agent_id)
             if line is None and call.agent_leg:
-                await self.app.control.hangup(call.agent_leg)
+                await self.ctx.control.hangup(call.agent_leg)
             if call.bridge_id and line is None:
-                await self.app.control.destroy_bridge(call.bridge_id)
+                await self.ctx.control.destroy_bridge(call.bridge_id)
             await self.end(task.id, call.agent_id, TaskEvent.COMPLETE, "customer hung up")
 
     # -- the agent's leg -------------------------------------------------------------------
@@ -154,37 +182,36 @@ class AgentConnector:
         """Originate a call to the agent into our app; the session once answered, else None.
         A reach the policy refuses now (a changed policy, a record written into Redis) is
         never dialed: the agent is logged out, which puts its task back in line."""
-        app = self.app
+        ctx = self.ctx
         try:
-            reach = await check_agent_reach(app.pool, agent.reach,
-                                            reach_policy(app.settings, app.number_policy))
+            reach = await check_agent_reach(ctx.pool, agent.reach, ctx.reach)
         except InvalidInput as refused:
             log.warning("agent %s: reach %r refused, not dialed; logged out: %s", agent.id,
                         agent.reach[:64], refused)
             await self.move_agent(agent.id, AgentEvent.LOGOUT)
             return None
-        session = app.sessions.open(Session(leg_id, app.control, args=tuple(app_args.split(","))))
-        timeout = app.settings.agents.ring_timeout
+        session = ctx.sessions.open(Session(leg_id, ctx.control, args=tuple(app_args.split(","))))
+        timeout = ctx.agents.ring_timeout
         try:
-            created = await app.control.originate(
-                endpoint_for(reach, app.settings.center.trunk), leg_id,
+            created = await ctx.control.originate(
+                endpoint_for(reach, ctx.center.trunk), leg_id,
                 app_args=app_args, caller_id=caller_id or None, timeout=int(timeout))
             if created is None:
                 raise ChannelGone(leg_id)
             if await answered(session, timeout + 5) is None:
-                await app.control.hangup(leg_id)
+                await ctx.control.hangup(leg_id)
                 raise ChannelGone(leg_id)
             return session
         except ChannelGone:
-            app.sessions.close(leg_id)
+            ctx.sessions.close(leg_id)
             return None
 
     async def open_line(self, agent_id: str, session: Session) -> AgentLine:
         """Keep ``session`` as the agent's persistent line, in a bridge of its own."""
         bridge_id = f"line-{agent_id}"
         # dtmf_events: no native RTP bridging, so the agent's keys (end, follow-up) reach us.
-        await self.app.ensure_bridge(bridge_id, "mixing,dtmf_events")
-        await self.app.control.add_to_bridge(bridge_id, [session.channel_id])
+        await self.ctx.bridges.ensure(bridge_id, "mixing,dtmf_events")
+        await self.ctx.control.add_to_bridge(bridge_id, [session.channel_id])
         line = self.keep_line(agent_id, session)
         log.info("agent %s: persistent line %s up", agent_id, session.channel_id)
         return line
@@ -194,49 +221,49 @@ class AgentConnector:
         serve left: ari/reconcile.py)."""
         line = AgentLine(agent_id, session, f"line-{agent_id}")
         self.lines[agent_id] = line
-        self.app.spawn(self._watch_line(line), f"line {agent_id}")
+        self.ctx.spawner.spawn(self._watch_line(line), f"line {agent_id}")
         return line
 
     async def retire_line(self, agent_id: str) -> None:
         line = self.lines.pop(agent_id, None)
         if line is not None:
             line.retiring = True
-            await self.app.control.hangup(line.session.channel_id)
-            await self.app.control.destroy_bridge(line.bridge_id)
+            await self.ctx.control.hangup(line.session.channel_id)
+            await self.ctx.control.destroy_bridge(line.bridge_id)
 
     async def _watch_line(self, line: AgentLine) -> None:
         await line.session.hung_up.wait()
-        self.app.sessions.close(line.session.channel_id)
-        await self.app.control.destroy_bridge(line.bridge_id)
+        self.ctx.sessions.close(line.session.channel_id)
+        await self.ctx.control.destroy_bridge(line.bridge_id)
         if line.retiring:
             return
         self.lines.pop(line.agent_id, None)
         log.info("agent %s hung up the persistent line: logged out", line.agent_id)
-        agent = await self.app.pool.get_agent(line.agent_id)
+        agent = await self.ctx.pool.get_agent(line.agent_id)
         if agent is not None and agent.task_id:
-            call = self.app.calls.get(agent.task_id)
+            call = self.ctx.calls.get(agent.task_id)
             if call is not None:
-                await self.app.control.hangup(call.customer.channel_id)
+                await self.ctx.control.hangup(call.customer.channel_id)
         await self.move_agent(line.agent_id, AgentEvent.LOGOUT)
 
     # -- connecting and ending -------------------------------------------------------------
 
     async def whisper(self, leg: Session, media: list[str]) -> None:
         """Tell the agent what comes (only the agent hears it)."""
-        if not self.app.settings.agents.whisper:
+        if not self.ctx.agents.whisper:
             return
         try:
-            await leg.play(media, interruptible=self.app.settings.ratings.decline)
+            await leg.play(media, interruptible=self.ctx.decline)
         except ChannelGone:
             return
 
     async def bridge(self, agent: Agent, task: Task, call: Call, leg: Session) -> None:
         """Join the customer to the agent: the agent's line bridge, or a new mixing bridge."""
-        control = self.app.control
+        control = self.ctx.control
         line = self.lines.get(agent.id)
         customer = call.customer.channel_id
         if task.channel_id:  # a live caller waits in its skill's holding bridge
-            await control.remove_from_bridge(self.app.hold_bridge_id(task.skill), customer)
+            await control.remove_from_bridge(self.ctx.bridges.hold_id(task.skill), customer)
         if line is not None:
             call.bridge_id = line.bridge_id
             await control.add_to_bridge(line.bridge_id, [customer])
@@ -244,25 +271,26 @@ class AgentConnector:
             call.bridge_id = f"call-{task.id}"
             # dtmf_events: a plain mixing bridge of two SIP channels goes native RTP and the
             # agent's keys (9 = follow-up) never reach the app (seen on 22.10.1).
-            await self.app.ensure_bridge(call.bridge_id, "mixing,dtmf_events")
+            await self.ctx.bridges.ensure(call.bridge_id, "mixing,dtmf_events")
             await control.add_to_bridge(call.bridge_id, [customer, leg.channel_id])
-            self.app.spawn(self.watch_leg(call, leg), f"leg {leg.channel_id}")
-        now = self.app.clock.now()
-        await self.app.pool.move_agent(agent.id, AgentEvent.ANSWER, now)
-        await self.app.pool.move_task(task.id, TaskEvent.CONNECT, now)
-        await survey.record_served(self.app, agent, task)
+            self.ctx.spawner.spawn(self.watch_leg(call, leg), f"leg {leg.channel_id}")
+        now = self.ctx.clock.now()
+        await self.ctx.pool.move_agent(agent.id, AgentEvent.ANSWER, now)
+        await self.ctx.pool.move_task(task.id, TaskEvent.CONNECT, now)
+        await survey.record_served(self.ctx.survey, agent, task)
         log.info("task %s: agent %s connected to %s", task.id, agent.id, customer)
-        self.app.spawn(followup_key.watch(self.app, agent, task, call, leg),
+        self.ctx.spawner.spawn(followup_key.watch(self.ctx.follow_up, agent, task, call, leg),
                        f"follow-up key {task.id}")
         if line is not None:  # a persistent agent ends the call with a key, keeping its line
-            self.app.spawn(end_key.watch(self.app, agent, task, call, line), f"end key {task.id}")
+            self.ctx.spawner.spawn(end_key.watch(self.ctx.end_key, agent, task, call, line),
+                                   f"end key {task.id}")
 
     async def watch_leg(self, call: Call, leg: Session) -> None:
         """Per-call agent leg: when the agent hangs up, the customer's call ends too."""
         await leg.hung_up.wait()
-        self.app.sessions.close(leg.channel_id)
-        if not call.customer.gone and not await survey.agent_left(self.app, call):
-            await self.app.control.hangup(call.customer.channel_id)
+        self.ctx.sessions.close(leg.channel_id)
+        if not call.customer.gone and not await survey.agent_left(self.ctx.survey, call):
+            await self.ctx.control.hangup(call.customer.channel_id)
 
     async def _missed(self, agent: Agent, task: Task, call: Call) -> None:
         call.taken.clear()
@@ -273,67 +301,79 @@ class AgentConnector:
         log.info("task %s: agent %s did not answer; back in line", task.id, agent.id)
         # The store puts the task back with its place in the same step as the miss.
         await self.move_agent(agent.id, AgentEvent.NO_ANSWER)
-        self.app.after_wrap_up(agent.id)
+        self.ctx.endings.after_wrap_up(agent.id)
 
     async def _hang_up_leg(self, agent: Agent, leg: Session) -> None:
         if agent.id not in self.lines:
-            await self.app.control.hangup(leg.channel_id)
+            await self.ctx.control.hangup(leg.channel_id)
 
     async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str) -> None:
-        await self.app.endings.end(task_id, agent_id, event, outcome)
+        await self.ctx.endings.end(task_id, agent_id, event, outcome)
 
     async def _move_task(self, task_id: str, event: TaskEvent, outcome: str) -> None:
-        await self.app.endings.move_task(task_id, event, outcome)
+        await self.ctx.endings.move_task(task_id, event, outcome)
 
     async def move_agent(self, agent_id: str, event: AgentEvent) -> None:
-        await self.app.endings.move_agent(agent_id, event)
+        await self.ctx.endings.move_agent(agent_id, event)
 
 
-async def agent_login(app: StasisApp, session: Session) -> None:
+@dataclass(frozen=True)
+class AgentLogin:
+    """What login from a phone uses."""
+
+    control: AriControl
+    pool: Pool
+    clock: Clock
+    reach: ReachPolicy  # where agents may be dialed
+    pins: PinPolicy
+    connector: AgentConnector  # a persistent agent's login call becomes its line
+
+
+async def agent_login(ctx: AgentLogin, session: Session) -> None:
     """An agent dials the login code: id and PIN by DTMF; the calling endpoint is the reach.
 
     A persistent agent's login call stays up as its line; a per-call agent is hung up.
     """
-    await app.control.answer(session.channel_id)
-    agent = await _authenticate(app, session)
+    await ctx.control.answer(session.channel_id)
+    agent = await _authenticate(ctx, session)
     if agent is None:
         await session.play(["sound:vm-goodbye"])
-        await app.control.hangup(session.channel_id)
+        await ctx.control.hangup(session.channel_id)
         return
     reach = session.args[1] if len(session.args) > 1 and session.args[1] else ""
     reach = reach or _endpoint_of(session)
-    now = app.clock.now()
+    now = ctx.clock.now()
     try:
-        reach = await check_agent_reach(app.pool, reach,
-                                        reach_policy(app.settings, app.number_policy))
+        reach = await check_agent_reach(ctx.pool, reach,
+                                        ctx.reach)
         if agent.state is not AgentState.LOGGED_OUT:
-            await app.pool.move_agent(agent.id, AgentEvent.LOGOUT, now)
-        await app.pool.move_agent(agent.id, AgentEvent.LOGIN, now, reach=reach)
+            await ctx.pool.move_agent(agent.id, AgentEvent.LOGOUT, now)
+        await ctx.pool.move_agent(agent.id, AgentEvent.LOGIN, now, reach=reach)
     except AcdError as exc:
         log.warning("agent %s login refused: %s", agent.id, exc)
         await session.play(["sound:acdkit/failure"])
-        await app.control.hangup(session.channel_id)
+        await ctx.control.hangup(session.channel_id)
         return
     log.info("agent %s logged in from %s (%s)", agent.id, reach, agent.mode)
     await session.play(["sound:agent-loginok"])
     if agent.mode is AgentMode.PERSISTENT:
-        await app.connector.open_line(agent.id, session)
+        await ctx.connector.open_line(agent.id, session)
         await session.hung_up.wait()
     else:
-        await app.control.hangup(session.channel_id)
+        await ctx.control.hangup(session.channel_id)
 
 
-async def _authenticate(app: StasisApp, session: Session) -> Agent | None:
+async def _authenticate(ctx: AgentLogin, session: Session) -> Agent | None:
     for _ in range(3):
         await session.play(["sound:agent-user"], interruptible=True)
         agent_id = await session.read_digits(max_digits=12, timeout=6.0)
         await session.play(["sound:agent-pass"], interruptible=True)
         pin = await session.read_digits(max_digits=12, timeout=6.0)
-        agent = await app.pool.get_agent(agent_id) if agent_id.isdigit() else None
+        agent = await ctx.pool.get_agent(agent_id) if agent_id.isdigit() else None
         if agent is None and agent_id:
-            agent = await app.pool.get_agent(f"A{agent_id}")
+            agent = await ctx.pool.get_agent(f"A{agent_id}")
         if agent is not None:
-            checked = await verify_pin(app.pool, agent.id, pin, pin_policy(app.settings))
+            checked = await verify_pin(ctx.pool, agent.id, pin, ctx.pins)
             if checked is PinOutcome.OK:
                 return agent
             if checked is PinOutcome.LOCKED:

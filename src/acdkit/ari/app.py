@@ -15,18 +15,21 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from acdkit.ari import events as ev
-from acdkit.ari.agents import AgentConnector, agent_login
+from acdkit.ari.agents import AgentConnector, AgentLogin, Connecting, agent_login
 from acdkit.ari.bridges import Bridges
 from acdkit.ari.calls import Calls, Lines
 from acdkit.ari.client import AriClient
 from acdkit.ari.control import AriControl
 from acdkit.ari.dialback import run_commands
+from acdkit.ari.end_key import EndKey
 from acdkit.ari.endings import Endings
+from acdkit.ari.followup_key import FollowUpKey
 from acdkit.ari.queue import serve_caller
 from acdkit.ari.ratings_line import ratings_line
 from acdkit.ari.reconcile import reconcile
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.ari.spawner import Spawner
+from acdkit.ari.survey import Survey
 from acdkit.config import Settings
 from acdkit.core import ivr
 from acdkit.core.agents import Agent
@@ -34,6 +37,7 @@ from acdkit.core.errors import AcdError
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind
 from acdkit.dialplan_vars import ARG_RATINGS, FAILURE_CONTEXT
+from acdkit.policies import pin_policy, reach_policy
 from acdkit.ports import Clock, JobQueue, Messenger
 from acdkit.services.callbacks import enqueue_dial_back
 from acdkit.store.callbacks import CallbackStore
@@ -65,7 +69,18 @@ class StasisApp:
         self.bridges = Bridges(self.control, settings.queue.music_class)
         self.endings = Endings(pool, clock, self.spawner, settings.agents.wrap_up,
                                settings.agents.max_misses)
-        self.connector = AgentConnector(self)
+        self.survey = Survey(self.control, pool, clock, self.ratings, settings.ratings,
+                             self.sessions, self.lines, self.endings)
+        reach = reach_policy(settings, policy)
+        self.connector = AgentConnector(Connecting(
+            self.control, pool, clock, self.sessions, self.calls, self.lines, self.spawner,
+            self.bridges, self.endings, settings.center, settings.agents, reach,
+            settings.ratings.decline, self.survey,
+            FollowUpKey(self.control, pool, clock, policy, settings.outbound),
+            EndKey(settings.agents.end_key, self.control, pool, clock, self.spawner,
+                   self.endings, self.survey)))
+        self.login = AgentLogin(self.control, pool, clock, reach, pin_policy(settings),
+                                self.connector)
         self.menus = {name: ivr.menu_from_config(name, data)
                       for name, data in settings.ivr.items()}
         self.started_at = clock.now()  # holds older than this may be a dead serve's
@@ -119,7 +134,7 @@ class StasisApp:
             entry = args[1] if len(args) > 1 else "main"
             flow: Coroutine[Any, Any, None] = serve_caller(self, session, entry)
         elif kind == "agent-login":
-            flow = agent_login(self, session)
+            flow = agent_login(self.login, session)
         elif kind == "voice-request":
             from acdkit.ari.voice_request import direct_request
 

@@ -10,41 +10,54 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from acdkit.ari.calls import Call
+from acdkit.ari.control import AriControl
 from acdkit.ari.session import Session
+from acdkit.config import OutboundSettings
 from acdkit.core.agents import Agent
 from acdkit.core.errors import AcdError
+from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task
+from acdkit.ports import Clock
 from acdkit.store.outbound import add_follow_up
-
-if TYPE_CHECKING:
-    from acdkit.ari.app import StasisApp
+from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
 POLL = 0.25  # seconds between looks at the keys pressed
 
 
-async def watch(app: StasisApp, agent: Agent, task: Task, call: Call, leg: Session) -> None:
+@dataclass(frozen=True)
+class FollowUpKey:
+    """What the follow-up key uses."""
+
+    control: AriControl
+    pool: Pool
+    clock: Clock
+    numbers: NumberPolicy
+    settings: OutboundSettings  # [outbound]
+
+
+async def watch(ctx: FollowUpKey, agent: Agent, task: Task, call: Call, leg: Session) -> None:
     """Until either side leaves: each press of the key asks for one follow-up."""
-    key = app.settings.outbound.agent_key
+    key = ctx.settings.agent_key
     if not key or not task.number:
         return
     while not (leg.gone or call.customer.gone) and call.agent_id == agent.id:
         if key in leg.digits:
             leg.digits.remove(key)
-            await _follow_up(app, agent, task, leg)
+            await _follow_up(ctx, agent, task, leg)
         await asyncio.sleep(POLL)
 
 
-async def _follow_up(app: StasisApp, agent: Agent, task: Task, leg: Session) -> None:
-    now = app.clock.now()
+async def _follow_up(ctx: FollowUpKey, agent: Agent, task: Task, leg: Session) -> None:
+    now = ctx.clock.now()
     try:
         made = await add_follow_up(
-            app.pool, number=task.number, skill=task.skill, reason="agent", source="agent",
-            now=now, policy=app.number_policy, name=task.name,
-            due_at=now + app.settings.outbound.agent_follow_up_after,
+            ctx.pool, number=task.number, skill=task.skill, reason="agent", source="agent",
+            now=now, policy=ctx.numbers, name=task.name,
+            due_at=now + ctx.settings.agent_follow_up_after,
             attributes={"agent": agent.id, "after_task": task.id})
     except AcdError as exc:
         log.info("task %s: agent %s follow-up refused: %s", task.id, agent.id, exc)
@@ -53,6 +66,6 @@ async def _follow_up(app: StasisApp, agent: Agent, task: Task, leg: Session) -> 
              made.id if made else "none (pending, do-not-call or invalid)")
     prompt = "sound:acdkit/ob-followup-ok" if made else "sound:beeperr"
     try:
-        await app.control.play(leg.channel_id, prompt)
+        await ctx.control.play(leg.channel_id, prompt)
     except AcdError as exc:
         log.info("follow-up confirmation not played: %s", exc)

@@ -116,7 +116,7 @@ async def _manage(app: StasisApp, session: Session, rater: str, direction: Direc
         if key == "1":
             scores = await ask_scores(session, app.ratings.allowed(direction),
                                       app.settings.ratings.key_timeout)
-            await rate_and_thank(app, session, interaction.task_id, rater, scores)
+            await rate_and_thank(app.survey, session, interaction.task_id, rater, scores)
         elif key == "2":
             await _delete(app, session, rater, interaction)
         elif key == "#":
