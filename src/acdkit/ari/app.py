@@ -18,6 +18,7 @@ from acdkit.ari import events as ev
 from acdkit.ari.agents import AgentConnector, AgentLogin, Connecting, agent_login
 from acdkit.ari.bridges import Bridges
 from acdkit.ari.calls import Calls, Lines
+from acdkit.ari.choose_agent import ChooseAgent
 from acdkit.ari.client import AriClient
 from acdkit.ari.control import AriControl
 from acdkit.ari.dialback import run_commands
@@ -25,7 +26,7 @@ from acdkit.ari.end_key import EndKey
 from acdkit.ari.endings import Endings
 from acdkit.ari.followup_key import FollowUpKey
 from acdkit.ari.queue import serve_caller
-from acdkit.ari.ratings_line import ratings_line
+from acdkit.ari.ratings_line import RatingsLine, ratings_line
 from acdkit.ari.reconcile import reconcile
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.ari.spawner import Spawner
@@ -79,6 +80,9 @@ class StasisApp:
             FollowUpKey(self.control, pool, clock, policy, settings.outbound),
             EndKey(settings.agents.end_key, self.control, pool, clock, self.spawner,
                    self.endings, self.survey)))
+        self.choose_agent = ChooseAgent(pool, clock, self.ratings, settings.ratings)
+        self.ratings_line = RatingsLine(self.control, pool, clock, self.ratings,
+                                        settings.ratings, pin_policy(settings), self.survey)
         self.login = AgentLogin(self.control, pool, clock, reach, pin_policy(settings),
                                 self.connector)
         self.menus = {name: ivr.menu_from_config(name, data)
@@ -140,7 +144,7 @@ class StasisApp:
 
             flow = direct_request(self, session, args[1] if len(args) > 1 else "sales")
         elif kind == ARG_RATINGS:
-            flow = ratings_line(self, session)
+            flow = ratings_line(self.ratings_line, session)
         else:
             log.warning("channel %s entered with unknown args %s", channel.id, args)
             flow = self._unknown(session)

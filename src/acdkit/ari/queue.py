@@ -33,7 +33,8 @@ async def serve_caller(app: StasisApp, session: Session, entry: str) -> None:
     if await _called_again(app, session, entry):
         return
     skill = await choose_skill(session, app.menu(entry))
-    inputs = await rating_inputs(app, session, skill)  # chosen agent, customer's rating
+    # the chosen agent, the customer's rating
+    inputs = await rating_inputs(app.choose_agent, session, skill)
     now = app.clock.now()
     task = Task(id=new_task_id(), kind=TaskKind.CALL, skill=skill, created_at=now,
                 enqueued_at=now, number=session.caller_number, source=f"ivr:{entry}",
