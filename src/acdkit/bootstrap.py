@@ -75,8 +75,7 @@ async def serve(settings: Settings, clock: Clock | None = None,
     job_queue: JobQueue = jobs if jobs is not None else BackgroundJobQueue(
         RqJobQueue(settings.redis.url, socket_timeout=5.0))
     app = StasisApp(settings, client, pool, clock, callback_store(pool, settings),
-                    job_queue, number_policy(settings))
-    app.messenger = messenger_for(settings)
+                    job_queue, number_policy(settings), messenger_for(settings))
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
                             sweep_interval=settings.dispatch.sweep_interval)
     stop = asyncio.Event()

@@ -9,7 +9,7 @@ import contextlib
 import pytest
 from poolkit import RULES, T0, StepClock, ready_agent, task
 
-from acdkit.ari.callback_offer import AGENTS_TTL, logged_in_per_skill
+from acdkit.ari.callback_offer import AGENTS_TTL, LoggedIn
 from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.tasks import Task, TaskState
 from acdkit.dispatch import Dispatcher
@@ -88,13 +88,6 @@ async def test_concurrency_one_handles_one_wake_up_at_a_time(pool: Pool,
     assert slow.most == 1
 
 
-class App:
-    """What ``logged_in_per_skill`` reads of the Stasis app: its pool."""
-
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
-
-
 class CountingPool(Pool):
     reads = 0
 
@@ -109,12 +102,12 @@ async def test_the_logged_in_count_is_read_once_per_ttl_for_all_callers(
     counting = CountingPool(pool.redis, RULES, clock=clock)
     await ready_agent(counting, "a1", {"sales": 5, "support": 3})
     await ready_agent(counting, "a2", {"sales": 5})
-    app = App(counting)
-    views = await asyncio.gather(*(logged_in_per_skill(app, T0) for _ in range(20)))  # type: ignore[arg-type]
+    logged_in = LoggedIn(counting)
+    views = await asyncio.gather(*(logged_in.per_skill(T0) for _ in range(20)))
     assert counting.reads == 1
     assert all(v["sales"] == 2 and v["support"] == 1 for v in views)
     await counting.move_agent("a2", AgentEvent.LOGOUT, T0)
-    assert (await logged_in_per_skill(app, T0 + AGENTS_TTL / 2))["sales"] == 2  # type: ignore[arg-type]
+    assert (await logged_in.per_skill(T0 + AGENTS_TTL / 2))["sales"] == 2
     assert counting.reads == 1
-    assert (await logged_in_per_skill(app, T0 + AGENTS_TTL))["sales"] == 1  # type: ignore[arg-type]
+    assert (await logged_in.per_skill(T0 + AGENTS_TTL))["sales"] == 1
     assert counting.reads == 2

@@ -17,6 +17,7 @@ from typing import Any
 from acdkit.ari import events as ev
 from acdkit.ari.agents import AgentConnector, AgentLogin, Connecting, agent_login
 from acdkit.ari.bridges import Bridges
+from acdkit.ari.callback_offer import LoggedIn, OverflowOffer
 from acdkit.ari.calls import Calls, Lines
 from acdkit.ari.choose_agent import ChooseAgent
 from acdkit.ari.client import AriClient
@@ -31,6 +32,7 @@ from acdkit.ari.reconcile import reconcile
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.ari.spawner import Spawner
 from acdkit.ari.survey import Survey
+from acdkit.ari.voice_request import VoiceRequests, direct_request
 from acdkit.config import Settings
 from acdkit.core import ivr
 from acdkit.core.agents import Agent
@@ -52,7 +54,8 @@ Flow = Callable[["StasisApp", Session], Awaitable[None]]
 
 class StasisApp:
     def __init__(self, settings: Settings, client: AriClient, pool: Pool, clock: Clock,
-                 callbacks: CallbackStore, jobs: JobQueue, policy: NumberPolicy) -> None:
+                 callbacks: CallbackStore, jobs: JobQueue, policy: NumberPolicy,
+                 messenger: Messenger | None = None) -> None:
         self.settings = settings
         self.callbacks = callbacks
         self.jobs = jobs
@@ -62,7 +65,7 @@ class StasisApp:
         self.pool = pool
         self.ratings = rating_store(pool, settings.ratings)
         self.clock = clock
-        self.messenger: Messenger | None = None  # texts to customers (bootstrap: [messaging])
+        self.messenger = messenger  # texts to customers (bootstrap: [messaging])
         self.sessions = Sessions()
         self.calls = Calls()
         self.lines: Lines = {}
@@ -83,6 +86,12 @@ class StasisApp:
         self.choose_agent = ChooseAgent(pool, clock, self.ratings, settings.ratings)
         self.ratings_line = RatingsLine(self.control, pool, clock, self.ratings,
                                         settings.ratings, pin_policy(settings), self.survey)
+        self.voice = VoiceRequests(self.control, pool, clock, jobs, policy, settings.requests,
+                                   self.bridges)
+        self.offer = OverflowOffer(self.control, pool, clock, callbacks, policy,
+                                   settings.center, settings.overflow,
+                                   settings.callbacks.confirm_by_message, messenger,
+                                   self.spawner, self.voice, LoggedIn(pool))
         self.login = AgentLogin(self.control, pool, clock, reach, pin_policy(settings),
                                 self.connector)
         self.menus = {name: ivr.menu_from_config(name, data)
@@ -140,9 +149,7 @@ class StasisApp:
         elif kind == "agent-login":
             flow = agent_login(self.login, session)
         elif kind == "voice-request":
-            from acdkit.ari.voice_request import direct_request
-
-            flow = direct_request(self, session, args[1] if len(args) > 1 else "sales")
+            flow = direct_request(self.voice, session, args[1] if len(args) > 1 else "sales")
         elif kind == ARG_RATINGS:
             flow = ratings_line(self.ratings_line, session)
         else:

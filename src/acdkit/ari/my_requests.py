@@ -133,11 +133,11 @@ async def _act(app: StasisApp, session: Session, item: Item, action: Action, cal
 
 async def _move(app: StasisApp, session: Session, item: Item, channel: str) -> Outcome | None:
     """Key a new HHMM (read back and confirmed as when booking) and move the callback."""
-    due_at = await choose_time(app, session)
+    due_at = await choose_time(app.offer, session)
     if due_at is None:
         return None
     moved = await actions.move(app.callbacks, item.task_id, due_at, app.clock.now(), channel)
-    confirm_by_message(app, moved)
+    confirm_by_message(app.offer, moved)
     return await _bye(app, session, ["sound:acdkit/ss-moved", f"digits:{item.ref}",
                                      "sound:acdkit/goodbye"])
 
@@ -148,7 +148,7 @@ async def _add(app: StasisApp, session: Session, item: Item, requests: RequestSt
     limits = app.settings.requests
     name = f"vr-{item.task_id}-add-{int(app.clock.now())}"
     await session.play(["sound:acdkit/vr-prompt"])
-    if not await record(app, session, name, max_seconds=limits.max_seconds,
+    if not await record(app.control, session, name, max_seconds=limits.max_seconds,
                         max_silence=limits.max_silence):
         return await _bye(app, session, ["sound:acdkit/vr-failed", "sound:acdkit/goodbye"])
     audio = await app.control.download_recording(name)

@@ -97,7 +97,7 @@ async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:
     While an agent is being rung the caller only listens; if that agent misses the call, the
     task is back in line and the announcements go on."""
     call = app.calls.get(task.id)
-    rules = callback_offer.rule(app)
+    rules = callback_offer.rule(app.settings.overflow)
     last_announce = last_offer = None
     tick = min(1.0, app.settings.queue.announce_every)
     while call is not None and call.bridge_id is None:
@@ -116,13 +116,13 @@ async def _wait_for_agent(app: StasisApp, session: Session, task: Task) -> None:
             now - last_announce >= app.settings.queue.announce_every
         if not (offer_due or announce_due):
             continue
-        view = await callback_offer.queue_view(app, task, now)
+        view = await callback_offer.queue_view(app.offer, task, now)
         if view is None:
             continue
         reason = overflow.offer_reason(rules, view, last_offer, now)
         if reason is not None:
             last_offer = now
-            if await callback_offer.offer(app, session, task, reason):
+            if await callback_offer.offer(app.offer, session, task, reason):
                 raise ChannelGone(session.channel_id)
             continue
         if last_announce is None or now - last_announce >= app.settings.queue.announce_every:

@@ -14,30 +14,46 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from acdkit.ari import events as ev
-from acdkit.ari.callback_offer import confirm_number
+from acdkit.ari.bridges import Bridges
+from acdkit.ari.caller_number import confirm_number
+from acdkit.ari.control import AriControl
 from acdkit.ari.session import ChannelGone, Session
+from acdkit.config import RequestSettings
 from acdkit.core.errors import InvalidTransition
+from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskEvent, TaskKind
+from acdkit.ports import Clock, JobQueue
+from acdkit.store.pool import Pool
 from acdkit.store.requests import submit_request
-
-if TYPE_CHECKING:
-    from acdkit.ari.app import StasisApp
 
 log = logging.getLogger(__name__)
 KEY_WAIT = 5.0
 
 
-async def record(app: StasisApp, session: Session, name: str, *, max_seconds: int,
+@dataclass(frozen=True)
+class VoiceRequests:
+    """What taking a voice request uses."""
+
+    control: AriControl
+    pool: Pool
+    clock: Clock
+    jobs: JobQueue
+    numbers: NumberPolicy
+    settings: RequestSettings  # [requests]
+    bridges: Bridges  # a waiting caller leaves its holding bridge
+
+
+async def record(control: AriControl, session: Session, name: str, *, max_seconds: int,
                  max_silence: int) -> bool:
     """Record ``session`` into the stored recording ``name`` after a beep until ``#``,
     silence or ``max_seconds``; True when Asterisk finished it. Raises ``ChannelGone`` when
     the channel hangs up (Asterisk keeps what was recorded so far)."""
     session.clear_digits()
-    if not await app.control.record(session.channel_id, name, max_duration=max_seconds,
-                                    max_silence=max_silence, beep=True, terminate_on="#"):
+    if not await control.record(session.channel_id, name, max_duration=max_seconds,
+                                max_silence=max_silence, beep=True, terminate_on="#"):
         raise ChannelGone(session.channel_id)
     while True:
         event = await session.next_event(max_seconds + 15)
@@ -49,60 +65,60 @@ async def record(app: StasisApp, session: Session, name: str, *, max_seconds: in
             return isinstance(event, ev.RecordingFinished)
 
 
-async def leave_request(app: StasisApp, session: Session, task: Task) -> bool:
+async def leave_request(ctx: VoiceRequests, session: Session, task: Task) -> bool:
     """Take a voice request from a waiting caller; True when the caller left the line."""
-    number = await confirm_number(app, session, task)
+    number = await confirm_number(ctx.pool, ctx.numbers, session, task)
     if number is None:
         return False
     try:
-        await app.pool.move_task(task.id, TaskEvent.CANCEL, app.clock.now(),
+        await ctx.pool.move_task(task.id, TaskEvent.CANCEL, ctx.clock.now(),
                                  outcome="caller left a voice request")
     except InvalidTransition:
         log.info("task %s: an agent is taking the call; no voice request", task.id)
         return False
-    await app.control.remove_from_bridge(app.hold_bridge_id(task.skill), session.channel_id)
-    await take(app, session, task.skill, f"overflow:{task.source}", number)
+    await ctx.control.remove_from_bridge(ctx.bridges.hold_id(task.skill), session.channel_id)
+    await take(ctx, session, task.skill, f"overflow:{task.source}", number)
     return True
 
 
-async def direct_request(app: StasisApp, session: Session, skill: str) -> None:
+async def direct_request(ctx: VoiceRequests, session: Session, skill: str) -> None:
     """A caller sent straight to a voice request by the dialplan or an IVR choice:
     ``Stasis(acdkit,voice-request,<skill>)``."""
-    await app.control.answer(session.channel_id)
-    now = app.clock.now()
+    await ctx.control.answer(session.channel_id)
+    now = ctx.clock.now()
     call = Task(id=uuid.uuid4().hex[:16], kind=TaskKind.CALL, skill=skill, created_at=now,
                 enqueued_at=now, number=session.caller_number, source="voice-request")
-    number = await confirm_number(app, session, call)
+    number = await confirm_number(ctx.pool, ctx.numbers, session, call)
     if number is None:
         await session.play(["sound:acdkit/vr-failed", "sound:acdkit/goodbye"])
-        await app.control.hangup(session.channel_id)
+        await ctx.control.hangup(session.channel_id)
         return
-    await take(app, session, skill, "stasis:voice-request", number)
+    await take(ctx, session, skill, "stasis:voice-request", number)
 
 
-async def take(app: StasisApp, session: Session, skill: str, source: str, number: str) -> None:
+async def take(ctx: VoiceRequests, session: Session, skill: str, source: str, number: str) -> None:
     """Record, review and store the request, say its reference and hang up."""
     name = f"vr-{uuid.uuid4().hex[:16]}"
     spoken = False
     try:
-        spoken = await _record_and_review(app, session, name)
+        spoken = await _record_and_review(ctx, session, name)
     except ChannelGone:
         spoken = True  # hung up after speaking: keep what was said
         raise
     finally:
-        ref = await _submit(app, session, skill, source, number, name) if spoken else None
+        ref = await _submit(ctx, session, skill, source, number, name) if spoken else None
     if ref is None:
         await session.play(["sound:acdkit/vr-failed", "sound:acdkit/goodbye"])
     else:
         await session.play(["sound:acdkit/vr-saved", f"digits:{ref}", "sound:acdkit/goodbye"])
-    await app.control.hangup(session.channel_id)
+    await ctx.control.hangup(session.channel_id)
 
 
-async def _record_and_review(app: StasisApp, session: Session, name: str) -> bool:
-    limits = app.settings.requests
+async def _record_and_review(ctx: VoiceRequests, session: Session, name: str) -> bool:
+    limits = ctx.settings
     await session.play(["sound:acdkit/vr-prompt"])
     for _ in range(3):
-        if not await record(app, session, name, max_seconds=limits.max_seconds,
+        if not await record(ctx.control, session, name, max_seconds=limits.max_seconds,
                             max_silence=limits.max_silence):
             return False
         while True:
@@ -119,16 +135,16 @@ async def _record_and_review(app: StasisApp, session: Session, name: str) -> boo
     return True
 
 
-async def _submit(app: StasisApp, session: Session, skill: str, source: str, number: str,
+async def _submit(ctx: VoiceRequests, session: Session, skill: str, source: str, number: str,
                   name: str) -> str | None:
     """Fetch the recording, store the request; the reference, or None when there was none."""
-    audio = await app.control.download_recording(name)
+    audio = await ctx.control.download_recording(name)
     if not audio:
         log.warning("channel %s: recording %s is missing or empty", session.channel_id, name)
         return None
-    request = await submit_request(app.pool, app.jobs, number=number, skill=skill,
-                                   audio=audio, fmt="wav", now=app.clock.now(), source=source,
-                                   settings=app.settings.requests)
-    await app.control.delete_recording(name)
+    request = await submit_request(ctx.pool, ctx.jobs, number=number, skill=skill,
+                                   audio=audio, fmt="wav", now=ctx.clock.now(), source=source,
+                                   settings=ctx.settings)
+    await ctx.control.delete_recording(name)
     log.info("channel %s left voice request %s for %s", session.channel_id, request.id, number)
     return request.attributes.get("ref", "")

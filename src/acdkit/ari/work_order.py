@@ -93,7 +93,8 @@ async def _record_reply(app: StasisApp, store: RequestStore, agent: Agent, leg: 
     if line is not None:  # ARI does not record a bridged channel (409)
         await app.control.remove_from_bridge(line.bridge_id, leg.channel_id)
     try:
-        done = await record(app, leg, name, max_seconds=app.settings.requests.max_reply_seconds,
+        done = await record(app.control, leg, name,
+                            max_seconds=app.settings.requests.max_reply_seconds,
                             max_silence=app.settings.requests.max_silence)
     finally:
         if line is not None and not leg.gone:
