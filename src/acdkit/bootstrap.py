@@ -12,7 +12,8 @@ from functools import partial
 
 from aiohttp import web as aioweb
 
-from acdkit.agi.routes import RouteContext, handlers, served_routes
+from acdkit.agi.context import RouteContext
+from acdkit.agi.routes import handlers, served_routes
 from acdkit.agi.server import AgiServer
 from acdkit.ami.dialback import QueueDialBack
 from acdkit.ami.link import AmiLink

@@ -16,7 +16,8 @@ import pytest
 from poolkit import StepClock
 
 from acdkit import dialplan_vars as dv
-from acdkit.agi.routes import ROUTES, RouteContext, handlers, served_routes
+from acdkit.agi.context import RouteContext
+from acdkit.agi.routes import ROUTES, handlers, served_routes
 from acdkit.agi.server import AgiServer
 from acdkit.config import Settings
 from acdkit.core.numbers import NumberPolicy

@@ -18,7 +18,8 @@ from poolkit import StepClock
 
 from acdkit import dialplan_vars as dv
 from acdkit.agi import routes
-from acdkit.agi.routes import RouteContext, handlers
+from acdkit.agi.context import RouteContext
+from acdkit.agi.routes import handlers
 from acdkit.agi.server import AgiServer
 from acdkit.agi.session import AgiChannel
 from acdkit.ami.watcher import Watcher

@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from acdkit import dialplan_vars as dv
+from acdkit.agi.context import RouteContext
 from acdkit.agi.offer import Offer
 from acdkit.agi.protocol import AgiRequest
 from acdkit.agi.session import AgiChannel
@@ -39,9 +39,6 @@ from acdkit.policies import pin_policy
 from acdkit.store import self_service as actions
 from acdkit.store.pins import verify_customer_pin
 from acdkit.store.requests import RequestStore
-
-if TYPE_CHECKING:
-    from acdkit.agi.routes import RouteContext
 
 log = logging.getLogger(__name__)
 KEY_WAIT = 6.0

@@ -12,10 +12,10 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 
 from acdkit import dialplan_vars as dv
+from acdkit.agi.context import RouteContext
 from acdkit.agi.my_requests import my_requests
 from acdkit.agi.offer import Caller, Offer
 from acdkit.agi.protocol import AgiRequest, route_function_name
@@ -24,14 +24,9 @@ from acdkit.agi.session import AgiChannel
 from acdkit.config import Settings
 from acdkit.core.callbacks import reference
 from acdkit.core.errors import InvalidInput, NoSuchInteraction
-from acdkit.core.members import MemberBoard
-from acdkit.core.numbers import NumberPolicy
 from acdkit.core.prompts import NO_CHOICE, agent_menu, prompt, question, say_digits
 from acdkit.core.ratings import Interaction, Summary
 from acdkit.core.tasks import Task
-from acdkit.ports import Clock, JobQueue
-from acdkit.store.callbacks import CallbackStore
-from acdkit.store.pool import Pool
 from acdkit.store.ratings import RatingStore
 from acdkit.store.requests import submit_request
 
@@ -43,22 +38,6 @@ _MEMBER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # (GET /recordings/stored/{name}/file), so acdkit needs no disk shared with the PBX.
 RECORDINGS = "/var/spool/asterisk/recording"
 SURVEY_WAIT, SURVEY_POLLS = 2.0, 10  # seconds a survey waits for AMI's record of its call
-
-
-@dataclass
-class RouteContext:
-    """What the routes share: settings, the pool and stores, the AMI member board (None
-    when ``acdkit agi`` runs without AMI)."""
-
-    settings: Settings
-    pool: Pool
-    callbacks: CallbackStore
-    numbers: NumberPolicy
-    clock: Clock
-    ratings: RatingStore
-    members: MemberBoard | None = None
-    jobs: JobQueue | None = None  # voice-request: the transcription job
-    fetch: Callable[[str], Awaitable[bytes | None]] | None = None  # a stored recording (ARI)
 
 
 Route = Callable[[RouteContext, AgiChannel, AgiRequest], Awaitable[None]]
