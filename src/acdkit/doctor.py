@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+import redis.asyncio as aioredis
 from yarl import URL
 
 from acdkit import exposure
+from acdkit.ari.client import AriClient
+from acdkit.checks import Check
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError
+from acdkit.doctor_install import check_install
+from acdkit.store.keys import Keys
+from acdkit.store.quarantine import Quarantine
 
 # Versions that fix advisories in the parts acdkit uses (ARI, AMI), per release branch.
 # CVE-2024-42365: AMI Originate lets a user with write=originate run shell commands.
@@ -23,16 +28,6 @@ ADVISORIES: tuple[tuple[str, dict[int, tuple[int, ...]]], ...] = (
     ("CVE-2024-42365 (AMI originate command injection)",
      {18: (18, 24, 2), 20: (20, 9, 2), 21: (21, 4, 2)}),
 )
-
-
-@dataclass(frozen=True)
-class Check:
-    check: str
-    status: str  # OK | WARN | FAIL
-    detail: str
-
-    def as_row(self) -> dict[str, str]:
-        return {"check": self.check, "status": self.status, "detail": self.detail}
 
 
 def reason(exc: BaseException, seconds: float) -> str:
@@ -52,8 +47,6 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks += await check_ami(settings)
     checks += check_addresses(settings)
     checks.append(await check_quarantine(settings))
-    from acdkit.doctor_install import check_install  # it imports Check from here
-
     checks += await check_install(settings)
     return checks
 
@@ -68,8 +61,6 @@ def check_config(settings: Settings) -> Check:
 
 
 async def check_redis(settings: Settings) -> list[Check]:
-    import redis.asyncio as aioredis
-
     client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
                                decode_responses=True)
     where = urlsplit(settings.redis.url).netloc.split("@")[-1]
@@ -97,11 +88,6 @@ async def check_redis(settings: Settings) -> list[Check]:
 
 async def check_quarantine(settings: Settings) -> Check:
     """Records the dispatcher set aside because they cannot be read (store/quarantine.py)."""
-    import redis.asyncio as aioredis
-
-    from acdkit.store.keys import Keys
-    from acdkit.store.quarantine import Quarantine
-
     client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
                                decode_responses=True)
     try:
@@ -157,8 +143,6 @@ async def check_ari(settings: Settings, seconds: float = 5.0) -> tuple[list[Chec
 
 
 async def check_ari_websocket(settings: Settings) -> Check:
-    from acdkit.ari.client import AriClient
-
     a = settings.ari
     client = AriClient(a.url, a.username, a.password.reveal(), f"{a.app}-doctor",
                        request_timeout=3.0)

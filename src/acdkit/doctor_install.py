@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from acdkit.checks import Check
 from acdkit.config import Settings
-from acdkit.doctor import Check
 from acdkit.jobqueue import QUEUES
 from acdkit.store.keys import Keys
 
