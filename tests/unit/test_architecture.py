@@ -1,7 +1,9 @@
-"""The core is pure (docs/architecture.md §3): no I/O libraries, no adapters, no clock reads.
+"""The dependency rule (docs/architecture.md §3): the core is pure (no I/O libraries, no
+adapters, no clock reads), every module of src/acdkit imports only what its layer may
+(``MAY_IMPORT``), no acdkit module is imported inside a function, and no import cycle exists.
 
-Each ``src/acdkit/core/*.py`` is read with ``ast`` (never imported), so a forbidden import
-fails here even when it sits in a branch no other test runs.
+Each module is read with ``ast`` (never imported), so a forbidden import fails here even
+when it sits in a branch no other test runs.
 """
 
 from __future__ import annotations
@@ -143,3 +145,183 @@ def test_no_acdkit_module_imports_labkit() -> None:
         package = ".".join(path.relative_to(CORE.parents[1]).with_suffix("").parts[:-1])
         names = imported_modules(ast.parse(path.read_text(encoding="utf-8")), package)
         assert not [n for n in names if n.startswith("acdkit.labkit")], path
+
+
+# -- the dependency rule, for every module (docs/architecture.md §3) ----------------------------
+#
+# Each module of src/acdkit is in one layer: the longest dotted prefix below that names it (a
+# package names all its modules). A module imports modules of its own layer and of the layers
+# its row lists, nothing else; every import counts, at the top of a module, under
+# TYPE_CHECKING or inside a function. The adapters each form a layer of their own, so none
+# imports another: what two of them need is in services/ or the core.
+
+ADAPTERS = ("dispatch", "ari", "ami", "agi", "web", "jobs", "queue_log_feed")
+LOW = ("core", "base", "store", "services")
+MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "core": (),  # pure: no I/O, no clock (the tests above)
+    "base": ("core",),  # settings, policies, ports, Asterisk vocabulary: no I/O of their own
+    "store": ("core", "base"),  # Redis
+    "services": ("core", "base", "store"),  # what more than one adapter needs
+    **{adapter: LOW for adapter in ADAPTERS},
+    "bootstrap": (*LOW, *ADAPTERS),  # the one place that wires adapters together
+    "cli": (*LOW, *ADAPTERS, "bootstrap"),  # commands, and doctor
+    "testing": LOW,  # fakes for tests and benchmarks: nothing in src imports them
+    "labkit": (),  # the lab's tooling, outside the layers
+}
+LAYER_OF: dict[str, str] = {
+    "acdkit": "base",  # the package itself: its version
+    "acdkit.core": "core",
+    "acdkit.config": "base", "acdkit.config_rules": "base", "acdkit.policies": "base",
+    "acdkit.ports": "base", "acdkit.dialplan_vars": "base", "acdkit.limits": "base",
+    "acdkit.speech.audio": "base",  # audio formats, pure: the store checks uploads with them
+    "acdkit.store": "store",
+    "acdkit.services": "services", "acdkit.jobqueue": "services",
+    "acdkit.messaging": "services", "acdkit.speech": "services",
+    "acdkit.httplimits": "services", "acdkit.stats": "services",
+    **{f"acdkit.{adapter}": adapter for adapter in ADAPTERS},
+    "acdkit.bootstrap": "bootstrap",
+    "acdkit.cli": "cli", "acdkit.__main__": "cli", "acdkit.doctor": "cli",
+    "acdkit.doctor_install": "cli", "acdkit.checks": "cli", "acdkit.exposure": "cli",
+    "acdkit.testing": "testing",
+    "acdkit.labkit": "labkit",
+}
+# Imports inside a function that are meant: a command loads the servers' wiring (aiohttp,
+# the ARI/AMI/AGI adapters), RQ or the doctor only when it runs, so every other command of
+# the CLI starts without them. Nothing else imports an acdkit module inside a function.
+LOCAL_IMPORTS = frozenset({
+    ("acdkit.cli", "acdkit.bootstrap"), ("acdkit.cli", "acdkit.doctor"),
+    ("acdkit.cli.agi", "acdkit.bootstrap"), ("acdkit.cli.common", "acdkit.bootstrap"),
+    ("acdkit.cli.web", "acdkit.bootstrap"), ("acdkit.cli.worker", "acdkit.bootstrap"),
+    ("acdkit.cli.requests", "acdkit.jobqueue"),
+})
+# Not there yet: the Stasis flows below still take the whole StasisApp (imported under
+# TYPE_CHECKING) and start one another from inside functions. This list only shrinks: a
+# flow that takes its own context leaves it (docs/architecture.md §3).
+NOT_YET_LOCAL = frozenset({
+    ("acdkit.ari.app", "acdkit.ari.work_order"),
+    ("acdkit.ari.dialback", "acdkit.ari.reply_delivery"),
+    ("acdkit.ari.dialback", "acdkit.ari.snoop"),
+    ("acdkit.ari.reconcile", "acdkit.ari.dialback"),
+    ("acdkit.ari.reconcile", "acdkit.ari.queue"),
+})
+NOT_YET_CYCLES = [frozenset({
+    "acdkit.ari.app", "acdkit.ari.dialback", "acdkit.ari.my_requests", "acdkit.ari.queue",
+    "acdkit.ari.reconcile", "acdkit.ari.reply_delivery", "acdkit.ari.snoop",
+    "acdkit.ari.work_order",
+})]
+SRC = CORE.parent
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+
+
+def layer_of(module: str) -> str:
+    prefixes = [p for p in LAYER_OF if module == p or module.startswith(p + ".")]
+    assert prefixes, f"{module} is in no layer: add it to LAYER_OF"
+    return LAYER_OF[max(prefixes, key=len)]
+
+
+def imports_of(module: str) -> list[tuple[str, int, bool]]:
+    """The acdkit modules ``module`` imports: (name, line, inside a function). A name
+    imported from a package is the submodule when there is one (``from acdkit.ari import
+    survey`` imports ``acdkit.ari.survey``)."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[str, int, bool]] = []
+
+    def visit(node: ast.AST, local: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = local or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+            if isinstance(child, ast.Import):
+                found.extend((a.name, child.lineno, inner) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parts = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join([*parts, *([child.module] if child.module else [])])
+                for alias in child.names:
+                    sub = f"{base}.{alias.name}"
+                    found.append((sub if sub in MODULES else base, child.lineno, inner))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), False)
+    return [(n, line, local) for n, line, local in found
+            if n == "acdkit" or n.startswith("acdkit.")]
+
+
+def test_every_layer_has_a_row_and_every_module_a_layer() -> None:
+    assert set(LAYER_OF.values()) == set(MAY_IMPORT)
+    assert {layer_of(m) for m in MODULES} == set(MAY_IMPORT)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_module_imports_only_what_its_layer_may(module: str) -> None:
+    layer = layer_of(module)
+    allowed = {layer, *MAY_IMPORT[layer]}
+    bad = [f"line {line}: {name} ({layer_of(name)})" for name, line, _ in imports_of(module)
+           if layer_of(name) not in allowed]
+    assert bad == [], f"{module} ({layer}) may import {sorted(allowed)}"
+
+
+def test_no_acdkit_module_is_imported_inside_a_function() -> None:
+    local = {(m, name) for m in MODULES for name, _, inside in imports_of(m) if inside}
+    assert local - LOCAL_IMPORTS - NOT_YET_LOCAL == set()
+    assert local >= LOCAL_IMPORTS | NOT_YET_LOCAL, "an entry is no longer needed: drop it"
+
+
+def test_nothing_imports_the_tests() -> None:
+    for module, path in MODULES.items():
+        names = imported_modules(ast.parse(path.read_text(encoding="utf-8")), module)
+        assert not [n for n in names if n.split(".")[0] == "tests"], module
+
+
+def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The import cycles of ``graph``: its strongly connected parts of two modules or more
+    (Tarjan), and any module that imports itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[frozenset[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for after in sorted(graph.get(node, ())):
+            if after not in index:
+                connect(after)
+                low[node] = min(low[node], low[after])
+            elif after in stack:
+                low[node] = min(low[node], index[after])
+        if low[node] == index[node]:
+            part = set()
+            while True:
+                top = stack.pop()
+                part.add(top)
+                if top == node:
+                    break
+            if len(part) > 1 or node in graph.get(node, ()):
+                found.append(frozenset(part))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return found
+
+
+def test_the_checkers_find_cycles() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
+    assert cycles({"a": {"a"}}) == [frozenset("a")]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle() -> None:
+    """Every import counts, under TYPE_CHECKING and inside functions too: a cycle hidden
+    that way is still one."""
+    graph = {m: {name for name, _, _ in imports_of(m) if name in MODULES} - {m}
+             for m in MODULES}
+    assert sorted(cycles(graph), key=sorted) == NOT_YET_CYCLES
