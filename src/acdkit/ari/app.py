@@ -33,6 +33,7 @@ from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.ari.spawner import Spawner
 from acdkit.ari.survey import Survey
 from acdkit.ari.voice_request import VoiceRequests, direct_request
+from acdkit.ari.work_order import WorkOrders, work_order
 from acdkit.config import Settings
 from acdkit.core import ivr
 from acdkit.core.agents import Agent
@@ -92,6 +93,9 @@ class StasisApp:
                                    settings.center, settings.overflow,
                                    settings.callbacks.confirm_by_message, messenger,
                                    self.spawner, self.voice, LoggedIn(pool))
+        self.work_orders = WorkOrders(self.control, pool, clock, jobs, self.sessions,
+                                      self.connector, self.endings, settings.center.caller_id,
+                                      settings.requests)
         self.login = AgentLogin(self.control, pool, clock, reach, pin_policy(settings),
                                 self.connector)
         self.menus = {name: ivr.menu_from_config(name, data)
@@ -227,9 +231,7 @@ class StasisApp:
             await self.connector.connect(agent, task)
             return
         if task.kind is TaskKind.VOICE_REQUEST:
-            from acdkit.ari.work_order import work_order
-
-            self.spawn(work_order(self, agent, task), f"work order {task.id}")
+            self.spawn(work_order(self.work_orders, agent, task), f"work order {task.id}")
             return
         assert task.kind in (TaskKind.CALLBACK, TaskKind.OUTBOUND), task.kind
         job = await enqueue_dial_back(self.callbacks, self.jobs, task.id)
