@@ -198,14 +198,11 @@ LOCAL_IMPORTS = frozenset({
 # TYPE_CHECKING) and start one another from inside functions. This list only shrinks: a
 # flow that takes its own context leaves it (docs/architecture.md §3).
 NOT_YET_LOCAL = frozenset({
-    ("acdkit.ari.dialback", "acdkit.ari.reply_delivery"),
-    ("acdkit.ari.dialback", "acdkit.ari.snoop"),
     ("acdkit.ari.reconcile", "acdkit.ari.dialback"),
     ("acdkit.ari.reconcile", "acdkit.ari.queue"),
 })
 NOT_YET_CYCLES = [frozenset({
-    "acdkit.ari.app", "acdkit.ari.dialback", "acdkit.ari.my_requests", "acdkit.ari.queue",
-    "acdkit.ari.reconcile", "acdkit.ari.reply_delivery", "acdkit.ari.snoop",
+    "acdkit.ari.app", "acdkit.ari.my_requests", "acdkit.ari.queue", "acdkit.ari.reconcile",
 })]
 SRC = CORE.parent
 

@@ -22,14 +22,16 @@ from acdkit.ari.calls import Calls, Lines
 from acdkit.ari.choose_agent import ChooseAgent
 from acdkit.ari.client import AriClient
 from acdkit.ari.control import AriControl
-from acdkit.ari.dialback import run_commands
+from acdkit.ari.dialback import Commands, DialBacks, run_commands
 from acdkit.ari.end_key import EndKey
 from acdkit.ari.endings import Endings
 from acdkit.ari.followup_key import FollowUpKey
 from acdkit.ari.queue import serve_caller
 from acdkit.ari.ratings_line import RatingsLine, ratings_line
 from acdkit.ari.reconcile import reconcile
+from acdkit.ari.reply_delivery import ReplyCalls
 from acdkit.ari.session import ChannelGone, Session, Sessions
+from acdkit.ari.snoop import Snooping
 from acdkit.ari.spawner import Spawner
 from acdkit.ari.survey import Survey
 from acdkit.ari.voice_request import VoiceRequests, direct_request
@@ -96,6 +98,15 @@ class StasisApp:
         self.work_orders = WorkOrders(self.control, pool, clock, jobs, self.sessions,
                                       self.connector, self.endings, settings.center.caller_id,
                                       settings.requests)
+        self.dial_backs = DialBacks(self.control, pool, clock, callbacks, self.sessions,
+                                    self.calls, self.spawner, self.connector, self.endings,
+                                    settings.center, settings.agents, settings.requests)
+        self.commands = Commands(
+            callbacks, self.spawner, self.dial_backs,
+            ReplyCalls(self.control, pool, clock, callbacks, policy, self.sessions,
+                       settings.center, settings.agents, settings.requests),
+            Snooping(self.control, pool, self.sessions, self.calls, self.lines, self.bridges,
+                     reach, settings.center, settings.agents.ring_timeout))
         self.login = AgentLogin(self.control, pool, clock, reach, pin_policy(settings),
                                 self.connector)
         self.menus = {name: ivr.menu_from_config(name, data)
@@ -113,7 +124,7 @@ class StasisApp:
 
     async def run(self) -> None:
         """Serve ARI events and the dial-back commands of the jobs until ARI steps down."""
-        commands = asyncio.create_task(run_commands(self), name="commands")
+        commands = asyncio.create_task(run_commands(self.commands), name="commands")
         try:
             await self.client.run(self.on_event)
         finally:

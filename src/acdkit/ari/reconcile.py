@@ -167,7 +167,7 @@ async def _rewatch(app: StasisApp, agent: Agent, task: Task, customer: str | Non
         app.adopt(session, serve_queued(app, session, task, adopted=True))
     else:
         app.sessions.open(session)
-        app.spawn(watch_customer(app, call), f"callback {task.id}")
+        app.spawn(watch_customer(app.dial_backs, call), f"callback {task.id}")
 
 
 async def _requeue_or_abandon(app: StasisApp, agent: Agent, task: Task,

@@ -13,80 +13,100 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from acdkit.ari.dialback import _ring_customer
+from acdkit.ari.control import AriControl
+from acdkit.ari.customer_call import ring_customer
 from acdkit.ari.media import media
-from acdkit.ari.session import ChannelGone, Session
+from acdkit.ari.session import ChannelGone, Session, Sessions
+from acdkit.config import AgentSettings, CenterSettings, RequestSettings
 from acdkit.core.callbacks import DialOutcome, reference
 from acdkit.core.errors import AcdError, NumberRejected
+from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind
+from acdkit.ports import Clock
+from acdkit.store.callbacks import CallbackStore
+from acdkit.store.pool import Pool
 from acdkit.store.requests import RequestStore
-
-if TYPE_CHECKING:
-    from acdkit.ari.app import StasisApp
 
 log = logging.getLogger(__name__)
 KEY_WAIT = 6.0
 
 
-async def deliver_reply(app: StasisApp, command: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class ReplyCalls:
+    """What a reply's delivery call uses."""
+
+    control: AriControl
+    pool: Pool
+    clock: Clock
+    callbacks: CallbackStore  # the attempt, and the callback a customer may ask for
+    numbers: NumberPolicy
+    sessions: Sessions
+    center: CenterSettings  # [center]: the trunk, the caller ID
+    agents: AgentSettings  # [agents]: the ring timeout
+    settings: RequestSettings  # [requests]
+
+
+async def deliver_reply(ctx: ReplyCalls, command: dict[str, Any]) -> None:
     task_id, n = str(command["task_id"]), int(command["attempt"])
-    attempt = await app.callbacks.get_attempt(task_id, n)
+    attempt = await ctx.callbacks.get_attempt(task_id, n)
     if attempt is None or attempt.outcome is not None:
         log.info("reply %s attempt %s: no longer wanted", task_id, n)
         return
     customer_id = f"vr-{task_id}-{n}-c"
-    customer = app.sessions.open(Session(customer_id, app.control,
+    customer = ctx.sessions.open(Session(customer_id, ctx.control,
                                          caller_number=attempt.number))
     try:
-        outcome = await _ring_customer(app, customer, attempt.number)
+        outcome = await ring_customer(ctx.control, customer, attempt.number, ctx.center,
+                                      ctx.agents.ring_timeout)
     except AcdError as exc:
         log.warning("reply %s attempt %s failed: %s", task_id, n, exc)
         outcome = DialOutcome.FAILED
-    await app.callbacks.finish_attempt(task_id, n, outcome, app.clock.now())
+    await ctx.callbacks.finish_attempt(task_id, n, outcome, ctx.clock.now())
     if outcome is not DialOutcome.ANSWERED:
-        app.sessions.close(customer_id)
+        ctx.sessions.close(customer_id)
         return
     try:
-        choice = await _play_reply(app, customer, task_id)
-        await app.pool.audit.append(task_id, "reply_heard", choice=choice)
+        choice = await _play_reply(ctx, customer, task_id)
+        await ctx.pool.audit.append(task_id, "reply_heard", choice=choice)
     except ChannelGone:
-        await app.pool.audit.append(task_id, "reply_heard", choice="hung_up")
+        await ctx.pool.audit.append(task_id, "reply_heard", choice="hung_up")
     finally:
-        app.sessions.close(customer_id)
+        ctx.sessions.close(customer_id)
         if not customer.gone:
-            await app.control.hangup(customer_id)
+            await ctx.control.hangup(customer_id)
 
 
-async def _play_reply(app: StasisApp, customer: Session, task_id: str) -> str:
-    store = RequestStore(app.pool, app.settings.requests)
+async def _play_reply(ctx: ReplyCalls, customer: Session, task_id: str) -> str:
+    store = RequestStore(ctx.pool, ctx.settings)
     request = await store.get(task_id)
     if request is None:
         return "gone"
     for _ in range(3):
         customer.clear_digits()
         await customer.play(["sound:acdkit/vr-answer-is", f"digits:{request.ref}",
-                             media(app.settings.requests, request, "reply")])
+                             media(ctx.settings, request, "reply")])
         await customer.play(["sound:acdkit/vr-after-answer"], interruptible=True)
         key = customer.digits.pop(0) if customer.digits else await customer.read_key(KEY_WAIT)
         if key == "1":
-            return await _agent_callback(app, customer, request.number, request.skill, task_id)
+            return await _agent_callback(ctx, customer, request.number, request.skill, task_id)
         if key != "2":
             await customer.play(["sound:acdkit/goodbye"])
             return "done"
     return "done"
 
 
-async def _agent_callback(app: StasisApp, customer: Session, number: str, skill: str,
+async def _agent_callback(ctx: ReplyCalls, customer: Session, number: str, skill: str,
                           task_id: str) -> str:
     """Book an instant callback for the customer (the callback path dials agent first)."""
-    now = app.clock.now()
+    now = ctx.clock.now()
     callback = Task(id=uuid.uuid4().hex[:16], kind=TaskKind.CALLBACK, skill=skill,
                     created_at=now, enqueued_at=now, number=number,
                     source=f"voice_request:{task_id}")
     try:
-        result = await app.callbacks.book_callback(callback, policy=app.number_policy,
+        result = await ctx.callbacks.book_callback(callback, policy=ctx.numbers,
                                                    caller_number=number, now=now)
     except NumberRejected as refused:
         log.info("reply %s: callback refused: %s", task_id, refused.reason)
