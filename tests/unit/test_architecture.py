@@ -201,9 +201,7 @@ NOT_YET_LOCAL = frozenset({
     ("acdkit.ari.reconcile", "acdkit.ari.dialback"),
     ("acdkit.ari.reconcile", "acdkit.ari.queue"),
 })
-NOT_YET_CYCLES = [frozenset({
-    "acdkit.ari.app", "acdkit.ari.my_requests", "acdkit.ari.queue", "acdkit.ari.reconcile",
-})]
+NOT_YET_CYCLES = [frozenset({"acdkit.ari.app", "acdkit.ari.queue", "acdkit.ari.reconcile"})]
 SRC = CORE.parent
 
 

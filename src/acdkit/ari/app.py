@@ -26,6 +26,7 @@ from acdkit.ari.dialback import Commands, DialBacks, run_commands
 from acdkit.ari.end_key import EndKey
 from acdkit.ari.endings import Endings
 from acdkit.ari.followup_key import FollowUpKey
+from acdkit.ari.my_requests import MyRequests
 from acdkit.ari.queue import serve_caller
 from acdkit.ari.ratings_line import RatingsLine, ratings_line
 from acdkit.ari.reconcile import reconcile
@@ -107,6 +108,10 @@ class StasisApp:
                        settings.center, settings.agents, settings.requests),
             Snooping(self.control, pool, self.sessions, self.calls, self.lines, self.bridges,
                      reach, settings.center, settings.agents.ring_timeout))
+        self.my_requests = MyRequests(self.control, pool, clock, callbacks, self.ratings,
+                                      policy, settings.center, settings.requests,
+                                      settings.ratings.key_timeout, pin_policy(settings),
+                                      self.offer)
         self.login = AgentLogin(self.control, pool, clock, reach, pin_policy(settings),
                                 self.connector)
         self.menus = {name: ivr.menu_from_config(name, data)

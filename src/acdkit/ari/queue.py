@@ -49,7 +49,7 @@ async def _called_again(app: StasisApp, session: Session, entry: str) -> bool:
     call = Task(id=new_task_id(), kind=TaskKind.CALL, skill=app.menu(entry).default,
                 created_at=now, enqueued_at=now, number=session.caller_number,
                 source=f"ivr:{entry}", channel_id=session.channel_id)
-    outcome = await my_requests.before_menu(app, session, call)
+    outcome = await my_requests.before_menu(app.my_requests, session, call)
     if isinstance(outcome, my_requests.Live):
         await serve_queued(app, session, outcome.task)
     return not isinstance(outcome, my_requests.Stay)
