@@ -194,14 +194,6 @@ LOCAL_IMPORTS = frozenset({
     ("acdkit.cli.web", "acdkit.bootstrap"), ("acdkit.cli.worker", "acdkit.bootstrap"),
     ("acdkit.cli.requests", "acdkit.jobqueue"),
 })
-# Not there yet: the Stasis flows below still take the whole StasisApp (imported under
-# TYPE_CHECKING) and start one another from inside functions. This list only shrinks: a
-# flow that takes its own context leaves it (docs/architecture.md §3).
-NOT_YET_LOCAL = frozenset({
-    ("acdkit.ari.reconcile", "acdkit.ari.dialback"),
-    ("acdkit.ari.reconcile", "acdkit.ari.queue"),
-})
-NOT_YET_CYCLES = [frozenset({"acdkit.ari.app", "acdkit.ari.queue", "acdkit.ari.reconcile"})]
 SRC = CORE.parent
 
 
@@ -263,8 +255,8 @@ def test_module_imports_only_what_its_layer_may(module: str) -> None:
 
 def test_no_acdkit_module_is_imported_inside_a_function() -> None:
     local = {(m, name) for m in MODULES for name, _, inside in imports_of(m) if inside}
-    assert local - LOCAL_IMPORTS - NOT_YET_LOCAL == set()
-    assert local >= LOCAL_IMPORTS | NOT_YET_LOCAL, "an entry is no longer needed: drop it"
+    assert local - LOCAL_IMPORTS == set()
+    assert local >= LOCAL_IMPORTS, "an entry of LOCAL_IMPORTS is no longer needed: drop it"
 
 
 def test_nothing_imports_the_tests() -> None:
@@ -317,4 +309,4 @@ def test_no_import_cycle() -> None:
     that way is still one."""
     graph = {m: {name for name, _, _ in imports_of(m) if name in MODULES} - {m}
              for m in MODULES}
-    assert sorted(cycles(graph), key=sorted) == NOT_YET_CYCLES
+    assert cycles(graph) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from acdkit.ari import events as ev
@@ -27,9 +27,9 @@ from acdkit.ari.end_key import EndKey
 from acdkit.ari.endings import Endings
 from acdkit.ari.followup_key import FollowUpKey
 from acdkit.ari.my_requests import MyRequests
-from acdkit.ari.queue import serve_caller
+from acdkit.ari.queue import Queueing, serve_caller, serve_queued
 from acdkit.ari.ratings_line import RatingsLine, ratings_line
-from acdkit.ari.reconcile import reconcile
+from acdkit.ari.reconcile import Reconciling, reconcile
 from acdkit.ari.reply_delivery import ReplyCalls
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.ari.snoop import Snooping
@@ -53,23 +53,19 @@ from acdkit.store.ratings import rating_store
 
 log = logging.getLogger(__name__)
 
-Flow = Callable[["StasisApp", Session], Awaitable[None]]
-
 
 class StasisApp:
+    """The connection loop. It builds each flow's context once, from the parts it is handed,
+    and gives each flow only its own: no flow sees the app."""
+
     def __init__(self, settings: Settings, client: AriClient, pool: Pool, clock: Clock,
                  callbacks: CallbackStore, jobs: JobQueue, policy: NumberPolicy,
                  messenger: Messenger | None = None) -> None:
-        self.settings = settings
         self.callbacks = callbacks
         self.jobs = jobs
-        self.number_policy = policy
         self.client = client
         self.control = AriControl(client)
-        self.pool = pool
         self.ratings = rating_store(pool, settings.ratings)
-        self.clock = clock
-        self.messenger = messenger  # texts to customers (bootstrap: [messaging])
         self.sessions = Sessions()
         self.calls = Calls()
         self.lines: Lines = {}
@@ -114,15 +110,19 @@ class StasisApp:
                                       self.offer)
         self.login = AgentLogin(self.control, pool, clock, reach, pin_policy(settings),
                                 self.connector)
-        self.menus = {name: ivr.menu_from_config(name, data)
-                      for name, data in settings.ivr.items()}
+        menus = {name: ivr.menu_from_config(name, data) for name, data in settings.ivr.items()}
+        self.queueing = Queueing(self.control, pool, clock, policy, self.calls, self.bridges,
+                                 self.connector, menus, settings.queue, settings.overflow,
+                                 settings.outbound, self.offer, self.my_requests,
+                                 self.choose_agent)
         self.started_at = clock.now()  # holds older than this may be a dead serve's
+        self.reconciling = Reconciling(client, self.control, pool, clock, callbacks,
+                                       self.sessions, self.calls, self.spawner, self.bridges,
+                                       self.connector, self.endings, self.dial_backs,
+                                       self.started_at, self._adopt_caller, self._start_flow)
         self.reconciled = asyncio.Event()  # set once ARI and the pool agree (ari/reconcile.py)
 
     # -- wiring ----------------------------------------------------------------------------
-
-    def menu(self, entry: str) -> ivr.Menu:
-        return self.menus.get(entry) or self.menus.get("main") or ivr.Menu(entry=entry)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self.spawner.spawn(coro, name)
@@ -165,7 +165,7 @@ class StasisApp:
         kind = args[0] if args else "inbound"
         if kind == "inbound":
             entry = args[1] if len(args) > 1 else "main"
-            flow: Coroutine[Any, Any, None] = serve_caller(self, session, entry)
+            flow: Coroutine[Any, Any, None] = serve_caller(self.queueing, session, entry)
         elif kind == "agent-login":
             flow = agent_login(self.login, session)
         elif kind == "voice-request":
@@ -177,14 +177,12 @@ class StasisApp:
             flow = self._unknown(session)
         self.spawn(self._never_strand(session, flow), f"channel {channel.id}")
 
-    def adopt(self, session: Session, flow: Coroutine[Any, Any, None]) -> None:
-        """Run the flow of a channel a dead serve left (ari/reconcile.py), never stranding it."""
+    def _adopt_caller(self, session: Session, task: Task) -> None:
+        """Run the inbound flow of a caller a dead serve left (ari/reconcile.py), with its
+        task and place, never stranding it."""
         self.sessions.open(session)
+        flow = serve_queued(self.queueing, session, task, adopted=True)
         self.spawn(self._never_strand(session, flow), f"channel {session.channel_id}")
-
-    def on_stranded(self, event: ev.StasisStart) -> None:
-        """A channel in our app that no flow owns: start the flow its Stasis args name."""
-        self._start_flow(event)
 
     async def _never_strand(self, session: Session, flow: Coroutine[Any, Any, None]) -> None:
         """Run a channel's flow; on any failure send the caller to the failure context."""
@@ -218,23 +216,12 @@ class StasisApp:
             for session in self.sessions.all():
                 if await self.control.get_channel(session.channel_id) is None:
                     session.feed(ev.ChannelDestroyed(channel=ev.Channel(id=session.channel_id)))
-            await reconcile(self)  # what a dead serve left: held tasks, stranded callers
+            await reconcile(self.reconciling)  # what a dead serve left: held tasks, callers
         finally:
             self.reconciled.set()
 
     # -- holding bridges and wrap-up -------------------------------------------------------
 
-    def hold_bridge_id(self, skill: str) -> str:
-        return self.bridges.hold_id(skill)
-
-    async def hold(self, skill: str, channel_id: str) -> None:
-        await self.bridges.hold(skill, channel_id)
-
-    async def ensure_bridge(self, bridge_id: str, kind: str) -> None:
-        await self.bridges.ensure(bridge_id, kind)
-
-    def after_wrap_up(self, agent_id: str) -> None:
-        self.endings.after_wrap_up(agent_id)
 
     async def on_reserved(self, agent: Agent, task: Task) -> None:
         """The dispatcher reserved ``agent`` for ``task``: connect a live call here; give a

@@ -24,19 +24,27 @@ with music) that no flow of this process owns, their tasks queued as ghosts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from acdkit.ari import events as ev
-from acdkit.ari.session import Session
+from acdkit.ari.agents import AgentConnector
+from acdkit.ari.bridges import Bridges
+from acdkit.ari.calls import Calls
+from acdkit.ari.client import AriClient
+from acdkit.ari.control import AriControl
+from acdkit.ari.dialback import DialBacks, watch_customer
+from acdkit.ari.endings import Endings
+from acdkit.ari.session import Session, Sessions
+from acdkit.ari.spawner import Spawner
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState
 from acdkit.core.callbacks import DialOutcome
 from acdkit.core.errors import AcdError, InvalidTransition, NotFound
 from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
-from acdkit.store.callbacks import AttemptState, agent_leg
-
-if TYPE_CHECKING:
-    from acdkit.ari.app import StasisApp
+from acdkit.ports import Clock
+from acdkit.store.callbacks import AttemptState, CallbackStore, agent_leg
+from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +52,41 @@ HELD = (AgentState.RESERVED, AgentState.ON_CALL)
 _DIALING = (AttemptState.RINGING_AGENT, AttemptState.RINGING_CUSTOMER)
 _OUR_LEGS = ("agent-", "cb-")  # channel ids of the legs we originate (ari/agents, dialback)
 _LINE = "line-"  # the bridge of a persistent agent's line: line-<agent id>
-_HOLD = "hold-"  # a skill's holding bridge (StasisApp.hold_bridge_id)
+_HOLD = "hold-"  # a skill's holding bridge (Bridges.hold_id)
 _SCAN = 5_000  # newest tasks read to find the task of a stranded caller
 
 
-async def reconcile(app: StasisApp) -> None:
+@dataclass(frozen=True)
+class Reconciling:
+    """What reconciling uses, and how it hands a channel back to a flow."""
+
+    client: AriClient  # the channels in our app, and their Stasis args
+    control: AriControl
+    pool: Pool
+    clock: Clock
+    callbacks: CallbackStore  # callback attempts cut while dialing
+    sessions: Sessions
+    calls: Calls
+    spawner: Spawner
+    bridges: Bridges
+    connector: AgentConnector  # persistent lines, a call's end
+    endings: Endings
+    dial_backs: DialBacks  # a callback's watcher
+    started_at: float  # holds older than this may be a dead serve's
+    adopt_caller: Callable[[Session, Task], None]  # the inbound flow, for a waiting caller
+    restart: Callable[[ev.StasisStart], None]  # the flow a channel's Stasis args name
+
+
+async def reconcile(ctx: Reconciling) -> None:
     """Settle held tasks, then adopt stranded channels (see the module docstring)."""
-    live = {c.id: c for c in await app.control.list_channels()}
-    bridges = await app.control.list_bridges()
+    live = {c.id: c for c in await ctx.control.list_channels()}
+    bridges = await ctx.control.list_bridges()
     lines, holding = _members(bridges, _LINE, live), _members(bridges, _HOLD, live)
     settled = 0
-    for agent in await app.pool.list_agents():
-        if _dead_hold(app, agent):
-            settled += await _guarded(settle(app, agent, live, lines), f"agent {agent.id}")
-    adopted = await adopt(app, live, lines, holding)
+    for agent in await ctx.pool.list_agents():
+        if _dead_hold(ctx, agent):
+            settled += await _guarded(settle(ctx, agent, live, lines), f"agent {agent.id}")
+    adopted = await adopt(ctx, live, lines, holding)
     if settled or adopted:
         log.info("reconciled: %d held tasks settled, %d channels adopted", settled, adopted)
 
@@ -77,11 +106,11 @@ async def _guarded(work: Any, what: str) -> int:
         return 0
 
 
-def _dead_hold(app: StasisApp, agent: Agent) -> bool:
+def _dead_hold(ctx: Reconciling, agent: Agent) -> bool:
     """An agent held for a task by a serve that is gone: held since before we started, for a
     task no call of ours has."""
     return (agent.state in HELD and agent.task_id is not None
-            and agent.state_since < app.started_at and app.calls.get(agent.task_id) is None)
+            and agent.state_since < ctx.started_at and ctx.calls.get(agent.task_id) is None)
 
 
 # -- 1. held tasks ---------------------------------------------------------------------------
@@ -102,175 +131,170 @@ def legs_of(agent: Agent, task: Task, live: Mapping[str, ev.Channel],
     return (customer if customer in live else None), [c for c in legs if c in live]
 
 
-async def settle(app: StasisApp, agent: Agent, live: Mapping[str, ev.Channel],
+async def settle(ctx: Reconciling, agent: Agent, live: Mapping[str, ev.Channel],
                  lines: Mapping[str, str]) -> bool:
     """Settle ``agent``'s hold left by a dead serve; False when nothing was to be done."""
     assert agent.task_id is not None
-    task = await app.pool.get_task(agent.task_id)
+    task = await ctx.pool.get_task(agent.task_id)
     if task is None or task.terminal or task.agent_id != agent.id:
-        await _free(app, agent.id, agent.task_id)
+        await _free(ctx, agent.id, agent.task_id)
         return True
     if task.kind is TaskKind.VOICE_REQUEST:
         return False  # a work order lives on the agent's screen, not in channels
-    attempt = await app.callbacks.last_attempt(task.id) if task.kind is not TaskKind.CALL \
+    attempt = await ctx.callbacks.last_attempt(task.id) if task.kind is not TaskKind.CALL \
         else None
     customer, legs = legs_of(agent, task, live, attempt.n if attempt else 0)
-    if any(app.sessions.get(c) is not None for c in [customer, *legs] if c):
+    if any(ctx.sessions.get(c) is not None for c in [customer, *legs] if c):
         return False  # a flow of this process owns it (a reconnect, not a restart)
     log.warning("task %s (%s, %s): agent %s held by a dead serve; customer %s, agent legs %s",
                 task.id, task.kind, task.state, agent.id, customer or "gone", legs or "gone")
     if task.state is TaskState.ACTIVE:
         line = next((c for c, a in lines.items() if a == agent.id and c != customer), None)
-        if line is not None and await _keep_line(app, agent.id, line):
+        if line is not None and await _keep_line(ctx, agent.id, line):
             legs = [line]
-        await _rewatch(app, agent, task, customer, legs)
+        await _rewatch(ctx, agent, task, customer, legs)
     elif task.kind is TaskKind.CALL:
-        await _hang_up(app, legs)
-        await _requeue_or_abandon(app, agent, task, customer)
+        await _hang_up(ctx, legs)
+        await _requeue_or_abandon(ctx, agent, task, customer)
     elif attempt is not None and attempt.outcome is None and attempt.state in _DIALING:
         # The job decides what follows a failed attempt and frees the agent in one step.
-        await _hang_up(app, [*legs, *([customer] if customer else [])])
-        await app.callbacks.finish_attempt(
-            task.id, attempt.n, DialOutcome.FAILED, app.clock.now(), detail="serve restarted",
+        await _hang_up(ctx, [*legs, *([customer] if customer else [])])
+        await ctx.callbacks.finish_attempt(
+            task.id, attempt.n, DialOutcome.FAILED, ctx.clock.now(), detail="serve restarted",
             dialed=attempt.state is AttemptState.RINGING_CUSTOMER)
     else:
         return False  # its dial_back job has not dialed yet: the attempt protocol goes on
     return True
 
 
-async def _rewatch(app: StasisApp, agent: Agent, task: Task, customer: str | None,
+async def _rewatch(ctx: Reconciling, agent: Agent, task: Task, customer: str | None,
                    legs: list[str]) -> None:
     """Give an active call its flow back. A side that is gone ends the call by the usual
     path: the customer's flow (or a callback's watcher) ends it, hanging up the other side."""
-    from acdkit.ari.dialback import watch_customer
-    from acdkit.ari.queue import serve_queued
-
-    session = Session(customer or task.channel_id or agent_leg(task.id, 0, "c"), app.control,
+    session = Session(customer or task.channel_id or agent_leg(task.id, 0, "c"), ctx.control,
                       caller_number=task.number)
-    call = app.calls.open(task.id, session)
+    call = ctx.calls.open(task.id, session)
     call.taken.set()
-    line = app.connector.lines.get(agent.id)
+    line = ctx.connector.lines.get(agent.id)
     call.agent_id = agent.id
     call.bridge_id = line.bridge_id if line is not None else f"call-{task.id}"
     call.agent_leg = legs[0] if legs else None
-    await _hang_up(app, legs[1:])
+    await _hang_up(ctx, legs[1:])
     # A persistent line's own watcher ends the call if the agent hangs up.
     if customer is not None and call.agent_leg is not None and line is None:
-        leg = app.sessions.open(Session(call.agent_leg, app.control))
-        app.spawn(app.connector.watch_leg(call, leg), f"leg {call.agent_leg}")
+        leg = ctx.sessions.open(Session(call.agent_leg, ctx.control))
+        ctx.spawner.spawn(ctx.connector.watch_leg(call, leg), f"leg {call.agent_leg}")
     elif customer is not None and call.agent_leg is None:  # the agent left meanwhile
-        await app.control.hangup(customer)
+        await ctx.control.hangup(customer)
         customer = None
     if customer is None:
         session.feed(ev.ChannelDestroyed(channel=ev.Channel(id=session.channel_id)))
     if task.kind is TaskKind.CALL:
-        app.adopt(session, serve_queued(app, session, task, adopted=True))
+        ctx.adopt_caller(session, task)
     else:
-        app.sessions.open(session)
-        app.spawn(watch_customer(app.dial_backs, call), f"callback {task.id}")
+        ctx.sessions.open(session)
+        ctx.spawner.spawn(watch_customer(ctx.dial_backs, call), f"callback {task.id}")
 
 
-async def _requeue_or_abandon(app: StasisApp, agent: Agent, task: Task,
+async def _requeue_or_abandon(ctx: Reconciling, agent: Agent, task: Task,
                               customer: str | None) -> None:
     """A live call reserved when serve died: back in line with its place while its caller
     waits (adopted next), else abandoned; the agent to wrap-up either way."""
-    now = app.clock.now()
+    now = ctx.clock.now()
     if customer is None:
-        await app.connector.end(task.id, agent.id, TaskEvent.ABANDON, "caller gone")
+        await ctx.connector.end(task.id, agent.id, TaskEvent.ABANDON, "caller gone")
         return
     try:
-        await app.pool.release(task.id, AgentState.WRAP_UP, now, reason="serve_restarted",
+        await ctx.pool.release(task.id, AgentState.WRAP_UP, now, reason="serve_restarted",
                                from_states=(TaskState.RESERVED,))
     except (InvalidTransition, NotFound) as exc:
         log.info("task %s: not released: %s", task.id, exc)
         return
-    app.after_wrap_up(agent.id)
+    ctx.endings.after_wrap_up(agent.id)
 
 
-async def _free(app: StasisApp, agent_id: str, task_id: str) -> None:
+async def _free(ctx: Reconciling, agent_id: str, task_id: str) -> None:
     """The agent holds a task that is over (or not its own): wrap-up, then ready."""
     try:
-        await app.pool.move_agent(agent_id, AgentEvent.END, app.clock.now(),
+        await ctx.pool.move_agent(agent_id, AgentEvent.END, ctx.clock.now(),
                                   expect_task=task_id)
     except (InvalidTransition, NotFound) as exc:
         log.info("agent %s: not freed: %s", agent_id, exc)
         return
-    app.after_wrap_up(agent_id)
+    ctx.endings.after_wrap_up(agent_id)
 
 
-async def _hang_up(app: StasisApp, channel_ids: list[str]) -> None:
+async def _hang_up(ctx: Reconciling, channel_ids: list[str]) -> None:
     for channel_id in channel_ids:
-        await app.control.hangup(channel_id)
+        await ctx.control.hangup(channel_id)
 
 
 # -- 2. stranded channels ----------------------------------------------------------------------
 
 
-async def adopt(app: StasisApp, live: Mapping[str, ev.Channel], lines: Mapping[str, str],
+async def adopt(ctx: Reconciling, live: Mapping[str, ev.Channel], lines: Mapping[str, str],
                 holding: Mapping[str, str]) -> int:
     """Give every channel in our app that no session owns a flow; return how many."""
-    stranded = [c for c in await _app_channels(app)
-                if c in live and app.sessions.get(c) is None]
+    stranded = [c for c in await _app_channels(ctx)
+                if c in live and ctx.sessions.get(c) is None]
     if not stranded:
         return 0
-    by_channel = {t.channel_id: t for t in await app.pool.list_tasks(limit=_SCAN)
+    by_channel = {t.channel_id: t for t in await ctx.pool.list_tasks(limit=_SCAN)
                   if t.kind is TaskKind.CALL and t.channel_id and not t.terminal}
     for channel_id in stranded:
-        await _guarded(_adopt_one(app, live[channel_id], by_channel.get(channel_id), lines,
+        await _guarded(_adopt_one(ctx, live[channel_id], by_channel.get(channel_id), lines,
                                   holding), f"channel {channel_id}")
     return len(stranded)
 
 
-async def _adopt_one(app: StasisApp, channel: ev.Channel, task: Task | None,
+async def _adopt_one(ctx: Reconciling, channel: ev.Channel, task: Task | None,
                      lines: Mapping[str, str], holding: Mapping[str, str]) -> bool:
-    from acdkit.ari.queue import serve_queued
-
     channel_id = channel.id
     if task is not None and task.state in (TaskState.QUEUED, TaskState.RESERVED):
         log.warning("task %s: caller %s adopted (waiting since %.0f)", task.id, channel_id,
                     task.enqueued_at)
         if channel_id not in holding:  # e.g. cut between leaving hold and the bridge
-            await app.hold(task.skill, channel_id)
-        session = Session(channel_id, app.control, caller_number=task.number)
-        app.adopt(session, serve_queued(app, session, task, adopted=True))
-    elif channel_id in lines and await _keep_line(app, lines[channel_id], channel_id):
+            await ctx.bridges.hold(task.skill, channel_id)
+        session = Session(channel_id, ctx.control, caller_number=task.number)
+        ctx.adopt_caller(session, task)
+    elif channel_id in lines and await _keep_line(ctx, lines[channel_id], channel_id):
         log.warning("agent %s: persistent line %s adopted", lines[channel_id], channel_id)
     elif channel_id.startswith(_OUR_LEGS):
         log.warning("channel %s: a leg nobody holds; hung up", channel_id)
-        await app.control.hangup(channel_id)
+        await ctx.control.hangup(channel_id)
     else:
-        args = await _stasis_args(app, channel_id)
+        args = await _stasis_args(ctx, channel_id)
         log.warning("channel %s: stranded in the app (args %s); its flow starts again",
                     channel_id, ",".join(args))
-        app.on_stranded(ev.StasisStart(channel=channel, args=args))
+        ctx.restart(ev.StasisStart(channel=channel, args=args))
     return True
 
 
-async def _keep_line(app: StasisApp, agent_id: str, channel_id: str) -> bool:
+async def _keep_line(ctx: Reconciling, agent_id: str, channel_id: str) -> bool:
     """Watch a persistent line a dead serve left in its bridge again, if its agent is still
     signed in persistent; False (the caller hangs it up) otherwise."""
-    agent = await app.pool.get_agent(agent_id)
+    agent = await ctx.pool.get_agent(agent_id)
     if agent is None or not agent.logged_in or agent.mode is not AgentMode.PERSISTENT:
         return False
-    session = app.sessions.open(Session(channel_id, app.control, args=("agent-line",)))
-    app.connector.keep_line(agent_id, session)
+    session = ctx.sessions.open(Session(channel_id, ctx.control, args=("agent-line",)))
+    ctx.connector.keep_line(agent_id, session)
     return True
 
 
-async def _app_channels(app: StasisApp) -> list[str]:
+async def _app_channels(ctx: Reconciling) -> list[str]:
     """The channels Asterisk has in our Stasis app."""
-    response = await app.client.request("GET", f"applications/{app.client.app}",
+    response = await ctx.client.request("GET", f"applications/{ctx.client.app}",
                                         ok_statuses=(404,))
     body = response.body if response.status == 200 else None
     ids = body.get("channel_ids") if isinstance(body, dict) else None
     return [str(c) for c in ids] if isinstance(ids, list) else []
 
 
-async def _stasis_args(app: StasisApp, channel_id: str) -> tuple[str, ...]:
+async def _stasis_args(ctx: Reconciling, channel_id: str) -> tuple[str, ...]:
     """The args the channel entered our app with (``Stasis(acdkit,<args>)``), if known."""
-    response = await app.client.request("GET", f"channels/{channel_id}", ok_statuses=(404,))
+    response = await ctx.client.request("GET", f"channels/{channel_id}", ok_statuses=(404,))
     body = response.body if response.status == 200 else None
     plan = body.get("dialplan") if isinstance(body, dict) else None
     data = plan.get("app_data", "") if isinstance(plan, dict) else ""
     name, _, args = str(data).partition(",")
-    return tuple(args.split(",")) if name == app.client.app and args else ()
+    return tuple(args.split(",")) if name == ctx.client.app and args else ()
