@@ -23,7 +23,10 @@ LAB_CLAIM = pytest.StashKey[IO[str]]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """A session with lab tests locks its lab before any fixture runs (tests/lab/labs.py)."""
+    """A session with lab tests locks its lab before any fixture runs (tests/lab/labs.py);
+    a ``--collect-only`` session runs none, so it never waits for a busy lab."""
+    if session.config.option.collectonly:
+        return
     if any(item.nodeid.startswith("tests/lab/") for item in session.items):
         from tests.lab.labs import claim_lab
 
