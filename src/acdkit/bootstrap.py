@@ -13,6 +13,7 @@ from acdkit.config import Settings
 from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.errors import AcdError, ConfigError
 from acdkit.limits import RateLimitedLog, raise_fd_limit
+from acdkit.loopwatch import watch_loop
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
 from acdkit.store.connection import connect, redact
@@ -70,7 +71,8 @@ async def serve(settings: Settings, clock: Clock | None = None,
                asyncio.create_task(supervised("housekeeping", lambda: housekeeping(
                    pool, settings, clock)), name="housekeeping"),
                asyncio.create_task(supervised("voice-media", lambda: voice_media(
-                   pool, settings)), name="voice-media")]
+                   pool, settings)), name="voice-media"),
+               asyncio.create_task(supervised("loop-watch", watch_loop), name="loop-watch")]
     if settings.kpis.queue_log or settings.kpis.queue_log_sqlite:
         from acdkit.queue_log_feed import QueueLogFeed
 
