@@ -16,6 +16,7 @@ from acdkit.limits import RateLimitedLog, raise_fd_limit
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
 from acdkit.store.connection import connect, redact
+from acdkit.store.durability import Acks
 from acdkit.store.pool import Pool
 from acdkit.store.primary import primary_of
 
@@ -37,7 +38,8 @@ async def open_pool(settings: Settings) -> Pool:
     (``RedisUnavailable`` when it does not answer)."""
     r = settings.redis
     redis = await connect(primary_of(r))
-    return Pool(redis, priority_rules(settings), prefix=r.prefix)
+    return Pool(redis, priority_rules(settings), prefix=r.prefix,
+                acks=Acks(r.min_replicas_ack, r.ack_timeout_ms))
 
 
 async def serve(settings: Settings, clock: Clock | None = None,
