@@ -14,14 +14,18 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from poolkit import T0, ready_agent, task
+from poolkit import RULES, T0, StepClock, ready_agent, task
 from redis import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, SimpleWorker
 from rq.connections import parse_connection
 from rq.serializers import JSONSerializer
 from sentinels import SentinelGroup, wait_until
+from test_agi_server import caller_presses, converse
 
+from acdkit import dialplan_vars as dv
+from acdkit.agi.routes import RouteContext, handlers
+from acdkit.agi.server import AgiServer
 from acdkit.bootstrap import open_pool
 from acdkit.config import RedisSettings, Settings
 from acdkit.core.errors import NotDurable, RedisUnavailable
@@ -29,8 +33,11 @@ from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind, TaskState
 from acdkit.jobqueue import RqJobQueue
 from acdkit.store.callbacks import CallbackStore
+from acdkit.store.connection import connect
+from acdkit.store.durability import Acks
 from acdkit.store.pool import Pool
 from acdkit.store.primary import primary_of, sync_client
+from acdkit.store.ratings import RatingStore
 from acdkit.store.scripts import ClaimResult
 
 pytestmark = pytest.mark.integration
@@ -228,3 +235,28 @@ async def test_a_primary_that_refuses_writes_without_replicas_raises_not_durable
         assert await pool.get_task("cb-refused") is None
     finally:
         await pool.close()
+
+
+async def test_a_caller_whose_booking_no_replica_confirmed_is_not_told_it_is_booked(
+        redis_url: str) -> None:
+    """Dialplan mode, the session's Redis (it has no replica) and min_replicas_ack 1: the
+    callback-offer route fails as for any Redis outage (ACDKIT_STATUS=failed, which the
+    dialplan sends to acdkit-failure: "I'm sorry, please try to call later"), the caller
+    never hears cb-booked, and the callback is cancelled, not kept."""
+    clock = StepClock()
+    pool = Pool(await connect(redis_url), RULES, clock=clock, acks=Acks(1, 200))
+    ctx = RouteContext(Settings(), pool, CallbackStore(pool), NumberPolicy(), clock,
+                       RatingStore(pool))
+    server = AgiServer(handlers(ctx), "127.0.0.1", 0, header_timeout=1.0)
+    server.port = await server.start()
+    try:
+        commands = await converse(server.port, caller_presses(
+            {"acdkit/overflow-offer": "1", "acdkit/cb-number-confirm": "1"}))
+        tasks = await pool.list_tasks()
+    finally:
+        await server.close()
+        await pool.close()
+    assert commands[-1] == f"SET VARIABLE {dv.STATUS} failed"
+    assert not any("cb-booked" in line for line in commands)
+    assert [(t.kind, t.state, t.outcome) for t in tasks] == [
+        (TaskKind.CALLBACK, TaskState.CANCELLED, "not_durable")]
