@@ -17,7 +17,9 @@ from acdkit.loopwatch import watch_loop
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
 from acdkit.store.connection import connect, redact
+from acdkit.store.durability import Acks
 from acdkit.store.pool import Pool
+from acdkit.store.primary import primary_of
 
 log = logging.getLogger(__name__)
 say = RateLimitedLog(log)
@@ -33,9 +35,12 @@ def ari_client(settings: Settings) -> AriClient:
 
 
 async def open_pool(settings: Settings) -> Pool:
-    """The pool on the configured Redis (``RedisUnavailable`` when it does not answer)."""
-    redis = await connect(settings.redis.url)
-    return Pool(redis, priority_rules(settings), prefix=settings.redis.prefix)
+    """The pool on the configured Redis, directly or through its sentinels
+    (``RedisUnavailable`` when it does not answer)."""
+    r = settings.redis
+    redis = await connect(primary_of(r))
+    return Pool(redis, priority_rules(settings), prefix=r.prefix,
+                acks=Acks(r.min_replicas_ack, r.ack_timeout_ms))
 
 
 async def serve(settings: Settings, clock: Clock | None = None,
@@ -54,7 +59,7 @@ async def serve(settings: Settings, clock: Clock | None = None,
     client = ari_client(settings)
     # RQ's client is synchronous: enqueue from a thread, so a stalled Redis never stalls calls.
     job_queue: JobQueue = jobs if jobs is not None else BackgroundJobQueue(
-        RqJobQueue(settings.redis.url, socket_timeout=5.0))
+        RqJobQueue(primary_of(settings.redis), socket_timeout=5.0))
     app = StasisApp(settings, client, pool, clock, callback_store(pool, settings),
                     job_queue, number_policy(settings))
     app.messenger = messenger_for(settings)
@@ -152,7 +157,7 @@ async def web(settings: Settings, clock: Clock | None = None,
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError("web.listen", f"expected HOST:PORT, got {settings.web.listen!r}")
     pool = await open_pool(settings)
-    own = RqJobQueue(settings.redis.url) if jobs is None else None
+    own = RqJobQueue(primary_of(settings.redis)) if jobs is None else None
     queue = jobs or own
     assert queue is not None
     app = build_app(settings, pool, clock or SystemClock(), queue, number_policy(settings),

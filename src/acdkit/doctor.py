@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+import redis.asyncio as aioredis
 from yarl import URL
 
 from acdkit import exposure
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError
+from acdkit.store.primary import async_client, primary_of
 
 # Versions that fix advisories in the parts acdkit uses (ARI, AMI), per release branch.
 # CVE-2024-42365: AMI Originate lets a user with write=originate run shell commands.
@@ -67,12 +69,15 @@ def check_config(settings: Settings) -> Check:
     return Check("config", "OK", f"from {settings.source}")
 
 
-async def check_redis(settings: Settings) -> list[Check]:
-    import redis.asyncio as aioredis
+def doctor_client(settings: Settings) -> aioredis.Redis:
+    """A client of the configured Redis (directly or through its sentinels), 3 s timeouts."""
+    return async_client(primary_of(settings.redis), timeout=3, max_connections=4)
 
-    client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
-                               decode_responses=True)
-    where = urlsplit(settings.redis.url).netloc.split("@")[-1]
+
+async def check_redis(settings: Settings) -> list[Check]:
+    client = doctor_client(settings)
+    where = (settings.redis.sentinels and primary_of(settings.redis).where) or \
+        urlsplit(settings.redis.url).netloc.split("@")[-1]
     try:
         await client.ping()
         conf = {}
@@ -97,13 +102,10 @@ async def check_redis(settings: Settings) -> list[Check]:
 
 async def check_quarantine(settings: Settings) -> Check:
     """Records the dispatcher set aside because they cannot be read (store/quarantine.py)."""
-    import redis.asyncio as aioredis
-
     from acdkit.store.keys import Keys
     from acdkit.store.quarantine import Quarantine
 
-    client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
-                               decode_responses=True)
+    client = doctor_client(settings)
     try:
         entries = await Quarantine(client, Keys(settings.redis.prefix)).entries()
     except Exception as exc:  # any failure here is the finding

@@ -40,6 +40,7 @@ from acdkit.store.callbacks import Attempt, CallbackStore, agent_leg
 from acdkit.store.dnc import on_dnc
 from acdkit.store.outbound import add_follow_up, forget_follow_up, retry_rules
 from acdkit.store.pool import Pool
+from acdkit.store.primary import primary_of
 
 if TYPE_CHECKING:
     from acdkit.jobqueue import Requeuing
@@ -388,7 +389,7 @@ def recover() -> int:
     from acdkit.jobqueue import RqJobQueue
 
     settings = load_settings()
-    jobs = RqJobQueue(settings.redis.url)
+    jobs = RqJobQueue(primary_of(settings.redis))
     try:
         return len(asyncio.run(with_store(settings, lambda s: recover_callbacks(s, jobs))))
     finally:
@@ -418,7 +419,7 @@ def deliver_reply(task_id: str) -> str:
     from acdkit.voice_jobs import Delivery
 
     settings = load_settings()
-    jobs = RqJobQueue(settings.redis.url)
+    jobs = RqJobQueue(primary_of(settings.redis))
     try:
         return asyncio.run(with_store(settings, lambda s: Delivery(
             RequestStore(s.pool, settings.requests), s, jobs, retry_policy(settings),

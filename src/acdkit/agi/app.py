@@ -24,6 +24,7 @@ from acdkit.jobqueue import RqJobQueue
 from acdkit.jobs import callback_store, dial_back_of
 from acdkit.policies import number_policy
 from acdkit.ports import Clock, SystemClock
+from acdkit.store.primary import primary_of
 from acdkit.store.ratings import rating_store
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ async def run_agi(settings: Settings, *, with_ami: bool | None = None,
     numbers = number_policy(settings)
     board = MemberBoard()
     ratings = rating_store(pool, settings.ratings)
-    jobs = RqJobQueue(settings.redis.url)
+    jobs = RqJobQueue(primary_of(settings.redis))
     # HTTP only: the routes fetch a recording now and then; no WebSocket, no Stasis app.
     ari = ari_client(replace(settings, ari=replace(settings.ari, transport="http")))
     ctx = RouteContext(settings, pool, store, numbers, clock, ratings, None, jobs,
