@@ -9,6 +9,7 @@ primary and watch acdkit follow. ``close()`` stops every process it started, by 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from tests.conftest import end_process
 
 MASTER = "acdkit"
 QUORUM = 2
@@ -160,13 +162,7 @@ class SentinelGroup:
         proc.wait(timeout=10)
 
     def stop(self, port: int) -> None:
-        proc = self.procs.pop(port)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(self.procs.pop(port), signal.SIGTERM, 10)
 
     def close(self) -> None:
         for port in list(self.procs):
