@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -31,6 +32,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         from tests.lab.labs import claim_lab
 
         session.config.stash[LAB_CLAIM] = claim_lab()
+
+
+def end_process(proc: subprocess.Popen[bytes] | None, sig: int, wait: float) -> None:
+    """Send ``sig`` to ``proc`` if it still runs and reap it; SIGKILL after ``wait`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def free_port() -> int:
@@ -75,12 +88,7 @@ def redis_server() -> Iterator[str]:
     try:
         yield f"redis://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, signal.SIGTERM, 5)
         if proc.stdout:
             proc.stdout.close()
 

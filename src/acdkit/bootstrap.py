@@ -31,6 +31,7 @@ from acdkit.dispatch import Dispatcher
 from acdkit.httplimits import HttpLimits, LimitedListener
 from acdkit.jobqueue import BackgroundJobQueue, RqJobQueue
 from acdkit.limits import RateLimitedLog, raise_fd_limit
+from acdkit.loopwatch import watch_loop
 from acdkit.messaging import messenger_for
 from acdkit.policies import number_policy, priority_rules
 from acdkit.ports import Clock, JobQueue, SystemClock
@@ -38,8 +39,10 @@ from acdkit.queue_log_feed import QueueLogFeed
 from acdkit.services.callbacks import callback_store
 from acdkit.services.dial_back import dial_back_of
 from acdkit.store.connection import redact
+from acdkit.store.durability import Acks
 from acdkit.store.pool import Pool
 from acdkit.store.pool import open_pool as store_pool
+from acdkit.store.primary import primary_of
 from acdkit.store.ratings import rating_store
 from acdkit.store.requests import RequestStore
 from acdkit.web import metrics
@@ -59,9 +62,11 @@ def ari_client(settings: Settings) -> AriClient:
 
 
 async def open_pool(settings: Settings) -> Pool:
-    """The pool on the configured Redis (``RedisUnavailable`` when it does not answer)."""
-    return await store_pool(settings.redis.url, priority_rules(settings),
-                            prefix=settings.redis.prefix)
+    """The pool on the configured Redis, directly or through its sentinels
+    (``RedisUnavailable`` when it does not answer)."""
+    r = settings.redis
+    return await store_pool(primary_of(r), priority_rules(settings), prefix=r.prefix,
+                            acks=Acks(r.min_replicas_ack, r.ack_timeout_ms))
 
 
 async def serve(settings: Settings, clock: Clock | None = None,
@@ -74,7 +79,7 @@ async def serve(settings: Settings, clock: Clock | None = None,
     client = ari_client(settings)
     # RQ's client is synchronous: enqueue from a thread, so a stalled Redis never stalls calls.
     job_queue: JobQueue = jobs if jobs is not None else BackgroundJobQueue(
-        RqJobQueue(settings.redis.url, socket_timeout=5.0))
+        RqJobQueue(primary_of(settings.redis), socket_timeout=5.0))
     app = StasisApp(settings, client, pool, clock, callback_store(pool, settings),
                     job_queue, number_policy(settings), messenger_for(settings))
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
@@ -90,7 +95,8 @@ async def serve(settings: Settings, clock: Clock | None = None,
                asyncio.create_task(supervised("housekeeping", lambda: housekeeping(
                    pool, settings, clock)), name="housekeeping"),
                asyncio.create_task(supervised("voice-media", lambda: voice_media(
-                   pool, settings)), name="voice-media")]
+                   pool, settings)), name="voice-media"),
+               asyncio.create_task(supervised("loop-watch", watch_loop), name="loop-watch")]
     if settings.kpis.queue_log or settings.kpis.queue_log_sqlite:
         feed = QueueLogFeed(pool, settings.kpis)
         started = clock.now()
@@ -158,7 +164,7 @@ async def web(settings: Settings, clock: Clock | None = None,
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError("web.listen", f"expected HOST:PORT, got {settings.web.listen!r}")
     pool = await open_pool(settings)
-    own = RqJobQueue(settings.redis.url) if jobs is None else None
+    own = RqJobQueue(primary_of(settings.redis)) if jobs is None else None
     queue = jobs or own
     assert queue is not None
     app = build_app(settings, pool, clock or SystemClock(), queue, number_policy(settings),
@@ -201,7 +207,7 @@ async def run_agi(settings: Settings, *, with_ami: bool | None = None,
     numbers = number_policy(settings)
     board = MemberBoard()
     ratings = rating_store(pool, settings.ratings)
-    jobs = RqJobQueue(settings.redis.url)
+    jobs = RqJobQueue(primary_of(settings.redis))
     # HTTP only: the routes fetch a recording now and then; no WebSocket, no Stasis app.
     ari = ari_client(replace(settings, ari=replace(settings.ari, transport="http")))
     ctx = RouteContext(settings, pool, store, numbers, clock, ratings, None, jobs,

@@ -1,9 +1,14 @@
-"""One result of ``acdkit doctor`` (doctor.py checks the parts, doctor_install.py a running
-install)."""
+"""What both doctor modules share (doctor.py checks the parts, doctor_install.py a running
+install): one result of ``acdkit doctor``, and the client they reach Redis with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from acdkit.config import Settings
+from acdkit.store.primary import async_client, primary_of
 
 
 @dataclass(frozen=True)
@@ -14,3 +19,8 @@ class Check:
 
     def as_row(self) -> dict[str, str]:
         return {"check": self.check, "status": self.status, "detail": self.detail}
+
+
+def doctor_client(settings: Settings) -> aioredis.Redis:
+    """A client of the configured Redis (directly or through its sentinels), 3 s timeouts."""
+    return async_client(primary_of(settings.redis), timeout=3, max_connections=4)

@@ -75,6 +75,14 @@ class AmiSettings:
 class RedisSettings:
     url: str = "redis://127.0.0.1:6379/0"  # the pool's Redis (redis://user:password@host:port/db)
     prefix: str = "acdkit"  # first part of every key: two centers can share one Redis
+    # Redis Sentinel (docs/redis-ha.md): "host:port,host:port"; empty = redis.url's server.
+    # With sentinels, redis.url gives only the user, password, database and TLS of the data nodes.
+    sentinels: str = ""
+    master_name: str = "acdkit"  # the primary the sentinels watch (sentinel monitor <name>)
+    sentinel_username: str = ""  # the sentinels' own ACL user, if they require one
+    sentinel_password: Secret = field(default_factory=lambda: Secret(""))  # its password
+    min_replicas_ack: int = 0  # replicas that must hold a booking, claim or dial lock; 0 = off
+    ack_timeout_ms: int = 500  # milliseconds to wait for them, then the write is not confirmed
 
 
 @dataclass(frozen=True)

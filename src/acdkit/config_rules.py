@@ -131,6 +131,20 @@ class Each:
         return f"each value {problems[0]}" if problems else None
 
 
+@dataclass(frozen=True)
+class HostPorts:
+    """Empty, or ``host:port`` items separated by commas, each port from 1 to 65535."""
+
+    def problem(self, value: Any) -> str | None:
+        found = text_problem(str(value), DEFAULT_LENGTH)
+        for item in filter(None, (part.strip() for part in str(value).split(","))):
+            host, _, port = item.rpartition(":")
+            if found is None and (HOST.problem(host) or not port.isdigit()
+                                  or not 0 < int(port) < 65_536):
+                found = "must be host:port items separated by commas (10.0.0.1:26379,...)"
+        return found
+
+
 NAME = Pattern(r"[A-Za-z0-9_.-]{1,64}", "1-64 characters of A-Z a-z 0-9 . _ -")
 OPTIONAL_NAME = Pattern(r"[A-Za-z0-9_.-]{0,64}", "empty or up to 64 of A-Z a-z 0-9 . _ -")
 HOST = Pattern(r"[A-Za-z0-9_.:\[\]-]{1,253}", "a host name or an IP address")
@@ -152,6 +166,12 @@ RULES: Mapping[str, Rule] = {
     "ami.action_timeout": TIMEOUT,
     "redis.url": Url(("redis", "rediss", "unix")),
     "redis.prefix": NAME,
+    "redis.sentinels": HostPorts(),
+    "redis.master_name": NAME,
+    "redis.sentinel_username": Pattern(r"[^:\s]{0,64}", "up to 64 characters without ':' or "
+                                       "spaces"),
+    "redis.min_replicas_ack": Number(0, 16),
+    "redis.ack_timeout_ms": Number(1, 60_000),
     "agi.host": HOST,
     "agi.port": Number(1, 65_535),
     "agi.header_timeout": TIMEOUT,

@@ -10,16 +10,16 @@ import re
 from urllib.parse import urlsplit
 
 import aiohttp
-import redis.asyncio as aioredis
 from yarl import URL
 
 from acdkit import exposure
 from acdkit.ari.client import AriClient
-from acdkit.checks import Check
+from acdkit.checks import Check, doctor_client
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError
 from acdkit.doctor_install import check_install
 from acdkit.store.keys import Keys
+from acdkit.store.primary import primary_of
 from acdkit.store.quarantine import Quarantine
 
 # Versions that fix advisories in the parts acdkit uses (ARI, AMI), per release branch.
@@ -61,9 +61,9 @@ def check_config(settings: Settings) -> Check:
 
 
 async def check_redis(settings: Settings) -> list[Check]:
-    client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
-                               decode_responses=True)
-    where = urlsplit(settings.redis.url).netloc.split("@")[-1]
+    client = doctor_client(settings)
+    where = (settings.redis.sentinels and primary_of(settings.redis).where) or \
+        urlsplit(settings.redis.url).netloc.split("@")[-1]
     try:
         await client.ping()
         conf = {}
@@ -88,8 +88,7 @@ async def check_redis(settings: Settings) -> list[Check]:
 
 async def check_quarantine(settings: Settings) -> Check:
     """Records the dispatcher set aside because they cannot be read (store/quarantine.py)."""
-    client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
-                               decode_responses=True)
+    client = doctor_client(settings)
     try:
         entries = await Quarantine(client, Keys(settings.redis.prefix)).entries()
     except Exception as exc:  # any failure here is the finding

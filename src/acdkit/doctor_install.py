@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from acdkit.checks import Check
+from acdkit.checks import Check, doctor_client
 from acdkit.config import Settings
 from acdkit.jobqueue import QUEUES
 from acdkit.store.keys import Keys
@@ -28,10 +28,7 @@ MEMORY_WARN, MEMORY_FAIL = 0.8, 0.95  # used_memory / maxmemory
 
 async def check_install(settings: Settings) -> list[Check]:
     """Processes, lag and Redis memory; a Redis that does not answer is check_redis's FAIL."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(settings.redis.url, socket_timeout=3, socket_connect_timeout=3,
-                               decode_responses=True)
+    client = doctor_client(settings)
     try:
         now = time.time()
         workers = await rq_worker_ages(client, now)

@@ -42,6 +42,7 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from acdkit.core.errors import InvalidInput
+from acdkit.store.primary import Primary, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,13 @@ class AcdJob(Job):
 
 
 class RqJobQueue:
-    """Enqueue acdkit jobs on RQ at ``redis_url`` (its own, synchronous connection)."""
+    """Enqueue acdkit jobs on RQ at ``redis_url`` (a URL, or a ``Primary`` reached through
+    sentinels) on its own, synchronous connection."""
 
-    def __init__(self, redis_url: str, *, job_timeout: int = JOB_TIMEOUT,
+    def __init__(self, redis_url: str | Primary, *, job_timeout: int = JOB_TIMEOUT,
                  socket_timeout: float | None = None) -> None:
-        self.connection = redis.Redis.from_url(redis_url, socket_timeout=socket_timeout,
-                                               socket_connect_timeout=socket_timeout)
+        self.connection = sync_client(redis_url, socket_timeout=socket_timeout,
+                                      connect_timeout=socket_timeout)
         self.job_timeout = job_timeout
 
     def close(self) -> None:

@@ -227,11 +227,14 @@ async def add_agents(pool: Pool, count: int, now: float, *, ready: bool = True) 
 
 async def book_callback(pool: Pool, settings: Settings, number: str, now: float,
                         task_id: str) -> Task:
-    """A callback for ``number`` (E.164) in sales, queued now, as the overflow offer books it."""
+    """A callback for ``number`` (E.164) in sales, queued now, as the overflow offer books it
+    for a caller calling from that number (each number is its own caller, so the per-caller
+    and anonymous booking limits do not refuse a benchmark's bookings)."""
     task = Task(id=task_id, kind=TaskKind.CALLBACK, skill="sales", created_at=now,
                 enqueued_at=now, number=number, source="bench", state=TaskState.QUEUED)
     store = callback_store(pool, settings)
-    result = await store.book_callback(task, policy=number_policy(settings), caller_number="",
+    result = await store.book_callback(task, policy=number_policy(settings),
+                                       caller_number=number.lstrip("+"),
                                        now=now)
     return result.task
 

@@ -34,8 +34,10 @@ from typing import Any
 
 import benchlab as lab
 import chaos_checks as checks
+import redis
 from tests.lab.conftest import hang_up_all, lab_channels, lab_is_up
 
+from acdkit.core.errors import RedisUnavailable
 from acdkit.labkit.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 from acdkit.services.callbacks import callback_store
 
@@ -43,6 +45,10 @@ ENV = {"ACDKIT_AGENTS_WRAP_UP": "0.5", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
        "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3",
        "ACDKIT_QUEUE_MAX_WAIT": "45"}
 BUSY_EVERY = 7  # callback number i is busy when i % BUSY_EVERY == 0
+
+
+REDIS_DOWN = (RedisUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+              OSError)
 
 
 def number(i: int) -> str:
@@ -120,7 +126,8 @@ class Booker(threading.Thread):
         super().__init__(name="booker", daemon=True)
         self.center, self.every = center, every
         self.accepted: dict[str, str] = {}  # task id → number
-        self.refused: list[str] = []
+        self.refused: list[str] = []  # while Redis was down: the caller would retry
+        self.rejected: list[dict[str, str]] = []  # for any other reason: a harness defect
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -136,8 +143,11 @@ class Booker(threading.Thread):
                 pool = pool or await lab.open_pool(settings)
                 await lab.book_callback(pool, settings, number(i), time.time(), task_id)
                 self.accepted[task_id] = number(i)
-            except Exception as exc:  # Redis down: not accepted, the caller would retry
+            except REDIS_DOWN as exc:  # not accepted: the caller would retry
                 self.refused.append(f"{task_id}: {type(exc).__name__}")
+            except Exception as exc:  # reported as a violation
+                self.rejected.append({"task": task_id,
+                                      "problem": f"{type(exc).__name__}: {exc}"})
                 if pool is not None:
                     await pool.close()
                 pool = None
@@ -166,6 +176,7 @@ async def verify(center: Center, booker: Booker, customers: Any, callers: SippPr
     left_callers, cut = checks.callers_left_on_line(callers.messages(), center.asterisk_cuts)
     try:
         found = {
+            "every booking accepted unless Redis was down": booker.rejected,
             "callbacks end exactly once, none lost": await checks.callbacks_end_once(
                 store, accepted),
             "no callback dialed twice at once (attempts)": await checks.attempts_never_overlap(

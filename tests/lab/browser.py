@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page
-from tests.lab.conftest import ROOT, Serve, end_process
+from tests.conftest import end_process
+from tests.lab.conftest import ROOT, Serve
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"

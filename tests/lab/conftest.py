@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.conftest import end_process
 
 from acdkit.labkit.sipp import Peer, agent_peer
 
@@ -101,18 +102,6 @@ def _lab_up() -> Path:
                        cwd=ROOT, check=True)
     assert lab_is_up(), "the lab's ARI does not answer after lab-up"
     return ROOT
-
-
-def end_process(proc: subprocess.Popen[bytes] | None, sig: int, wait: float) -> None:
-    """Send ``sig`` to ``proc`` if it still runs and reap it; SIGKILL after ``wait`` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(wait)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 class Serve:

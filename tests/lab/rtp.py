@@ -60,3 +60,21 @@ class RtpSniffer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def pcmu_heard(packets: list[RtpPacket]) -> bytes:
+    """The PCMU audio of ``packets`` in the order they arrived, as a phone plays it (loopback
+    does not reorder). Not sorted by sequence number: the numbers start at a random value and
+    wrap at 65536, and a new stream (another SSRC) has its own base, so a sort can move the
+    end of a call before its start or interleave two streams (one delivery call was heard as
+    a string of digits that way under load)."""
+    return b"".join(p.payload for p in packets if p.payload_type == 0)
+
+
+def streams(packets: list[RtpPacket]) -> list[tuple[int, int, int, int]]:
+    """Each stream in ``packets`` as (SSRC, packets, first and last sequence number), for a
+    failure message."""
+    seen: dict[int, list[int]] = {}
+    for p in packets:
+        seen.setdefault(p.ssrc, []).append(p.seq)
+    return [(ssrc, len(seqs), seqs[0], seqs[-1]) for ssrc, seqs in seen.items()]

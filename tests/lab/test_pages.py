@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.lab.browser import CHROMIUM, FLAGS, ROOT, Traffic, WebProcess, shot, sign_in
 from tests.lab.center import FAST, add_agents, agents, eventually, task_story, tasks
 from tests.lab.conftest import Serve, Worker
-from tests.lab.rtp import RtpSniffer
+from tests.lab.rtp import RtpSniffer, pcmu_heard
 from tests.lab.test_voice_requests import CUSTOMER, SENTENCE, requests, submit
 from tests.sipp.audiopcap import speech_pcap
 
@@ -229,9 +229,7 @@ def test_a_supervisor_listens_to_a_live_call(serve: Serve, phones: Any, pages: W
             assert invite.user == f"1{SUPERVISOR_PHONE}"
             time.sleep(4)
             shot(page, "supervisor-listening")
-        payload = b"".join(p.payload for p in sorted(heard.packets, key=lambda p: p.seq)
-                           if p.payload_type == 0)
-        samples, _ = audio.decode(payload, "ulaw")
+        samples, _ = audio.decode(pcmu_heard(heard.packets), "ulaw")
         assert len(heard.packets) > 50, "no RTP reached the supervisor's phone"
         assert np.abs(samples).max() > 0.05, "the supervisor heard only silence"
     finally:

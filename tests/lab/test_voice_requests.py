@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.lab.conftest import Serve, busy_agent_center
-from tests.lab.rtp import RtpSniffer
+from tests.lab.rtp import RtpSniffer, pcmu_heard, streams
 from tests.lab.test_overflow_callbacks import wait_for
 from tests.sipp.audiopcap import speech_pcap, speech_wav, write_audio_pcap
 
@@ -53,9 +53,7 @@ def requests(serve: Serve) -> list[dict[str, Any]]:
 
 def recognised(packets: list[Any], tmp: Path) -> tuple[float, str]:
     """Seconds of PCMU audio in ``packets`` and what Whisper hears in it."""
-    payload = b"".join(p.payload for p in sorted(packets, key=lambda p: p.seq)
-                       if p.payload_type == 0)
-    samples, rate = audio.decode(payload, "ulaw")
+    samples, rate = audio.decode(pcmu_heard(packets), "ulaw")
     wav = tmp / "heard.wav"
     wav.write_bytes(audio.to_wav(samples, rate))
     assert np.abs(samples).max() > 0.05, "the customer heard silence"
@@ -102,7 +100,7 @@ def test_spoken_request_is_transcribed_dispatched_and_answered(center: Serve,
     assert seconds > 6, f"only {seconds:.1f} s of audio reached the customer"
     # Whisper tiny.en hears espeak-ng's "technician" as "a condition" over G.711: check
     # the words it keeps (seen on the lab, 2026-11).
-    assert "answer to your request" in heard, heard
+    assert "answer to your request" in heard, (heard, streams(sniffer.packets))
     assert "visit you on monday" in heard, heard
     story = json.loads(serve.cli("requests", "show", request["ref"], "--json").stdout)[0]
     events = [e["event"] for e in story["history"]]
@@ -156,5 +154,6 @@ def test_the_agent_answers_by_voice_and_the_customer_hears_it(
     assert request["reply_kind"] == "voice" and request["replied_by"] == "1", request
     assert (tmp_path / "audio" / request["reply_audio"]).stat().st_size > 8_000
     _, heard = recognised(sniffer.packets, tmp_path)
-    assert "answer to your request" in heard and "monday" in heard, heard
+    assert "answer to your request" in heard and "monday" in heard, (
+        heard, streams(sniffer.packets))
     assert ref == request["ref"]

@@ -444,3 +444,15 @@ async def test_control_rejects_unsafe_values_before_sending(
     with pytest.raises(InvalidInput):
         await call(AriControl(harness.client))
     assert len(fake.ws_requests) == before
+
+
+async def test_a_slow_answer_is_logged_with_its_request(
+        harness: Harness, fake: FakeAsterisk, caplog: pytest.LogCaptureFixture) -> None:
+    """A call step that waited for Asterisk says so in the log (and a quick one does not)."""
+    fake.delays = {"channels/c9/answer": 0.6}
+    with caplog.at_level(logging.WARNING, logger="acdkit.ari.client"):
+        await harness.client.request("GET", "quick")
+        await harness.client.request("POST", "channels/c9/answer")
+    slow = [r.getMessage() for r in caplog.records if "answered in" in r.getMessage()]
+    assert len(slow) == 1 and slow[0].startswith("ARI POST channels/c9/answer answered in")
+    assert int(slow[0].split()[-2]) >= 600

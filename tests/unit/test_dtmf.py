@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from acdkit.core.dtmf import BusinessHours, parse_hhmm, say_number, say_time, say_when
@@ -113,12 +113,26 @@ def test_hhmm_in_hours_gives_that_time_within_the_horizon(
 
 
 @given(hhmm, nows, st.sampled_from(ZONES), st.sampled_from(HOURS))
+# Open at 02:00 on Sundays only, asked on a Sunday evening in New York: next Sunday's 02:00
+# falls in the DST gap (2025-03-09), so the first 02:00 that exists and is open is 13 days
+# ahead, and a week's horizon must refuse it, naming that Sunday (found by hypothesis).
+@example("0200", datetime(2025, 3, 3, tzinfo=UTC), ZoneInfo("America/New_York"), HOURS[2])
 def test_with_a_week_of_horizon_every_open_time_is_accepted(
     digits: str, now: datetime, tz: ZoneInfo, hours: BusinessHours
 ) -> None:
+    """Unless the only open days' time falls in a DST gap within the week."""
     at = time(int(digits[:2]), int(digits[2:]))
-    if hours.open_at(at):
-        parse_hhmm(digits, now, tz, business_hours=hours, horizon=timedelta(days=8))
+    if not hours.open_at(at):
+        return
+    horizon = timedelta(days=8)
+    first = first_open_occurrence(at, now, tz, hours)
+    if first - now <= horizon:
+        assert parse_hhmm(digits, now, tz, business_hours=hours, horizon=horizon) == first
+        return
+    with pytest.raises(BadDtmf) as refused:
+        parse_hhmm(digits, now, tz, business_hours=hours, horizon=horizon)
+    assert refused.value.reason == "beyond_horizon"
+    assert first.isoformat() in str(refused.value)
 
 
 @given(st.text(max_size=8), nows)

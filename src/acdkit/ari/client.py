@@ -35,6 +35,7 @@ import itertools
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,12 +45,14 @@ from yarl import URL
 
 from acdkit.ari import events as ev
 from acdkit.core.errors import AriRequestFailed, AsteriskUnavailable, ConfigError, InvalidInput
+from acdkit.limits import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
 Param = str | int | float | bool | Sequence[str] | None
 Params = Mapping[str, Param]
 TRANSPORTS = ("auto", "websocket", "http")
+SLOW_ANSWER = 0.5  # seconds: an ARI answer this late is logged (a call step waited for it)
 EventHandler = Callable[[ev.Event], Awaitable[None]]
 
 
@@ -105,6 +108,7 @@ class AriClient:
         self.username = username
         self.app = app
         self.request_timeout = request_timeout
+        self._slow = RateLimitedLog(log, burst=5, per=60.0)
         self._forced = transport
         self._backoff = (backoff_initial, backoff_max)
         self._heartbeat = heartbeat
@@ -153,10 +157,15 @@ class AriClient:
                 await asyncio.wait_for(self._ready.wait(), self.request_timeout)
             except TimeoutError:
                 raise AriRequestFailed(method, path, None, "not connected to Asterisk") from None
+        started = time.monotonic()
         if self._transport == "http":
             response = await self._http_request(method, path, encode_params(params), body)
         else:
             response = await self._ws_request(method, path, encode_params(params), body)
+        took = time.monotonic() - started
+        if took >= SLOW_ANSWER:
+            self._slow.warning("slow ARI answer", "ARI %s %s answered in %.0f ms", method,
+                               path, 1000 * took)
         if 200 <= response.status < 300 or response.status in ok_statuses:
             return response
         answer = response.body if isinstance(response.body, dict) else {}

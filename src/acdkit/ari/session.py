@@ -60,8 +60,14 @@ class Session:
 
     async def play(self, media: Iterable[str], *, interruptible: bool = False) -> str | None:
         """Play ``media`` in turn and wait for the end; return the key that stopped it, if
-        ``interruptible`` and the caller pressed one (the key stays unconsumed)."""
+        ``interruptible`` and the caller pressed one (the key stays unconsumed).
+
+        A key pressed before an item starts stops it from starting: a playback started and
+        stopped at once may still play to its end (its stop raced its start), and Asterisk
+        runs the channel's next request, such as joining the holding bridge, only after it."""
         for item in media:
+            if interruptible and self.digits:
+                return self.digits[0]
             playback_id = f"pb-{self.channel_id}-{next(_ids)}"
             started = await self.control.play(self.channel_id, item, playback_id=playback_id)
             if not started:

@@ -27,6 +27,7 @@ from acdkit.core.requests import RequestEvent, VoiceRequest
 from acdkit.core.tasks import TaskEvent
 from acdkit.ports import SystemClock
 from acdkit.store.pool import Pool
+from acdkit.store.primary import primary_of
 from acdkit.store.requests import RequestStore, store_reply
 
 T = TypeVar("T")
@@ -112,7 +113,7 @@ def reply(ctx: click.Context, ref: str, text: str, by: str, as_json: bool) -> No
     from acdkit.jobqueue import RqJobQueue
 
     settings = settings_of(ctx)
-    jobs = RqJobQueue(settings.redis.url)
+    jobs = RqJobQueue(primary_of(settings.redis))
 
     async def work(store: RequestStore) -> VoiceRequest:
         request = await store.find(ref)

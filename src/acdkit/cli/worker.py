@@ -43,7 +43,8 @@ from acdkit.ports import SystemClock
 from acdkit.services.callbacks import callback_store
 from acdkit.services.maintenance import promote_due_callbacks, recover_callbacks
 from acdkit.services.voice_requests import recover_deliveries
-from acdkit.store.connection import CONNECT_TIMEOUT, redact
+from acdkit.store.connection import CONNECT_TIMEOUT
+from acdkit.store.primary import Primary, as_primary, primary_of, sync_client
 from acdkit.store.requests import RequestStore
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,9 @@ class Maintenance(threading.Thread):
     async def _loop(self) -> None:
         from acdkit.bootstrap import open_pool
 
-        url = redact(self.settings.redis.url)
+        url = primary_of(self.settings.redis).where
         retry = retry_policy(self.settings)
-        jobs = RqJobQueue(self.settings.redis.url)
+        jobs = RqJobQueue(primary_of(self.settings.redis))
         pool = None
         down = False
         try:
@@ -173,8 +174,8 @@ class Supervisor:
     """Runs RQ workers one after the other until a stop is asked for (or a burst is done),
     waiting for Redis whenever it is away."""
 
-    def __init__(self, url: str, name: str | None, burst: bool) -> None:
-        self.url = url
+    def __init__(self, url: str | Primary, name: str | None, burst: bool) -> None:
+        self.url = as_primary(url)  # a URL, or the primary the sentinels name
         self.name = name
         self.burst = burst
         self.stopping = threading.Event()
@@ -184,7 +185,7 @@ class Supervisor:
         delay = RETRY_FIRST
         while True:
             self._catch_stop_signals()
-            connection = redis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT)
+            connection = sync_client(self.url, connect_timeout=CONNECT_TIMEOUT)
             try:
                 done = self._wait_for_redis(connection) and self._work(connection)
             finally:
@@ -217,7 +218,7 @@ class Supervisor:
         try:
             rq_worker.work(burst=self.burst, with_scheduler=True, logging_level="INFO")
         except _REDIS_DOWN as err:  # RQ's work loop quit and could not clean up
-            log.warning("worker: lost Redis at %s: %s", redact(self.url), err)
+            log.warning("worker: lost Redis at %s: %s", self.url.where, err)
             self.previous = rq_worker
             return False
         finally:
@@ -227,7 +228,7 @@ class Supervisor:
     def _wait_for_redis(self, connection: redis.Redis) -> bool:
         """Wait until Redis answers (True) or a stop is asked for (False), retrying with a
         backoff; logs when it starts waiting and when Redis is back."""
-        url, delay, since = redact(self.url), RETRY_FIRST, time.monotonic()
+        url, delay, since = self.url.where, RETRY_FIRST, time.monotonic()
         err = _ping(connection)
         if err is not None:
             log.warning("worker: Redis at %s is unavailable (%s): waiting for it (retrying "
@@ -282,7 +283,7 @@ def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     keeper = Maintenance(settings)
     keeper.start()
     try:
-        Supervisor(settings.redis.url, name, burst).run()
+        Supervisor(primary_of(settings.redis), name, burst).run()
     finally:
         keeper.stop()
         log.info("worker: stopped")

@@ -148,12 +148,11 @@ def parse_hhmm(
     today = now.astimezone(tz).date()
     for offset in range(15):  # two weeks: every weekday seen, DST gaps stepped over
         candidate = _real(datetime.combine(today + timedelta(days=offset), at), tz)
-        if candidate <= now or candidate.time() != at:
-            continue  # already past, or the time does not exist that day (DST gap)
+        if candidate <= now or candidate.time() != at or not business_hours.is_open(candidate):
+            continue  # already past, not there that day (DST gap), or closed that day
         if candidate - now > horizon:
             raise BadDtmf("beyond_horizon", candidate.isoformat())
-        if business_hours.is_open(candidate):
-            return candidate
+        return candidate
     raise BadDtmf("outside_hours", digits)  # pragma: no cover - open_at() found a weekday
 
 

@@ -18,6 +18,7 @@
     │   └── ClaimLost          another dispatcher took the task or the agent first
     └── Unavailable            a service acdkit needs does not answer
         ├── RedisUnavailable
+        │   └── NotDurable     replicas did not confirm a write that must survive a failover
         ├── AsteriskUnavailable
         │   └── AriRequestFailed   an ARI request failed or timed out (not a 404 on a gone channel)
         └── AmiUnavailable
@@ -139,6 +140,12 @@ class Unavailable(AcdError):
 
 class RedisUnavailable(Unavailable):
     pass
+
+
+class NotDurable(RedisUnavailable):
+    """Redis did not confirm in time that enough replicas hold a write that must survive a
+    failover (a booking, a claim, a dial lock): the work is undone or not started, never
+    reported as done (docs/redis-ha.md)."""
 
 
 class AsteriskUnavailable(Unavailable):

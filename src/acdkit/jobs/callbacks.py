@@ -14,15 +14,18 @@ from acdkit.services.callbacks import callback_store
 from acdkit.services.dial_back import dial_back_of
 from acdkit.services.maintenance import promote_due_callbacks, recover_callbacks
 from acdkit.store.callbacks import CallbackStore
+from acdkit.store.durability import Acks
 from acdkit.store.pool import open_pool
+from acdkit.store.primary import primary_of
 
 T = TypeVar("T")
 
 
 async def with_store(settings: Settings, work: Callable[[CallbackStore], Awaitable[T]]) -> T:
     """Open the pool of ``settings``, run ``work(store)``, close it."""
-    pool = await open_pool(settings.redis.url, priority_rules(settings),
-                           prefix=settings.redis.prefix)
+    r = settings.redis
+    pool = await open_pool(primary_of(r), priority_rules(settings), prefix=r.prefix,
+                           acks=Acks(r.min_replicas_ack, r.ack_timeout_ms))
     try:
         return await work(callback_store(pool, settings))
     finally:
@@ -47,7 +50,7 @@ def promote_due() -> int:
 def recover() -> int:
     """RQ job: re-enqueue ``dial_back`` for callbacks a dead worker left; return how many."""
     settings = load_settings()
-    jobs = RqJobQueue(settings.redis.url)
+    jobs = RqJobQueue(primary_of(settings.redis))
     try:
         return len(asyncio.run(with_store(settings, lambda s: recover_callbacks(s, jobs))))
     finally:

@@ -13,6 +13,7 @@ from acdkit.policies import number_policy, retry_policy
 from acdkit.ports import SystemClock
 from acdkit.services.voice_requests import Delivery, run_transcription
 from acdkit.speech.asr import transcriber
+from acdkit.store.primary import primary_of
 from acdkit.store.requests import RequestStore
 
 
@@ -27,7 +28,7 @@ def transcribe(task_id: str) -> str:
 def deliver_reply(task_id: str) -> str:
     """RQ job (queue ``requests``): one delivery call of voice request ``task_id``'s reply."""
     settings = load_settings()
-    jobs = RqJobQueue(settings.redis.url)
+    jobs = RqJobQueue(primary_of(settings.redis))
     try:
         return asyncio.run(with_store(settings, lambda s: Delivery(
             RequestStore(s.pool, settings.requests), s, jobs, retry_policy(settings),

@@ -10,6 +10,7 @@ from acdkit.core.routing import PriorityRules
 from acdkit.ports import Clock, SystemClock
 from acdkit.store.audit import ENTITY_MAXLEN, GLOBAL_MAXLEN, Audit
 from acdkit.store.codec import encode_float
+from acdkit.store.durability import Acks, Durability
 from acdkit.store.keys import Keys
 from acdkit.store.quarantine import Quarantine
 from acdkit.store.scripts import Scripts
@@ -35,7 +36,7 @@ class PoolBase:
     def __init__(self, redis: aioredis.Redis, rules: PriorityRules, *, prefix: str = "acdkit",
                  keys: Keys | None = None, clock: Clock | None = None,
                  audit_maxlen: int = GLOBAL_MAXLEN,
-                 entity_audit_maxlen: int = ENTITY_MAXLEN) -> None:
+                 entity_audit_maxlen: int = ENTITY_MAXLEN, acks: Acks | None = None) -> None:
         self.redis = redis
         self.rules = rules
         self.keys = keys or Keys(prefix)
@@ -44,6 +45,8 @@ class PoolBase:
         self.quarantine = Quarantine(redis, self.keys)  # records that cannot be read
         self.audit = Audit(redis, self.keys, self.clock, maxlen=audit_maxlen,
                            entity_maxlen=entity_audit_maxlen)
+        # Replicas confirm claims, bookings and dial locks (store/durability.py).
+        self.durability = Durability(redis, self.keys.fence, acks or Acks())
 
     async def close(self) -> None:
         """Close the Redis client (its connections)."""

@@ -15,11 +15,15 @@ DID share one subject (``caller_subject``; docs/security-policy.md).
 Keys (``store/keys.py``): ``cb:number:<e164>`` the pending callback ids of a number,
 ``rate:request:<e164>``, ``rate:caller:<who>``, ``rate:dial:<e164>`` counters (they expire
 with their window), ``lock:book:<e164>`` one booking per number at a time.
+
+With ``redis.min_replicas_ack``, ``book_callback`` returns only once replicas hold the booking
+(``store/durability.py``); else ``NotDurable`` (and a new callback is cancelled).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import secrets
@@ -29,7 +33,8 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from acdkit.core.errors import ClaimLost, InvalidInput, NumberRejected
+from acdkit.core.agents import AgentEvent
+from acdkit.core.errors import AcdError, ClaimLost, InvalidInput, NotDurable, NumberRejected
 from acdkit.core.numbers import NumberPolicy, check_dialable
 from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
 from acdkit.store.codec import encode_float
@@ -187,9 +192,34 @@ class Booking:
         else:
             raise ClaimLost(f"another booking for {task.number} is in progress")
         try:
-            return await self._book(task, policy, caller_number, now, line)
+            result = await self._book(task, policy, caller_number, now, line)
+            await self._confirm(result, now)
+            return result
         finally:
             await self._release(lock, token)
+
+    async def _confirm(self, result: BookResult, now: float) -> None:
+        """Return once replicas hold the booking (``redis.min_replicas_ack``). Else a new
+        callback is cancelled (outcome ``not_durable``) before ``NotDurable`` goes up, so the
+        caller who is told it could not be booked is not called back either; an update of a
+        pending callback stays as the primary has it (docs/redis-ha.md)."""
+        try:
+            await self.pool.durability.confirm()
+        except NotDurable:
+            if not result.updated:
+                with contextlib.suppress(AcdError):  # Redis gone: the booking goes with it
+                    await self._withdraw(result.task.id, now)
+            raise
+
+    async def _withdraw(self, task_id: str, now: float) -> None:
+        """Cancel a callback that was just booked (a dispatcher may have reserved an agent
+        for it meanwhile: that agent's reservation ends too)."""
+        cancelled = await self.pool.move_task(task_id, TaskEvent.CANCEL, now,
+                                              outcome="not_durable")
+        await self.forget_callback(cancelled)
+        if cancelled.agent_id:
+            await self.pool.move_agent(cancelled.agent_id, AgentEvent.END, now,
+                                       expect_task=task_id)
 
     async def _book(self, task: Task, policy: NumberPolicy, caller: str, now: float,
                     line: str) -> BookResult:

@@ -53,6 +53,7 @@ repeat; ``acdkit:{pool}:attempt-last:<task_id>`` holds the highest ``n`` opened.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -64,7 +65,7 @@ from importlib.resources import files
 from typing import Any, cast
 
 from acdkit.core.callbacks import DialOutcome
-from acdkit.core.errors import InvalidInput, NotFound
+from acdkit.core.errors import AcdError, InvalidInput, NotDurable, NotFound
 from acdkit.store.base import Conflict
 from acdkit.store.booking import Booking, BookResult
 from acdkit.store.codec import encode_float
@@ -385,8 +386,21 @@ class CallbackStore(Booking):
 
     @guarded
     async def acquire_dial_lock(self, task_id: str, ttl: float | None = None) -> str | None:
-        """Take the dial lock of ``task_id`` for ``ttl`` s (``lock_ttl``): its token, or None."""
-        return await self._lock(self.keys.dial_lock(task_id), ttl or self.lock_ttl)
+        """Take the dial lock of ``task_id`` for ``ttl`` s (``lock_ttl``): its token, or None.
+
+        With ``redis.min_replicas_ack`` the token is returned only once replicas hold the
+        lock; else the lock is let go and ``NotDurable`` raised: nobody dials on a lock a
+        failover could forget (docs/redis-ha.md)."""
+        key = self.keys.dial_lock(task_id)
+        token = await self._lock(key, ttl or self.lock_ttl)
+        if token is not None and self.pool.durability.enabled:
+            try:
+                await self.pool.durability.confirm()
+            except NotDurable:
+                with contextlib.suppress(AcdError):  # else it expires after ttl
+                    await self._release(key, token)
+                raise
+        return token
 
     @guarded
     async def renew_dial_lock(self, task_id: str, token: str, ttl: float | None = None) -> bool:

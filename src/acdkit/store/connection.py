@@ -6,37 +6,35 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from acdkit.core.errors import RedisUnavailable
+from acdkit.core.errors import NotDurable, RedisUnavailable
+from acdkit.store.primary import (
+    CONNECT_TIMEOUT,
+    HEALTH_CHECK_INTERVAL,
+    MAX_CONNECTIONS,
+    Primary,
+    as_primary,
+    async_client,
+    redact,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 5.0
-HEALTH_CHECK_INTERVAL = 15
-MAX_CONNECTIONS = 200
+NO_REPLICAS = "NOREPLICAS"  # the primary's answer to a write while min-replicas-to-write fails
+__all__ = ["CONNECT_TIMEOUT", "HEALTH_CHECK_INTERVAL", "Primary", "client", "connect",
+           "guarded", "redact", "translated", "unavailable"]
 
 
-def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def client(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
-    """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) returning ``str``.
+def client(target: str | Primary, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
+    """A client for ``target`` (a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+    ``Primary`` found through sentinels: store/primary.py) returning ``str``.
 
     Commands are never retried by the client: a claim script whose reply timed out may have
     run, and running it again would report a lost claim for a reservation that was made. The
@@ -46,27 +44,17 @@ def client(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
     # A blocking pool: a burst of callers (40 set-ups a second on the lab) needs more
     # connections at once than the default pool's 100, which then raises "Too many
     # connections" (redis-py 8.1) and drops calls; this one waits for a free connection.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=timeout,
-        decode_responses=True,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=timeout,
-        health_check_interval=HEALTH_CHECK_INTERVAL,
-        retry=Retry(NoBackoff(), retries=0),
-    )
-    made: aioredis.Redis = aioredis.Redis.from_pool(pool)
-    return made
+    return async_client(target, timeout=timeout, max_connections=MAX_CONNECTIONS)
 
 
-async def connect(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
-    """A client for ``url`` that answered a PING; raise ``RedisUnavailable`` (naming the
-    address, never the password) when Redis does not answer.
+async def connect(target: str | Primary, *,
+                  timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
+    """A client for ``target`` that answered a PING; raise ``RedisUnavailable`` (naming the
+    address or the sentinels, never the password) when Redis does not answer.
     """
-    made = client(url, timeout=timeout)
+    made = client(target, timeout=timeout)
     try:
-        with translated(url):
+        with translated(as_primary(target).where):
             await made.ping()
     except BaseException:
         await made.aclose()
@@ -75,7 +63,8 @@ async def connect(url: str, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Red
 
 
 def unavailable(err: BaseException, url: str = "") -> RedisUnavailable:
-    """The error to raise for a Redis connection failure ``err`` (at ``url`` if known)."""
+    """The error to raise for a Redis connection failure ``err`` (at ``url``, a URL or a
+    ``Primary.where``, if known)."""
     where = f" at {redact(url)}" if url else ""
     return RedisUnavailable(
         f"Redis{where} is unavailable ({err}); is redis-server running and is redis.url "
@@ -85,11 +74,17 @@ def unavailable(err: BaseException, url: str = "") -> RedisUnavailable:
 
 @contextmanager
 def translated(url: str = "") -> Iterator[None]:
-    """Turn redis-py connection and timeout errors (and OSError) into ``RedisUnavailable``."""
+    """Turn redis-py connection and timeout errors (and OSError) into ``RedisUnavailable``,
+    and a primary's refusal to write without its replicas (``min-replicas-to-write``) into
+    ``NotDurable``: nothing was written (docs/redis-ha.md)."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as err:
         raise unavailable(err, url) from err
+    except ResponseError as err:
+        if str(err).startswith(NO_REPLICAS):
+            raise NotDurable(f"Redis refused a write: {err}") from err
+        raise
 
 
 def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:

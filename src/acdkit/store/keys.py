@@ -24,6 +24,7 @@ on Redis Cluster (docs/architecture.md §6)::
     acdkit:{pool}:lock:<kind>:<id>     string a lock (``dial`` per task, ``book`` per number)
     acdkit:{pool}:cb:number:<e164>     set    pending callback ids for one number
     acdkit:{pool}:rate:<kind>:<who>    string a rate-limit counter (expires with its window)
+    acdkit:{pool}:fence                string written before WAIT (store/durability.py)
 
 The Lua scripts build some names themselves from ``base`` (they learn an agent's skills or a
 task's holder only inside the script); the names here and in ``lua/_lib.lua`` must agree.
@@ -101,6 +102,10 @@ class Keys:
     @property
     def due(self) -> str:
         return f"{self.base}due"
+
+    @property
+    def fence(self) -> str:
+        return f"{self.base}fence"
 
     @property
     def tasks(self) -> str:

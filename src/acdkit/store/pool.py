@@ -10,6 +10,7 @@ Redis failures raise ``RedisUnavailable``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -17,10 +18,12 @@ from typing import Any, cast
 
 from acdkit.core.agents import Agent, AgentState
 from acdkit.core.errors import (
+    AcdError,
     ClaimLost,
     InvalidInput,
     InvalidTransition,
     NoSuchTask,
+    NotDurable,
 )
 from acdkit.core.routing import PriorityRules, pool_score
 from acdkit.core.tasks import Task, TaskEvent, TaskState
@@ -35,6 +38,8 @@ from acdkit.store.codec import (
     task_to_hash,
 )
 from acdkit.store.connection import connect, guarded
+from acdkit.store.durability import Acks
+from acdkit.store.primary import Primary
 from acdkit.store.scripts import ClaimResult
 
 HOLDING = (TaskState.RESERVED, TaskState.ACTIVE)
@@ -299,10 +304,26 @@ class Pool(AgentRepository):
 
     @guarded
     async def try_claim(self, agent_id: str, task_id: str, now: float) -> ClaimResult:
-        """Reserve ``agent_id`` for ``task_id`` atomically; say why not when it did not."""
-        return ClaimResult(await self.scripts.claim(
+        """Reserve ``agent_id`` for ``task_id`` atomically; say why not when it did not.
+
+        With ``redis.min_replicas_ack`` a reservation is returned only once replicas hold
+        it; else it is released (agent ready, task back in line) and ``NotDurable`` raised,
+        so no agent is rung on a claim a failover could forget (docs/redis-ha.md)."""
+        result = ClaimResult(await self.scripts.claim(
             keys=[self.keys.agent(agent_id), self.keys.task(task_id)],
             args=self._argv(now, agent_id, task_id)))
+        if result is ClaimResult.OK and self.durability.enabled:
+            await self._confirm_claim(task_id, now)
+        return result
+
+    async def _confirm_claim(self, task_id: str, now: float) -> None:
+        try:
+            await self.durability.confirm()
+        except NotDurable:
+            with contextlib.suppress(AcdError):  # the reservation's own lifetime ends it then
+                await self.release(task_id, AgentState.READY, now, reason="not_durable",
+                                   from_states=(TaskState.RESERVED,))
+            raise
 
     async def claim(self, agent_id: str, task_id: str, now: float) -> bool:
         """True when the agent is now reserved for the task (it was ready, the task queued)."""
@@ -329,6 +350,9 @@ class Pool(AgentRepository):
             raise InvalidTransition("task", status.partition(":")[2], TaskEvent.RELEASE)
 
 
-async def open_pool(url: str, rules: PriorityRules, *, prefix: str) -> Pool:
-    """The pool on the Redis at ``url`` (``RedisUnavailable`` when it does not answer)."""
-    return Pool(await connect(url), rules, prefix=prefix)
+async def open_pool(target: str | Primary, rules: PriorityRules, *, prefix: str,
+                    acks: Acks | None = None) -> Pool:
+    """The pool on the Redis at ``target`` (a URL, or the primary its sentinels name), with
+    replicas confirming its claims and bookings when ``acks`` asks for them
+    (``RedisUnavailable`` when it does not answer)."""
+    return Pool(await connect(target), rules, prefix=prefix, acks=acks)

@@ -1,0 +1,71 @@
+"""Acknowledged means durable: wait until replicas hold the writes that must survive a failover.
+
+Redis replicates asynchronously, so a primary that acknowledged a write and then died may take
+it along: a booked callback vanishes, a vanished claim lets two agents take one task, a
+vanished dial lock dials a customer twice. ``Durability.confirm`` runs ``WAIT numreplicas
+timeout`` after such writes (a booking, a claim, a dial lock: docs/redis-ha.md lists each
+place and its measured cost) and raises ``NotDurable`` when fewer replicas confirm in time.
+
+``WAIT`` covers the writes of the connection it runs on, and a pool spreads one operation's
+writes over several connections. Replication is one ordered stream, though: ``confirm`` makes
+one small write (``<base>:fence``) and waits for it on the same connection, in one round
+trip, and a replica that holds the fence holds every write that finished before it, from any
+connection of any process.
+
+``min_replicas`` 0 (the default, one box) turns it off: ``confirm`` then costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from acdkit.core.errors import NotDurable
+from acdkit.store.connection import NO_REPLICAS, translated
+
+FENCE_TTL_MS = 60_000  # the fence key is only written to be replicated: let it go soon
+
+
+@dataclass(frozen=True)
+class Acks:
+    """How many replicas must confirm (``redis.min_replicas_ack``; 0 = do not wait) and
+    for how long to wait for them (``redis.ack_timeout_ms``)."""
+
+    min_replicas: int = 0
+    timeout_ms: int = 500
+
+
+class Durability:
+    """``confirm()``: the writes made so far are on ``acks.min_replicas`` replicas."""
+
+    def __init__(self, redis: aioredis.Redis, fence_key: str, acks: Acks) -> None:
+        self.redis = redis
+        self.fence_key = fence_key
+        self.acks = acks
+
+    @property
+    def enabled(self) -> bool:
+        return self.acks.min_replicas > 0
+
+    async def confirm(self) -> None:
+        """Return once ``min_replicas`` replicas hold every write that finished before this
+        call; raise ``NotDurable`` when they do not confirm within ``timeout_ms`` (or the
+        primary refuses the fence for lack of replicas), ``RedisUnavailable`` when Redis does
+        not answer."""
+        if not self.enabled:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.fence_key, "1", px=FENCE_TTL_MS)
+        pipe.wait(self.acks.min_replicas, self.acks.timeout_ms)
+        with translated():
+            wrote, acked = await pipe.execute(raise_on_error=False)
+        for reply in (wrote, acked):
+            if isinstance(reply, ResponseError):
+                if str(reply).startswith(NO_REPLICAS):
+                    raise NotDurable(f"Redis refused the write: {reply}")
+                raise reply
+        if int(acked) < self.acks.min_replicas:
+            raise NotDurable(f"{int(acked)} of {self.acks.min_replicas} replicas confirmed "
+                             f"within {self.acks.timeout_ms} ms")
