@@ -143,11 +143,12 @@ class Booker(threading.Thread):
                 pool = pool or await lab.open_pool(settings)
                 await lab.book_callback(pool, settings, number(i), time.time(), task_id)
                 self.accepted[task_id] = number(i)
-            except REDIS_DOWN as exc:  # not accepted: the caller would retry
-                self.refused.append(f"{task_id}: {type(exc).__name__}")
-            except Exception as exc:  # reported as a violation
-                self.rejected.append({"task": task_id,
-                                      "problem": f"{type(exc).__name__}: {exc}"})
+            except Exception as exc:
+                if isinstance(exc, REDIS_DOWN):  # not accepted: the caller would retry
+                    self.refused.append(f"{task_id}: {type(exc).__name__}")
+                else:  # reported as a violation
+                    self.rejected.append({"task": task_id,
+                                          "problem": f"{type(exc).__name__}: {exc}"})
                 if pool is not None:
                     await pool.close()
                 pool = None
