@@ -38,10 +38,9 @@ from acdkit.ports import Clock, JobQueue, SystemClock
 from acdkit.queue_log_feed import QueueLogFeed
 from acdkit.services.callbacks import callback_store
 from acdkit.services.dial_back import dial_back_of
+from acdkit.services.pools import open_pool as open_pool  # the wiring opens it here too
 from acdkit.store.connection import redact
-from acdkit.store.durability import Acks
 from acdkit.store.pool import Pool
-from acdkit.store.pool import open_pool as store_pool
 from acdkit.store.primary import primary_of
 from acdkit.store.ratings import rating_store
 from acdkit.store.requests import RequestStore
@@ -59,14 +58,6 @@ def ari_client(settings: Settings) -> AriClient:
     return AriClient(a.url, a.username, a.password.reveal(), a.app,
                      request_timeout=a.request_timeout, transport=a.transport,
                      backoff_max=5.0)
-
-
-async def open_pool(settings: Settings) -> Pool:
-    """The pool on the configured Redis, directly or through its sentinels
-    (``RedisUnavailable`` when it does not answer)."""
-    r = settings.redis
-    return await store_pool(primary_of(r), priority_rules(settings), prefix=r.prefix,
-                            acks=Acks(r.min_replicas_ack, r.ack_timeout_ms))
 
 
 async def serve(settings: Settings, clock: Clock | None = None,

@@ -8,14 +8,13 @@ from typing import TypeVar
 
 from acdkit.config import Settings, load_settings
 from acdkit.jobqueue import RqJobQueue
-from acdkit.policies import priority_rules, retry_policy
+from acdkit.policies import retry_policy
 from acdkit.ports import SystemClock
 from acdkit.services.callbacks import callback_store
 from acdkit.services.dial_back import dial_back_of
 from acdkit.services.maintenance import promote_due_callbacks, recover_callbacks
+from acdkit.services.pools import open_pool
 from acdkit.store.callbacks import CallbackStore
-from acdkit.store.durability import Acks
-from acdkit.store.pool import open_pool
 from acdkit.store.primary import primary_of
 
 T = TypeVar("T")
@@ -23,9 +22,7 @@ T = TypeVar("T")
 
 async def with_store(settings: Settings, work: Callable[[CallbackStore], Awaitable[T]]) -> T:
     """Open the pool of ``settings``, run ``work(store)``, close it."""
-    r = settings.redis
-    pool = await open_pool(primary_of(r), priority_rules(settings), prefix=r.prefix,
-                           acks=Acks(r.min_replicas_ack, r.ack_timeout_ms))
+    pool = await open_pool(settings)
     try:
         return await work(callback_store(pool, settings))
     finally:
