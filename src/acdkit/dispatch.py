@@ -16,12 +16,17 @@ After a claim, ``on_reserved(agent, task)`` runs in its own asyncio task; if it 
 error is logged and the reservation is released (the task keeps its place, the agent goes to
 ``failed_agent_state``), so nothing stays stuck.
 
+Each claim is one round trip that chooses inside Redis (``store/claims.py``): a new task
+takes the agent ready longest that may take it (``claim_for_task``); ready agents get the best
+task each may take (``claim_next``), many agents per round trip when many ask at once: agents
+that ask while a claim is in flight wait for the next one, which serves them all (``Batches``:
+no wait when the center is quiet, fewer round trips when it is busy).
+
 Wake-ups are handled concurrently, up to ``concurrency`` at a time, and the periodic sweep runs
-beside them: measured on the lab (tests/bench/bench_calls.py), one message at a time with its
-three or four Redis round trips capped inbound set-ups near 35 calls/s, because each round
-trip waits a turn of a busy event loop. Concurrency is safe because the claim script is the
-truth (a lost race answers ``AGENT_BUSY`` or ``TASK_TAKEN``); agents this dispatcher is
-claiming right now are tried last, so concurrent wake-ups do not all race for the same one.
+beside them: measured on the lab (tests/bench/bench_calls.py), one message at a time capped
+inbound set-ups near 35 calls/s, because each round trip waits a turn of a busy event loop.
+Concurrency is safe because the scripts are atomic: two dispatchers never reserve one agent or
+one task twice, and neither has to retry.
 """
 
 from __future__ import annotations
@@ -29,9 +34,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -40,17 +43,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from acdkit.core.agents import Agent, AgentEvent, AgentState
 from acdkit.core.errors import (
     AcdError,
-    InvalidInput,
     InvalidTransition,
     NoSuchTask,
     RedisUnavailable,
 )
-from acdkit.core.routing import PriorityRules, best_task, eligible
+from acdkit.core.routing import PriorityRules
 from acdkit.core.tasks import Task, TaskState
 from acdkit.limits import RateLimitedLog
 from acdkit.ports import Clock
+from acdkit.store.claims import Claimed, Round
 from acdkit.store.pool import Pool
-from acdkit.store.scripts import ClaimResult
 
 log = logging.getLogger(__name__)
 say = RateLimitedLog(log)
@@ -60,19 +62,62 @@ OnReserved = Callable[[Agent, Task], Awaitable[None]]
 _BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 
+class Batches:
+    """Agents asking for work share claims: the first ask runs at once, and the agents that
+    ask while it runs are served together by the next one (up to ``size`` each)."""
+
+    def __init__(self, claim: Callable[[list[str]], Awaitable[Mapping[str, Task]]],
+                 size: int) -> None:
+        self.claim = claim
+        self.size = size
+        self._asking: dict[str, asyncio.Future[Task | None]] = {}
+        self._draining: asyncio.Task[None] | None = None
+
+    async def ask(self, agent_id: str) -> Task | None:
+        """The task reserved for ``agent_id`` by the claim that served it, or None."""
+        future = self._asking.get(agent_id)
+        if future is None:
+            future = self._asking[agent_id] = asyncio.get_running_loop().create_future()
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain(), name="dispatch claims")
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        futures: list[asyncio.Future[Task | None]] = []
+        try:
+            while self._asking:
+                ids = list(self._asking)[:self.size]
+                futures = [self._asking.pop(agent_id) for agent_id in ids]
+                try:
+                    got = await self.claim(ids)
+                except Exception as err:  # each asker sees the error of its claim
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(err)
+                    continue
+                for agent_id, future in zip(ids, futures, strict=True):
+                    if not future.done():
+                        future.set_result(got.get(agent_id))
+        finally:
+            self._draining = None
+            for future in [*futures, *self._asking.values()]:  # cancelled: nobody waits on
+                future.cancel()
+            self._asking.clear()
+
+
 class Dispatcher:
     """Match ready agents with queued tasks through the core rules and the claim script.
 
     ``heads``: tasks read from the head of each of an agent's skill queues per page;
     ``max_scan``: deepest rank read when the heads hold nothing the agent may take;
-    ``max_claims``: claim attempts per dispatch before giving up (others are claiming);
+    ``batch``: most agents served by one ``claim_next`` round trip;
     ``stale_after``: seconds after which a reservation nobody moved on is released by the
     sweep (a dispatcher that died between claim and connect); ``None`` disables it.
     """
 
     def __init__(self, pool: Pool, rules: PriorityRules, clock: Clock, on_reserved: OnReserved,
                  *, sweep_interval: float = 5.0, heads: int = 4, max_scan: int = 500,
-                 max_claims: int = 8, failed_agent_state: AgentState = AgentState.PAUSED,
+                 batch: int = 32, failed_agent_state: AgentState = AgentState.PAUSED,
                  stale_after: float | None = 300.0, concurrency: int = 16) -> None:
         self.pool = pool
         self.rules = rules  # the pool scores tasks with the same rules when they are queued
@@ -81,7 +126,7 @@ class Dispatcher:
         self.sweep_interval = sweep_interval
         self.heads = heads
         self.max_scan = max_scan
-        self.max_claims = max_claims
+        self.batch = batch
         self.failed_agent_state = failed_agent_state
         self.stale_after = stale_after
         self._pending: set[asyncio.Task[None]] = set()
@@ -92,74 +137,37 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)  # wake-ups handled at the same time
         self._handling: set[asyncio.Task[None]] = set()
         self._sweeping: asyncio.Task[None] | None = None
-        self._claiming: set[str] = set()  # agents with a claim in flight from this process
+        self._asks = Batches(self._claim_next, batch)  # agents asking for work
 
-    # -- one agent, one task ---------------------------------------------------------------
+    # -- the claims ------------------------------------------------------------------------
 
     async def dispatch_agent(self, agent_id: str) -> Task | None:
-        """Reserve the best task ``agent_id`` may take now; return it, or None."""
-        now = self.clock.now()
-        claims = 0
-        for offset in range(0, self.max_scan, self.heads):
-            agent, page = await self.pool.agent_candidates(agent_id, self.heads, offset)
-            if agent is None or agent.state is not AgentState.READY:
-                return None
-            # A queue that filled its page may hold more below it.
-            deeper = max(Counter(t.skill for _, t in page).values(), default=0) >= self.heads
-            self._note_preferred(page, now)
-            while claims < self.max_claims:
-                task = best_task(agent, page, now)
-                if task is None:
-                    break
-                claims += 1
-                result = await self._try_claim(agent.id, task.id, now)
-                if result is ClaimResult.OK:
-                    return self._reserved(agent, task, now)
-                if result is ClaimResult.AGENT_BUSY:
-                    return None  # another dispatcher served this agent (or it left)
-                page = [(score, t) for score, t in page if t.id != task.id]
-            if claims >= self.max_claims or not deeper:
-                return None
-        return None
+        """Reserve the best task ``agent_id`` may take now; return it, or None.
+
+        Agents that ask while a claim is in flight share the next one: a busy center claims
+        for many agents per round trip (``claim_next``), an idle one at once."""
+        return await self._asks.ask(agent_id)
 
     async def dispatch_task(self, task_id: str) -> Agent | None:
         """Reserve the longest-ready eligible agent for ``task_id``; return it, or None."""
-        try:
-            task = await self.pool.get_task(task_id)
-        except InvalidInput as err:  # a hash that cannot be read: set it aside
-            await self.pool.quarantine.add("task", task_id, str(err), self.clock.now())
-            return None
-        if task is None or task.state is not TaskState.QUEUED:
-            return None
-        now = self.clock.now()
-        agents = [a for a in await self.pool.ready_agents(task.skill) if eligible(a, task, now)]
-        self._note_preferred([(0.0, task)], now)
-        # Longest ready first; agents another wake-up here is claiming go last.
-        agents.sort(key=lambda a: (a.id in self._claiming, a.state_since, a.id))
-        for agent in agents[:self.max_claims]:
-            result = await self._try_claim(agent.id, task.id, now)
-            if result is ClaimResult.OK:
-                self._reserved(agent, task, now)
-                return agent
-            if result in (ClaimResult.TASK_TAKEN, ClaimResult.MISSING):
-                return None
-        return None
+        made = await self.pool.claim_for_task(task_id, self.clock.now())
+        self._note_preferred(made.wake_at)
+        return self._reserved(made)[0].agent if made.claimed else None
 
-    async def _try_claim(self, agent_id: str, task_id: str, now: float) -> ClaimResult:
-        self._claiming.add(agent_id)
-        try:
-            return await self.pool.try_claim(agent_id, task_id, now)
-        finally:
-            self._claiming.discard(agent_id)
+    async def _claim_next(self, agent_ids: list[str]) -> dict[str, Task]:
+        made = await self.pool.claim_next(agent_ids, self.clock.now(), page=self.heads,
+                                          depth=self.max_scan)
+        self._note_preferred(made.wake_at)
+        return {c.agent.id: c.task for c in self._reserved(made)}
 
-    def _reserved(self, agent: Agent, task: Task, now: float) -> Task:
-        """What the claim script wrote, without reading it back; start the connection."""
-        held = replace(task, state=TaskState.RESERVED, agent_id=agent.id)
-        busy = replace(agent, state=AgentState.RESERVED, task_id=task.id, state_since=now)
-        job = asyncio.create_task(self._connect(busy, held), name=f"connect {task.id}")
-        self._pending.add(job)
-        job.add_done_callback(self._pending.discard)
-        return held
+    def _reserved(self, made: Round) -> tuple[Claimed, ...]:
+        """Start connecting each reservation made (``on_reserved``, in its own task)."""
+        for claimed in made.claimed:
+            job = asyncio.create_task(self._connect(claimed.agent, claimed.task),
+                                      name=f"connect {claimed.task.id}")
+            self._pending.add(job)
+            job.add_done_callback(self._pending.discard)
+        return made.claimed
 
     async def _connect(self, agent: Agent, task: Task) -> None:
         try:
@@ -181,13 +189,11 @@ class Dispatcher:
 
     # -- preferred agents: a task that becomes everyone's at preferred_until ------------------
 
-    def _note_preferred(self, page: list[tuple[float, Task]], now: float) -> None:
-        for _, task in page:
-            until = task.preferred_until
-            if task.preferred_agent and until is not None and until > now \
-                    and task.id not in self._waking:
-                self._waking.add(task.id)
-                heapq.heappush(self._wakeups, (until, task.id))
+    def _note_preferred(self, wake_at: Mapping[str, float]) -> None:
+        for task_id, until in wake_at.items():
+            if task_id not in self._waking:
+                self._waking.add(task_id)
+                heapq.heappush(self._wakeups, (until, task_id))
 
     def next_wakeup(self) -> float | None:
         """When a task's preferred-agent time is up or a scheduled task is due, if ever."""
@@ -230,10 +236,10 @@ class Dispatcher:
                        key=lambda a: (a.state_since, a.id))
         waiting = {s.skill for s in await self.pool.stats(
             {skill for a in ready for skill in a.skills}) if s.waiting}
+        asking = [a.id for a in ready if waiting.intersection(a.skills)]
         made = 0
-        for agent in ready:
-            if waiting.intersection(agent.skills) and await self.dispatch_agent(agent.id):
-                made += 1
+        for start in range(0, len(asking), self.batch):
+            made += len(await self._claim_next(asking[start:start + self.batch]))
         return made
 
     async def _release_stale(self, agents: list[Agent], now: float) -> int:

@@ -3,9 +3,10 @@
 A pool of 100,000 queued tasks over 20 skills and 1,000 logged-in agents (1-3 skills each,
 some with a language attribute that some tasks require). Two ways to hand an agent its task:
 
-- **acdkit**: ``Dispatcher.dispatch_agent`` — read the heads of the agent's skill queues
-  (sorted sets scored by ``routing.pool_score``), pick with ``routing.best_task``, claim with
-  the Lua script;
+- **acdkit**: ``Dispatcher.dispatch_agent`` — one round trip: the claim script reads the heads
+  of the agent's skill queues (sorted sets scored by ``routing.pool_score``), picks by the
+  routing rule and reserves (``store/claims.py``); then the same claim for **batches** of
+  ready agents, many agents per round trip, as a busy dispatcher makes them;
 - **naive**: what a periodic scanner does — load every queued task (through the same
   one-round-trip script), scan them in Python with the same ``best_task``, claim with the
   same script.
@@ -159,6 +160,30 @@ def summary(latencies: list[float], misses: int) -> dict[str, Any]:
             "mean_ms": statistics.fmean(ordered) * 1000 if ordered else 0.0}
 
 
+async def batched(pool: Pool, agents: list[Agent], size: int, seconds: float, limit: int,
+                  clock: SystemClock) -> dict[str, Any]:
+    """``claim_next`` for ``size`` ready agents per round trip: claims per second of claim
+    time, and the round trip's p50/p99 (what each agent of the batch waits)."""
+    rounds: list[float] = []
+    claims = misses = 0
+    started = time.perf_counter()
+    i = 0
+    while claims < limit and time.perf_counter() - started < seconds:
+        ids = [agents[(i + k) % len(agents)].id for k in range(size)]
+        i += size
+        t0 = time.perf_counter()
+        made = await pool.claim_next(ids, clock.now())
+        rounds.append(time.perf_counter() - t0)
+        claims += len(made.claimed)
+        misses += size - len(made.claimed)
+        for c in made.claimed:
+            await recycle(pool, c.agent.id, c.task, clock.now())
+    figures = summary(rounds, misses)
+    total = sum(rounds)
+    return {**figures, "batch": size, "rounds": figures.pop("claims"), "claims": claims,
+            "claims_per_s": claims / total if total else 0.0}
+
+
 async def concurrent_throughput(pool: Pool, agents: list[Agent], dispatcher: Dispatcher,
                                 workers: int, seconds: float, clock: SystemClock) -> float:
     """Whole cycles per second (claim, then complete and ready again) of ``workers`` loops
@@ -210,6 +235,13 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
     print(f"acdkit   dispatch_agent: {fast['claims_per_s']:8.1f} claims/s (dispatch time only)  "
           f"p50 {fast['p50_ms']:.2f} ms  p99 {fast['p99_ms']:.2f} ms  "
           f"({fast['claims']} claims)", flush=True)
+    batches = []
+    for size in args.batches:
+        got = await batched(pool, order, size, args.seconds / 2, args.claims, clock)
+        batches.append(got)
+        print(f"acdkit   claim_next x{size:<3}     {got['claims_per_s']:8.1f} claims/s "
+              f"(claim time only)  round trip p50 {got['p50_ms']:.2f} ms  "
+              f"p99 {got['p99_ms']:.2f} ms  ({got['claims']} claims)", flush=True)
     parallel = await concurrent_throughput(pool, order, dispatcher, args.workers,
                                            args.seconds / 2, clock)
     print(f"acdkit   {args.workers} concurrent loops, one process: {parallel:8.1f} "
@@ -224,7 +256,7 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
     await dispatcher.wait_idle()
     await pool.close()
     return {"tasks": args.tasks, "skills": args.skills, "agents": args.agents,
-            "load_seconds": load_s, "acdkit": fast,
+            "load_seconds": load_s, "acdkit": fast, "acdkit_batches": batches,
             "acdkit_cycles": {"workers": args.workers, "processes": 1,
                               "cycles_per_s": parallel},
             "naive": naive, "ratio_claims_per_s": ratio,
@@ -250,6 +282,8 @@ def main() -> None:
     parser.add_argument("--naive-claims", type=int, default=5, help="naive claims at most")
     parser.add_argument("--seconds", type=float, default=10.0, help="time per acdkit run")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--batches", type=int, nargs="+", default=[8, 32, 64],
+                        help="agents per claim_next round trip")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()

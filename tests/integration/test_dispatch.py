@@ -68,22 +68,42 @@ async def test_dispatch_agent_looks_below_the_heads_it_may_not_take(pool: Pool,
     assert got is not None and got.id == "plain"
 
 
-async def test_a_lost_claim_moves_on_to_the_next_candidate(pool: Pool,
-                                                           clock: StepClock) -> None:
-    await pool.add_tasks([task("t1", at=T0), task("t2", at=T0 + 1)])
-    await ready_agent(pool, "a1")
-    await ready_agent(pool, "rival")
-    real = pool.agent_candidates
+async def test_agents_asking_together_share_one_claim_and_each_gets_its_own_task(
+        pool: Pool, clock: StepClock) -> None:
+    await pool.add_tasks([task(f"t{i}", at=T0 + i) for i in range(3)]
+                         + [task("fr", at=T0 - 60, required={"lang": "fr"})])
+    for name in ("a1", "a2", "a3", "a4"):
+        await ready_agent(pool, name)
+    calls: list[list[str]] = []
+    real = pool.claim_next
 
-    async def racing(*args: object, **kw: object) -> tuple[Agent | None,
-                                                           list[tuple[float, Task]]]:
-        got = await real(*args, **kw)  # type: ignore[arg-type]
-        assert await pool.claim("rival", "t1", T0)  # another dispatcher wins t1 meanwhile
-        return got
+    async def counted(agent_ids: list[str], *args: object, **kw: object) -> object:
+        calls.append(list(agent_ids))
+        return await real(agent_ids, *args, **kw)  # type: ignore[arg-type]
 
-    pool.agent_candidates = racing  # type: ignore[method-assign]
-    got = await dispatcher(pool, clock, Recorder()).dispatch_agent("a1")
-    assert got is not None and got.id == "t2"
+    pool.claim_next = counted  # type: ignore[method-assign,assignment]
+    recorder = Recorder()
+    d = dispatcher(pool, clock, recorder)
+    got = await asyncio.gather(*(d.dispatch_agent(a) for a in ("a1", "a2", "a3", "a4")))
+    await d.wait_idle()
+    # Asked in one turn of the event loop: one round trip serves them in the order they
+    # asked, each with its own task; the French task waits.
+    assert calls == [["a1", "a2", "a3", "a4"]]
+    assert [t.id if t else None for t in got] == ["t0", "t1", "t2", None]
+    assert sorted(recorder.got) == [("a1", "t0"), ("a2", "t1"), ("a3", "t2")]
+    # An agent that asks while a claim is in flight waits for the next one.
+    await pool.add_tasks([task("t3", at=T0 + 3)])
+    for name in ("a1", "a2"):
+        await pool.move_task(f"t{int(name[1]) - 1}", TaskEvent.COMPLETE, T0, expect_agent=name)
+        await pool.move_agent(name, AgentEvent.END, T0)
+        await pool.move_agent(name, AgentEvent.WRAPPED, T0)
+    calls.clear()
+    first = asyncio.create_task(d.dispatch_agent("a1"))
+    while not calls:  # until a1's claim is on its way
+        await asyncio.sleep(0)
+    second = await d.dispatch_agent("a2")
+    assert calls == [["a1"], ["a2"]]
+    assert ((await first).id, second) == ("t3", None)  # type: ignore[union-attr]
 
 
 async def test_dispatch_task_reserves_the_longest_ready_eligible_agent(

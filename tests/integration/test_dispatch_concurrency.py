@@ -13,25 +13,26 @@ from acdkit.ari.callback_offer import AGENTS_TTL, LoggedIn
 from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.tasks import Task, TaskState
 from acdkit.dispatch import Dispatcher
+from acdkit.store.claims import Round
 from acdkit.store.pool import Pool
-from acdkit.store.scripts import ClaimResult
 
 pytestmark = pytest.mark.integration
 
 
 class SlowClaims(Pool):
-    """The real pool; each claim takes a little longer and the claims in flight are counted."""
+    """The real pool; each claim of an agent for a new task takes a little longer, and the
+    claims in flight are counted."""
 
     in_flight = 0
     most = 0
-    results: list[ClaimResult]
+    results: list[Round]
 
-    async def try_claim(self, agent_id: str, task_id: str, now: float) -> ClaimResult:
+    async def claim_for_task(self, task_id: str, now: float) -> Round:
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         try:
             await asyncio.sleep(0.02)
-            result = await super().try_claim(agent_id, task_id, now)
+            result = await super().claim_for_task(task_id, now)
             self.results.append(result)
             return result
         finally:
@@ -77,9 +78,8 @@ async def test_wake_ups_are_handled_concurrently_without_double_assignment(
         pool: Pool, clock: StepClock) -> None:
     slow = await run_burst(pool, clock, concurrency=16)
     assert slow.most > 1
-    # Agents being claimed here are tried last: concurrent wake-ups rarely collide.
-    assert slow.results.count(ClaimResult.OK) == 12
-    assert len(slow.results) <= 12 + 6
+    # The script chooses and claims in one step: concurrent wake-ups never collide.
+    assert [len(r.claimed) for r in slow.results] == [1] * 12
 
 
 async def test_concurrency_one_handles_one_wake_up_at_a_time(pool: Pool,

@@ -1,4 +1,5 @@
-"""The pool in Redis: tasks, agents (``store/agents.py``) and the claim that joins them.
+"""The pool in Redis: tasks, agents (``store/agents.py``) and the claims that join them
+(``store/claims.py``).
 
 One async repository for the dispatcher, the Stasis app, the CLI and the jobs (which call it
 through ``asyncio.run``). Decisions are the core's (``tasks.transition``, ``agents.transition``,
@@ -10,28 +11,23 @@ Redis failures raise ``RedisUnavailable``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from acdkit.core.agents import Agent, AgentState
 from acdkit.core.errors import (
-    AcdError,
     ClaimLost,
     InvalidInput,
     InvalidTransition,
     NoSuchTask,
-    NotDurable,
 )
 from acdkit.core.routing import PriorityRules, pool_score
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.core.tasks import transition as task_transition
-from acdkit.store.agents import AgentRepository
-from acdkit.store.base import ATTEMPTS, Conflict, flat, joined
+from acdkit.store.base import ATTEMPTS, Conflict, flat
+from acdkit.store.claims import ClaimRepository
 from acdkit.store.codec import (
-    agent_from_hash,
     changed,
     encode_float,
     task_from_hash,
@@ -40,11 +36,6 @@ from acdkit.store.codec import (
 from acdkit.store.connection import connect, guarded
 from acdkit.store.durability import Acks
 from acdkit.store.primary import Primary
-from acdkit.store.scripts import ClaimResult
-
-HOLDING = (TaskState.RESERVED, TaskState.ACTIVE)
-_AGENT_AFTER_RELEASE = frozenset(
-    {AgentState.READY, AgentState.WRAP_UP, AgentState.PAUSED, AgentState.LOGGED_OUT})
 
 
 @dataclass(frozen=True)
@@ -55,7 +46,7 @@ class SkillStats:
     ready_agents: int
 
 
-class Pool(AgentRepository):
+class Pool(ClaimRepository):
     """Tasks and agents of one pool (one ``Keys`` prefix) in one Redis."""
 
     # -- tasks -----------------------------------------------------------------------------
@@ -211,27 +202,6 @@ class Pool(AgentRepository):
                 continue
         raise ClaimLost(f"task {task_id!r} kept changing while taking {event!r}")
 
-    async def _peek(self, agent_id: str, skills: Sequence[str], limit: int,
-                    offset: int) -> tuple[Agent | None, list[tuple[float, Task]]]:
-        if agent_id:
-            self.keys.agent(agent_id)
-        for skill in skills:
-            self.keys.queue(skill)
-        reply = await self.scripts.peek(
-            keys=[self.keys.tasks],
-            args=self._argv(0.0, agent_id, str(limit), str(offset), *skills))
-        raw_agent, heads = json.loads(reply)
-        agent = None
-        if raw_agent:
-            agent = await self.quarantine.decoded("agent", agent_id, raw_agent, agent_from_hash,
-                                                  self.clock.now())
-            if agent is None:
-                return None, []
-        page = [(float(score), await self._task_or_none(task_id, raw))
-                for task_id, score, raw in heads or []]
-        return agent, [(score, task) for score, task in page
-                       if task is not None and task.state is TaskState.QUEUED]
-
     @guarded
     async def candidates(self, skills: Iterable[str], limit: int,
                          offset: int = 0) -> list[tuple[float, Task]]:
@@ -239,13 +209,15 @@ class Pool(AgentRepository):
 
         Lower scores are served first. One round trip (a read-only script).
         """
-        return (await self._peek("", sorted(skills), limit, offset))[1]
-
-    @guarded
-    async def agent_candidates(self, agent_id: str, limit: int, offset: int = 0,
-                               ) -> tuple[Agent | None, list[tuple[float, Task]]]:
-        """The agent (None if unknown) and ``candidates`` of all its skills, in one round trip."""
-        return await self._peek(agent_id, (), limit, offset)
+        names = sorted(skills)
+        for skill in names:
+            self.keys.queue(skill)
+        reply = await self.scripts.peek(
+            keys=[self.keys.tasks], args=self._argv(0.0, str(limit), str(offset), *names))
+        page = [(float(score), await self._task_or_none(task_id, raw))
+                for task_id, score, raw in json.loads(reply)]
+        return [(score, task) for score, task in page
+                if task is not None and task.state is TaskState.QUEUED]
 
     @guarded
     async def promote_due(self, now: float, limit: int = 1_000) -> list[str]:
@@ -299,55 +271,6 @@ class Pool(AgentRepository):
         return [SkillStats(skill, int(got[3 * i]),
                            float(got[3 * i + 1][0][1]) if got[3 * i + 1] else None,
                            int(got[3 * i + 2])) for i, skill in enumerate(names)]
-
-    # -- claim and release -----------------------------------------------------------------
-
-    @guarded
-    async def try_claim(self, agent_id: str, task_id: str, now: float) -> ClaimResult:
-        """Reserve ``agent_id`` for ``task_id`` atomically; say why not when it did not.
-
-        With ``redis.min_replicas_ack`` a reservation is returned only once replicas hold
-        it; else it is released (agent ready, task back in line) and ``NotDurable`` raised,
-        so no agent is rung on a claim a failover could forget (docs/redis-ha.md)."""
-        result = ClaimResult(await self.scripts.claim(
-            keys=[self.keys.agent(agent_id), self.keys.task(task_id)],
-            args=self._argv(now, agent_id, task_id)))
-        if result is ClaimResult.OK and self.durability.enabled:
-            await self._confirm_claim(task_id, now)
-        return result
-
-    async def _confirm_claim(self, task_id: str, now: float) -> None:
-        try:
-            await self.durability.confirm()
-        except NotDurable:
-            with contextlib.suppress(AcdError):  # the reservation's own lifetime ends it then
-                await self.release(task_id, AgentState.READY, now, reason="not_durable",
-                                   from_states=(TaskState.RESERVED,))
-            raise
-
-    async def claim(self, agent_id: str, task_id: str, now: float) -> bool:
-        """True when the agent is now reserved for the task (it was ready, the task queued)."""
-        return await self.try_claim(agent_id, task_id, now) is ClaimResult.OK
-
-    @guarded
-    async def release(self, task_id: str, agent_next_state: AgentState, now: float, *,
-                      reason: str = "", missed: bool = False,
-                      from_states: Sequence[TaskState] = HOLDING) -> None:
-        """Send a held task back to its queue with its original score, atomically moving the
-        agent that holds it to ``agent_next_state`` (``missed`` counts a missed offer).
-
-        Raises ``NoSuchTask``, or ``InvalidTransition`` when the task is not in ``from_states``.
-        """
-        if agent_next_state not in _AGENT_AFTER_RELEASE:
-            raise InvalidInput(f"an agent cannot go to {agent_next_state!r} on a release")
-        status = cast(str, await self.scripts.release(
-            keys=[self.keys.task(task_id)],
-            args=self._argv(now, task_id, agent_next_state, reason, "1" if missed else "0",
-                            joined(from_states))))
-        if status == "missing":
-            raise NoSuchTask(f"no task {task_id!r}")
-        if status != "ok":
-            raise InvalidTransition("task", status.partition(":")[2], TaskEvent.RELEASE)
 
 
 async def open_pool(target: str | Primary, rules: PriorityRules, *, prefix: str,

@@ -14,11 +14,15 @@ from importlib.resources import files
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+# Scripts that choose as they claim also carry the routing rule (lua/_routing.lua).
+ROUTING = frozenset({"claim_next", "claim_for_task"})
+
 
 def source(name: str) -> str:
     """The full text of script ``name`` (without ``.lua``), library included."""
     lua = files("acdkit.store").joinpath("lua")
-    return lua.joinpath("_lib.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
+    parts = ["_lib", *(["_routing"] if name in ROUTING else []), name]
+    return "\n".join(lua.joinpath(f"{part}.lua").read_text() for part in parts)
 
 
 class ClaimResult(StrEnum):
@@ -36,6 +40,8 @@ class Scripts:
     """The registered scripts of one client (redis-py loads them on first use)."""
 
     claim: AsyncScript
+    claim_next: AsyncScript  # the best task for each of several agents
+    claim_for_task: AsyncScript  # the longest-ready agent for a task
     release: AsyncScript
     agent_state: AsyncScript
     task_state: AsyncScript
@@ -45,5 +51,5 @@ class Scripts:
     @classmethod
     def register(cls, redis: aioredis.Redis) -> Scripts:
         return cls(**{name: redis.register_script(source(name))
-                      for name in ("claim", "release", "agent_state", "task_state", "peek",
-                                   "ready")})
+                      for name in ("claim", "claim_next", "claim_for_task", "release",
+                                   "agent_state", "task_state", "peek", "ready")})

@@ -73,9 +73,10 @@ local function skills_of(agent_key)
   return cjson.decode(raw)
 end
 
--- Put a ready agent into (or take it out of) the ready set of each of its skills.
-local function set_ready(agent_key, agent_id, on)
-  for skill, _ in pairs(skills_of(agent_key)) do
+-- Put a ready agent into (or take it out of) the ready set of each of its skills
+-- (``skills``: the agent's skills when the caller has read them already).
+local function set_ready(agent_key, agent_id, on, skills)
+  for skill, _ in pairs(skills or skills_of(agent_key)) do
     if on then
       redis.call('SADD', BASE .. 'ready:' .. skill, agent_id)
     else
@@ -115,4 +116,18 @@ local function requeue_task(task_key, task_id, event, reason)
   index_task(task_key, task_id)
   audit('task', task_id, event, joined({'from', t[1], 'to', 'queued', 'agent', t[2],
     'reason', reason}, task_facts(task_key, queue_pos(task_key, task_id))))
+end
+
+-- Reserve a ready agent for a queued task (both checked by the caller), with its audit.
+local function reserve(agent_key, agent_id, task_key, task_id, skills)
+  local pos = queue_pos(task_key, task_id)
+  local was = redis.call('HGET', agent_key, 'state_since') or ''
+  set_ready(agent_key, agent_id, false, skills)
+  unindex_task(task_key, task_id)
+  redis.call('HSET', agent_key, 'state', 'reserved', 'task_id', task_id, 'state_since', NOW)
+  redis.call('HSET', task_key, 'state', 'reserved', 'agent_id', agent_id)
+  audit('task', task_id, 'reserve', joined({'from', 'queued', 'to', 'reserved', 'agent', agent_id},
+    task_facts(task_key, pos)))
+  audit('agent', agent_id, 'reserve', {'from', 'ready', 'to', 'reserved', 'task', task_id,
+    'since', was})
 end

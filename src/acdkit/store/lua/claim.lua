@@ -12,15 +12,5 @@ local t = redis.call('HMGET', task_key, 'state', 'skill', 'min_level')
 if t[1] ~= 'queued' then return 'task_taken' end
 local level = tonumber(skills_of(agent_key)[t[2]] or 0) or 0
 if level < (tonumber(t[3]) or 1) then return 'ineligible' end
-local pos = queue_pos(task_key, task_id)
-local was = redis.call('HGET', agent_key, 'state_since') or ''
-
-set_ready(agent_key, agent_id, false)
-unindex_task(task_key, task_id)
-redis.call('HSET', agent_key, 'state', 'reserved', 'task_id', task_id, 'state_since', NOW)
-redis.call('HSET', task_key, 'state', 'reserved', 'agent_id', agent_id)
-audit('task', task_id, 'reserve', joined({'from', 'queued', 'to', 'reserved', 'agent', agent_id},
-  task_facts(task_key, pos)))
-audit('agent', agent_id, 'reserve', {'from', 'ready', 'to', 'reserved', 'task', task_id,
-  'since', was})
+reserve(agent_key, agent_id, task_key, task_id)
 return 'ok'
