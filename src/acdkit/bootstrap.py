@@ -39,6 +39,7 @@ from acdkit.queue_log_feed import QueueLogFeed
 from acdkit.services.callbacks import callback_store
 from acdkit.services.dial_back import dial_back_of
 from acdkit.services.pools import open_pool as open_pool  # the wiring opens it here too
+from acdkit.services.standby import LeaseKeeper, keeper_of
 from acdkit.store.connection import redact
 from acdkit.store.pool import Pool
 from acdkit.store.primary import primary_of
@@ -63,10 +64,25 @@ def ari_client(settings: Settings) -> AriClient:
 async def serve(settings: Settings, clock: Clock | None = None,
                 jobs: JobQueue | None = None) -> None:
     """Run the Stasis app and the dispatcher until SIGTERM/SIGINT (or until another process
-    takes the ARI app over)."""
+    takes the ARI app over), once this process holds its node's lease: until then it waits
+    as a standby (docs/standby.md). Raises ``LeaseLost`` when it loses the lease."""
     raise_fd_limit()
-    clock = clock or SystemClock()
     pool = await open_pool(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    keeper = keeper_of(pool, settings)
+    try:
+        if await keeper.acquire(stop):
+            await _serve_active(settings, pool, clock or SystemClock(), jobs, keeper, stop)
+            await keeper.release()  # stopped by a signal or replaced: the standby goes on
+    finally:
+        await pool.close()
+
+
+async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQueue | None,
+                        keeper: LeaseKeeper, stop: asyncio.Event) -> None:
     client = ari_client(settings)
     # RQ's client is synchronous: enqueue from a thread, so a stalled Redis never stalls calls.
     job_queue: JobQueue = jobs if jobs is not None else BackgroundJobQueue(
@@ -75,13 +91,11 @@ async def serve(settings: Settings, clock: Clock | None = None,
                     job_queue, number_policy(settings), messenger_for(settings))
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
                             sweep_interval=settings.dispatch.sweep_interval)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    # Only the Stasis app ends serve (another process took the app over); the other loops
-    # start again after a failure: one bad record must not stop the center.
-    runners = [asyncio.create_task(app.run(), name="ari"),
+    # Only the Stasis app (another process took the app over) and the lease (lost: stop
+    # acting at once) end serve; the other loops start again after a failure: one bad record
+    # must not stop the center.
+    runners = [asyncio.create_task(keeper.keep(), name="lease"),
+               asyncio.create_task(app.run(), name="ari"),
                asyncio.create_task(supervised("dispatcher", dispatcher.run), name="dispatcher"),
                asyncio.create_task(supervised("housekeeping", lambda: housekeeping(
                    pool, settings, clock)), name="housekeeping"),
@@ -96,13 +110,13 @@ async def serve(settings: Settings, clock: Clock | None = None,
     log.info("acdkit serve: app %s on %s", settings.ari.app, redact(settings.ari.url))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*runners, stopper], return_when=asyncio.FIRST_COMPLETED)
-    for task in [*runners, stopper]:
+    for task in [*runners, stopper]:  # first stop acting, then close what is left
         task.cancel()
+    app.spawner.cancel_all()
     with contextlib.suppress(Exception):
         await client.close()
     if isinstance(job_queue, BackgroundJobQueue):
         await asyncio.to_thread(job_queue.close)
-    await pool.close()
     for task in done:
         if task is not stopper and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]

@@ -293,6 +293,17 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class NodeSettings:
+    """This Asterisk node and its `serve` processes: one active, the others standby, under
+    a lease in Redis (docs/standby.md)."""
+
+    id: str = ""  # the node's name (A-Z a-z 0-9 _ -, 1-32); "" = the host name's first label
+    lease_ttl: float = 5.0  # seconds the active serve's lease lives in Redis unrenewed
+    lease_margin: float = 1.5  # an unrenewed active serve stops this long before that end
+    standby_poll: float = 1.0  # seconds between a standby serve's tries for the lease
+
+
+@dataclass(frozen=True)
 class Settings:
     ari: AriSettings = field(default_factory=AriSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -312,6 +323,7 @@ class Settings:
     kpis: KpiConfig = field(default_factory=KpiConfig)
     web: WebSettings = field(default_factory=WebSettings)
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
+    node: NodeSettings = field(default_factory=NodeSettings)
     rules: tuple[Mapping[str, Any], ...] = ()  # [[rules]] tables: core/rules.py
     ivr: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # entry → menu
     source: str = "defaults"  # where the file layer came from, for `doctor`

@@ -171,6 +171,10 @@ RULES: Mapping[str, Rule] = {
     "redis.sentinel_username": Pattern(r"[^:\s]{0,64}", "up to 64 characters without ':' or "
                                        "spaces"),
     "redis.min_replicas_ack": Number(0, 16),
+    "node.id": Pattern(r"[A-Za-z0-9_-]{0,32}", "up to 32 characters of A-Z a-z 0-9 _ -"),
+    "node.lease_ttl": Number(0.3, 600),
+    "node.lease_margin": positive(300),
+    "node.standby_poll": positive(600),
     "redis.ack_timeout_ms": Number(1, 60_000),
     "agi.host": HOST,
     "agi.port": Number(1, 65_535),

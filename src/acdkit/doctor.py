@@ -18,7 +18,9 @@ from acdkit.checks import Check, doctor_client
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError
 from acdkit.doctor_install import check_install
+from acdkit.services.standby import node_id, shown
 from acdkit.store.keys import Keys
+from acdkit.store.lease import NodeLease
 from acdkit.store.primary import primary_of
 from acdkit.store.quarantine import Quarantine
 
@@ -47,6 +49,7 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks += await check_ami(settings)
     checks += check_addresses(settings)
     checks.append(await check_quarantine(settings))
+    checks.append(await check_lease(settings))
     checks += await check_install(settings)
     return checks
 
@@ -102,6 +105,26 @@ async def check_quarantine(settings: Settings) -> Check:
     return Check("quarantine", "WARN", f"{len(entries)} record(s) set aside, not served: "
                  f"{shown}{more}; fix or delete each hash, then HDEL it from "
                  f"{settings.redis.prefix}:{{pool}}:quarantine")
+
+
+async def check_lease(settings: Settings) -> Check:
+    """Which serve is active for this node's ARI app, and which wait as standbys
+    (docs/standby.md)."""
+    client = doctor_client(settings)
+    try:
+        node = node_id(settings)
+        lease = NodeLease(client, Keys(settings.redis.prefix), None, node, settings.ari.app)
+        state = await lease.state()
+    except Exception as exc:  # any failure here is the finding
+        return Check("serve lease", "WARN", f"not read: {type(exc).__name__}: {exc}")
+    finally:
+        await client.aclose()
+    what = f"node {node}, app {settings.ari.app}"
+    standbys = "; standby: " + ", ".join(map(shown, state.standbys)) if state.standbys else ""
+    if not state.holder:
+        return Check("serve lease", "WARN", f"{what}: no serve is active{standbys}")
+    return Check("serve lease", "OK", f"{what}: active {shown(state.holder)} (epoch "
+                 f"{state.epoch}, {state.ttl_ms / 1000:.1f} s left){standbys or '; no standby'}")
 
 
 def check_redis_acl(settings: Settings) -> Check:

@@ -24,6 +24,11 @@ class Spawner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def cancel_all(self) -> None:
+        """Cancel every task still running: serve stops acting (docs/standby.md)."""
+        for task in list(self._tasks):
+            task.cancel()
+
     async def _guarded(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         try:
             await coro

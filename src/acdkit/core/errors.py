@@ -15,7 +15,8 @@
     │   ├── InvalidTransition  a state machine refused an event
     │   ├── NotAuthorized      wrong PIN, or a rating that is not the rater's own
     │   │   └── NotYourRating  the rater took no part in that interaction
-    │   └── ClaimLost          another dispatcher took the task or the agent first
+    │   ├── ClaimLost          another dispatcher took the task or the agent first
+    │   └── LeaseLost          this serve no longer holds its node's lease: it stops
     └── Unavailable            a service acdkit needs does not answer
         ├── RedisUnavailable
         │   └── NotDurable     replicas did not confirm a write that must survive a failover
@@ -130,6 +131,13 @@ class NotYourRating(NotAuthorized):
 
 class ClaimLost(Refused):
     """Another dispatcher reserved the task or the agent first."""
+
+
+class LeaseLost(Refused):
+    """This `serve` could not renew its node's lease in time, or found it taken: it must
+    stop acting at once and exit; a standby takes the node over (docs/standby.md)."""
+
+    exit_code = 75  # EX_TEMPFAIL: systemd starts it again, as a standby
 
 
 class Unavailable(AcdError):

@@ -25,6 +25,9 @@ on Redis Cluster (docs/architecture.md §6)::
     acdkit:{pool}:cb:number:<e164>     set    pending callback ids for one number
     acdkit:{pool}:rate:<kind>:<who>    string a rate-limit counter (expires with its window)
     acdkit:{pool}:fence                string written before WAIT (store/durability.py)
+    acdkit:{pool}:lease:<node>:<app>   string the token of the node's active serve (store/lease.py)
+    acdkit:{pool}:lease:<node>:<app>:epoch    string the lease's acquisition counter
+    acdkit:{pool}:lease:<node>:<app>:standby  zset standby serves, score = listed until (ms)
 
 The Lua scripts build some names themselves from ``base`` (they learn an agent's skills or a
 task's holder only inside the script); the names here and in ``lua/_lib.lua`` must agree.
@@ -154,6 +157,10 @@ class Keys:
 
     def callbacks_of(self, e164: str) -> str:
         return f"{self.base}cb:number:{check_number(e164)}"
+
+    def lease(self, node: str, app: str) -> str:
+        """A node's serve lease; ``:epoch`` and ``:standby`` after it name its companions."""
+        return f"{self.base}lease:{check_id(node, 'node id')}:{check_id(app, 'ARI app')}"
 
     def rate(self, kind: str, who: str) -> str:
         """A rate counter: ``who`` is an E.164 number or an id-safe token (a hash)."""
