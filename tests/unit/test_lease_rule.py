@@ -81,5 +81,5 @@ def test_a_node_id_from_a_host_name(host: str, node: str) -> None:
 
 @pytest.mark.parametrize("bad", ["", "a:b", "a.b", "x" * 33, "é"])
 def test_a_node_id_that_cannot_name_a_key_is_refused(bad: str) -> None:
-    with pytest.raises(ConfigError, match="node.id"):
+    with pytest.raises(ConfigError, match=r"node\.id"):
         check_node_id(bad)
