@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -25,7 +26,7 @@ from acdkit.ari.media import run_media
 from acdkit.ari.recordings import fetch_recording
 from acdkit.config import Settings
 from acdkit.core.agents import AgentEvent, AgentState
-from acdkit.core.errors import AcdError, ConfigError
+from acdkit.core.errors import AcdError, ConfigError, LeaseLost
 from acdkit.core.members import MemberBoard
 from acdkit.dispatch import Dispatcher
 from acdkit.httplimits import HttpLimits, LimitedListener
@@ -51,6 +52,7 @@ from acdkit.web.app import build_app, tls_context
 log = logging.getLogger(__name__)
 say = RateLimitedLog(log)
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before a failed loop starts again
+FLOWS_STOP = 3.0  # seconds the flows get to end when serve stops, before the lease is given up
 
 
 def ari_client(settings: Settings) -> AriClient:
@@ -74,15 +76,30 @@ async def serve(settings: Settings, clock: Clock | None = None,
         loop.add_signal_handler(sig, stop.set)
     keeper = keeper_of(pool, settings)
     try:
-        if await keeper.acquire(stop):
-            await _serve_active(settings, pool, clock or SystemClock(), jobs, keeper, stop)
+        if await keeper.acquire(stop) and \
+                await _serve_active(settings, pool, clock or SystemClock(), jobs, keeper, stop):
             await keeper.release()  # stopped by a signal or replaced: the standby goes on
     finally:
         await pool.close()
 
 
+async def _hold(keeper: LeaseKeeper) -> None:
+    """Renew the lease; once it is lost, stop acting *at once*: exit without running any
+    flow's clean-up, which would write to the pool or to Asterisk after the lease could
+    have passed to a standby. The kernel closes the ARI WebSocket and the Redis sockets;
+    the calls stay in Asterisk for the new holder to adopt (docs/standby.md)."""
+    try:
+        await keeper.keep()
+    except LeaseLost as lost:
+        log.critical("%s", lost)
+        logging.shutdown()
+        os._exit(lost.exit_code)
+
+
 async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQueue | None,
-                        keeper: LeaseKeeper, stop: asyncio.Event) -> None:
+                        keeper: LeaseKeeper, stop: asyncio.Event) -> bool:
+    """Serve while this process holds the lease; True when every flow ended before it
+    returned (the lease may then be given up at once)."""
     client = ari_client(settings)
     # RQ's client is synchronous: enqueue from a thread, so a stalled Redis never stalls calls.
     job_queue: JobQueue = jobs if jobs is not None else BackgroundJobQueue(
@@ -91,10 +108,11 @@ async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQ
                     job_queue, number_policy(settings), messenger_for(settings))
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
                             sweep_interval=settings.dispatch.sweep_interval)
-    # Only the Stasis app (another process took the app over) and the lease (lost: stop
-    # acting at once) end serve; the other loops start again after a failure: one bad record
-    # must not stop the center.
-    runners = [asyncio.create_task(keeper.keep(), name="lease"),
+    # Only the Stasis app ends serve (another process took the app over; a lost lease ends
+    # the process itself: _hold); the other loops start again after a failure: one bad
+    # record must not stop the center.
+    lease = asyncio.create_task(_hold(keeper), name="lease")
+    runners = [lease,
                asyncio.create_task(app.run(), name="ari"),
                asyncio.create_task(supervised("dispatcher", dispatcher.run), name="dispatcher"),
                asyncio.create_task(supervised("housekeeping", lambda: housekeeping(
@@ -110,16 +128,19 @@ async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQ
     log.info("acdkit serve: app %s on %s", settings.ari.app, redact(settings.ari.url))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*runners, stopper], return_when=asyncio.FIRST_COMPLETED)
-    for task in [*runners, stopper]:  # first stop acting, then close what is left
-        task.cancel()
-    app.spawner.cancel_all()
+    for task in [*runners, stopper]:
+        if task is not lease:  # renewed until the flows ended: they still act meanwhile
+            task.cancel()
     with contextlib.suppress(Exception):
         await client.close()
+    ended = await app.spawner.stop(FLOWS_STOP)
+    lease.cancel()
     if isinstance(job_queue, BackgroundJobQueue):
         await asyncio.to_thread(job_queue.close)
     for task in done:
         if task is not stopper and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+    return ended
 
 
 async def supervised(name: str, loop: Callable[[], Awaitable[None]],

@@ -24,10 +24,17 @@ class Spawner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def cancel_all(self) -> None:
-        """Cancel every task still running: serve stops acting (docs/standby.md)."""
-        for task in list(self._tasks):
+    async def stop(self, timeout: float) -> bool:
+        """Cancel every task still running and wait up to ``timeout`` s for them to end
+        (their clean-up runs now, before serve gives its node's lease up: docs/standby.md);
+        True when all ended."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        return not pending
 
     async def _guarded(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         try:
