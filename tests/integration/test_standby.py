@@ -12,9 +12,12 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from sentinels import SentinelGroup, wait_until
+from test_redis_ha import group, settings_for  # noqa: F401  (group: the fixture)
 from tests.conftest import end_process, free_port, start_redis
 
-from acdkit.core.errors import LeaseLost, RedisUnavailable
+from acdkit.bootstrap import open_pool
+from acdkit.core.errors import LeaseLost, NotDurable, RedisUnavailable
 from acdkit.core.lease import LeaseTerms, deadline
 from acdkit.services.standby import LeaseKeeper, is_dead, this_process, token_of
 from acdkit.store.connection import client, connect
@@ -206,3 +209,23 @@ async def test_a_standby_stops_waiting_when_told(redis: object) -> None:
     await asyncio.sleep(0.2)
     stop.set()
     assert await asyncio.wait_for(waiting, 2) is False
+
+
+async def test_with_replicas_a_take_and_a_renew_count_only_once_confirmed(
+        group: SentinelGroup) -> None:  # noqa: F811
+    pool = await open_pool(settings_for(group, min_replicas_ack=1, ack_timeout_ms=300))
+    lease = NodeLease(pool.redis, pool.keys, pool.durability, "a", "acdkit")
+    try:
+        assert await lease.take("one", 5000, 3000) == 1
+        assert await lease.renew("one", 5000)
+        for port in group.data[1:]:
+            group.stop(port)
+        wait_until(lambda: group.online_replicas(group.data[0]) == 0, 10.0, "no replica")
+        with pytest.raises(NotDurable):
+            await lease.renew("one", 5000)  # not counted: its holder's deadline stands
+        assert await lease.release("one")
+        with pytest.raises(NotDurable):
+            await lease.take("two", 5000, 3000)
+        assert (await lease.state()).holder == ""  # an unconfirmed take is given back
+    finally:
+        await pool.close()
