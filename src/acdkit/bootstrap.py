@@ -40,7 +40,7 @@ from acdkit.queue_log_feed import QueueLogFeed
 from acdkit.services.callbacks import callback_store
 from acdkit.services.dial_back import dial_back_of
 from acdkit.services.pools import open_pool as open_pool  # the wiring opens it here too
-from acdkit.services.standby import LeaseKeeper, keeper_of
+from acdkit.services.standby import LeaseKeeper, NoLease, keeper_of
 from acdkit.store.connection import redact
 from acdkit.store.pool import Pool
 from acdkit.store.primary import primary_of
@@ -83,7 +83,7 @@ async def serve(settings: Settings, clock: Clock | None = None,
         await pool.close()
 
 
-async def _hold(keeper: LeaseKeeper) -> None:
+async def _hold(keeper: LeaseKeeper | NoLease) -> None:
     """Renew the lease; once it is lost, stop acting *at once*: exit without running any
     flow's clean-up, which would write to the pool or to Asterisk after the lease could
     have passed to a standby. The kernel closes the ARI WebSocket and the Redis sockets;
@@ -97,7 +97,7 @@ async def _hold(keeper: LeaseKeeper) -> None:
 
 
 async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQueue | None,
-                        keeper: LeaseKeeper, stop: asyncio.Event) -> bool:
+                        keeper: LeaseKeeper | NoLease, stop: asyncio.Event) -> bool:
     """Serve while this process holds the lease; True when every flow ended before it
     returned (the lease may then be given up at once)."""
     client = ari_client(settings)

@@ -298,6 +298,9 @@ class NodeSettings:
     a lease in Redis (docs/standby.md)."""
 
     id: str = ""  # the node's name (A-Z a-z 0-9 _ -, 1-32); "" = the host name's first label
+    # Run under the node's lease: set it on every serve of a node that has a standby. Off, a
+    # lone serve never stops for a Redis outage (a fence is for two processes, not one).
+    lease: bool = False
     lease_ttl: float = 5.0  # seconds the active serve's lease lives in Redis unrenewed
     lease_margin: float = 1.5  # an unrenewed active serve stops this long before that end
     standby_poll: float = 1.0  # seconds between a standby serve's tries for the lease

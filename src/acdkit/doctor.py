@@ -49,7 +49,8 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks += await check_ami(settings)
     checks += check_addresses(settings)
     checks.append(await check_quarantine(settings))
-    checks.append(await check_lease(settings))
+    if settings.node.lease:  # one active serve per node, the others standby
+        checks.append(await check_lease(settings))
     checks += await check_install(settings)
     return checks
 

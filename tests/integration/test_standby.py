@@ -17,12 +17,14 @@ from test_redis_ha import group, settings_for  # noqa: F401  (group: the fixture
 from tests.conftest import end_process, free_port, start_redis
 
 from acdkit.bootstrap import open_pool
+from acdkit.config import Settings
 from acdkit.core.errors import LeaseLost, NotDurable, RedisUnavailable
 from acdkit.core.lease import LeaseTerms, deadline
-from acdkit.services.standby import LeaseKeeper, is_dead, this_process, token_of
+from acdkit.services.standby import LeaseKeeper, NoLease, is_dead, keeper_of, this_process, token_of
 from acdkit.store.connection import client, connect
 from acdkit.store.keys import Keys
 from acdkit.store.lease import NodeLease
+from acdkit.store.pool import Pool
 
 pytestmark = pytest.mark.integration
 
@@ -229,3 +231,13 @@ async def test_with_replicas_a_take_and_a_renew_count_only_once_confirmed(
         assert (await lease.state()).holder == ""  # an unconfirmed take is given back
     finally:
         await pool.close()
+
+
+async def test_a_lone_serve_takes_no_lease(pool: Pool) -> None:
+    """Without ``node.lease`` serve is active at once and never fenced: nothing in Redis."""
+    keeper = keeper_of(pool, Settings())
+    assert isinstance(keeper, NoLease)
+    assert await keeper.acquire(asyncio.Event())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(keeper.keep(), 0.2)  # never lost
+    assert not [k async for k in pool.redis.scan_iter(match="*lease*")]

@@ -48,7 +48,7 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ACDKIT_")}
     return {**clean, "ACDKIT_CONFIG": str(tmp_path / "none.toml"),
             "ACDKIT_REDIS_URL": redis_url, "ACDKIT_ARI_URL": f"http://127.0.0.1:{free_port()}",
-            "ACDKIT_ARI_PASSWORD": "x", "ACDKIT_NODE_ID": "n1",
+            "ACDKIT_ARI_PASSWORD": "x", "ACDKIT_NODE_ID": "n1", "ACDKIT_NODE_LEASE": "true",
             "ACDKIT_NODE_LEASE_TTL": "2", "ACDKIT_NODE_LEASE_MARGIN": "0.6",
             "ACDKIT_NODE_STANDBY_POLL": "0.2",
             "ACDKIT_KPIS_METRICS": "false"}

@@ -21,7 +21,7 @@ from acdkit.labkit.sipp import Peer
 
 pytestmark = pytest.mark.lab
 
-LEASE = {"ACDKIT_NODE_ID": "lab", "ACDKIT_NODE_LEASE_TTL": "3",
+LEASE = {"ACDKIT_NODE_ID": "lab", "ACDKIT_NODE_LEASE": "true", "ACDKIT_NODE_LEASE_TTL": "3",
          "ACDKIT_NODE_LEASE_MARGIN": "1", "ACDKIT_NODE_STANDBY_POLL": "0.5"}
 
 

@@ -58,8 +58,11 @@ def node_lease(pool: Pool, settings: Settings) -> NodeLease:
                      settings.ari.app)
 
 
-def keeper_of(pool: Pool, settings: Settings) -> LeaseKeeper:
-    """This process's keeper of its node's lease (``[node]`` settings)."""
+def keeper_of(pool: Pool, settings: Settings) -> LeaseKeeper | NoLease:
+    """This process's keeper of its node's lease (``[node]`` settings); a keeper that holds
+    nothing when ``node.lease`` is off (one serve per node, no standby)."""
+    if not settings.node.lease:
+        return NoLease()
     return LeaseKeeper(node_lease(pool, settings), lease_terms(settings),
                        f"node {node_id(settings)}, app {settings.ari.app}")
 
@@ -222,3 +225,17 @@ class LeaseKeeper:
         with contextlib.suppress(AcdError):
             if await self.lease.release(self.token):
                 log.info("%s: lease released", self.what)
+
+
+class NoLease:
+    """A serve alone on its node: active at once, never fenced, nothing to give up."""
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        del stop
+        return True
+
+    async def keep(self) -> None:
+        await asyncio.Event().wait()  # never lost
+
+    async def release(self) -> None:
+        return None
