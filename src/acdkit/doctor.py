@@ -18,6 +18,7 @@ from acdkit.checks import Check, doctor_client
 from acdkit.config import Settings
 from acdkit.core.errors import AcdError
 from acdkit.doctor_install import check_install
+from acdkit.doctor_sentinel import check_sentinels
 from acdkit.services.standby import node_id, shown
 from acdkit.store.keys import Keys
 from acdkit.store.lease import NodeLease
@@ -42,6 +43,7 @@ def reason(exc: BaseException, seconds: float) -> str:
 async def run_checks(settings: Settings) -> list[Check]:
     checks = [check_config(settings)]
     checks += await check_redis(settings)
+    checks += await check_sentinels(settings)
     checks.append(check_redis_acl(settings))
     ari, version = await check_ari(settings)
     checks += ari

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from acdkit.config import Settings
+from acdkit.store.primary import parse_sentinels
 
 LAB_SECRET_SHA256 = frozenset({
     "0f57a71ee99d5ed4f15dba0e3db34afd27432b3906594884a95bf02c23ce43b8",  # ARI (ari.conf)
@@ -65,9 +66,21 @@ def endpoints(settings: Settings) -> list[Endpoint]:
         Endpoint("ami", settings.ami.host, False, settings.ami.secret.reveal()),
         Endpoint("agi", settings.agi.host, False, None),  # FastAGI: no login, no TLS
         Endpoint("media", media_host, False, None),  # voice media for Asterisk: no login
-        Endpoint("redis", "" if redis.scheme == "unix" else redis.hostname or "",
-                 redis.scheme in ("rediss", "unix"), redis.password),
+        *_redis_endpoints(settings),
     ]
+
+
+def _redis_endpoints(settings: Settings) -> list[Endpoint]:
+    """Redis as acdkit reaches it: ``redis.url``'s server, or (with sentinels, where that
+    host is not used) each sentinel, with the sentinels' own password."""
+    redis = urlsplit(settings.redis.url)
+    tls = redis.scheme in ("rediss", "unix")
+    if not settings.redis.sentinels:
+        return [Endpoint("redis", "" if redis.scheme == "unix" else redis.hostname or "",
+                         tls, redis.password)]
+    secret = settings.redis.sentinel_password.reveal() or None
+    return [Endpoint(f"redis sentinel {host}:{port}", host, tls, secret)
+            for host, port in parse_sentinels(settings.redis.sentinels)]
 
 
 def judge(endpoint: Endpoint) -> tuple[str, str]:

@@ -182,7 +182,8 @@ LAYER_OF: dict[str, str] = {
     **{f"acdkit.{adapter}": adapter for adapter in ADAPTERS},
     "acdkit.bootstrap": "bootstrap",
     "acdkit.cli": "cli", "acdkit.__main__": "cli", "acdkit.doctor": "cli",
-    "acdkit.doctor_install": "cli", "acdkit.checks": "cli", "acdkit.exposure": "cli",
+    "acdkit.doctor_install": "cli", "acdkit.doctor_sentinel": "cli", "acdkit.checks": "cli",
+    "acdkit.exposure": "cli",
     "acdkit.testing": "testing",
     "acdkit.labkit": "labkit",
 }
