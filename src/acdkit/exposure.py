@@ -57,7 +57,6 @@ def is_loopback(host: str) -> bool:
 def endpoints(settings: Settings) -> list[Endpoint]:
     """The endpoints of ``settings``, each with its host, TLS and secret."""
     ari = urlsplit(settings.ari.url)
-    redis = urlsplit(settings.redis.url)
     media_host = settings.requests.media_listen.rpartition(":")[0]
     return [
         Endpoint("ari", ari.hostname or "", ari.scheme == "https",

@@ -4,8 +4,8 @@ the replicas that ``redis.min_replicas_ack`` counts on (doctor_sentinel.py)."""
 from __future__ import annotations
 
 import signal
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
