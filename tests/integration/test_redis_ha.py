@@ -26,8 +26,10 @@ from test_agi_server import caller_presses, converse
 from acdkit import dialplan_vars as dv
 from acdkit.agi.routes import RouteContext, handlers
 from acdkit.agi.server import AgiServer
+from acdkit.ari.dialback import DialBacks, dial_back
 from acdkit.bootstrap import open_pool
 from acdkit.config import RedisSettings, Settings
+from acdkit.core.callbacks import DialOutcome
 from acdkit.core.errors import NotDurable, RedisUnavailable
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskKind, TaskState
@@ -197,9 +199,28 @@ async def test_without_replicas_nothing_is_confirmed_and_nothing_is_kept(
         assert held is not None and held.state is TaskState.QUEUED and held.agent_id is None
         assert agent is not None and agent.state.value == "ready"
 
+        with pytest.raises(NotDurable):  # the dispatcher's claims too: undone, nobody rung
+            await pool.claim_next(["a1"], T0)
+        with pytest.raises(NotDurable):
+            await pool.claim_for_task("t1", T0)
+        assert (await pool.get_task("t1")).state is TaskState.QUEUED  # type: ignore[union-attr]
+
         with pytest.raises(NotDurable):
             await store.acquire_dial_lock("t1")
         assert not await store.dial_lock_held("t1")
+
+        # An attempt whose record no replica holds is not dialed: serve reports it failed,
+        # not dialed, before it touches Asterisk (its ARI parts are never reached here).
+        await pool.add_task(callback("cb-dial", "+12015550105"), T0)
+        await pool.redis.hset(pool.keys.task("cb-dial"), mapping={"state": "reserved",
+                                                                   "agent_id": "a1"})
+        await store.open_attempt("cb-dial", 1, "a1", T0, number="+12015550105")
+        ctx = DialBacks(control=None, pool=pool, clock=StepClock(), callbacks=store,  # type: ignore[arg-type]
+                        sessions=None, calls=None, spawner=None, connector=None,  # type: ignore[arg-type]
+                        endings=None, center=None, agents=None, requests=None)  # type: ignore[arg-type]
+        await dial_back(ctx, {"task_id": "cb-dial", "attempt": 1, "agent_id": "a1"})
+        attempt = await store.get_attempt("cb-dial", 1)
+        assert attempt is not None and attempt.outcome is DialOutcome.FAILED
 
         # One replica back: the same objects confirm again.
         group.start_data(group.data[1], replica_of=group.data[0])

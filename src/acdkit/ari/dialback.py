@@ -28,7 +28,7 @@ from acdkit.ari.spawner import Spawner
 from acdkit.config import AgentSettings, CenterSettings, RequestSettings
 from acdkit.core.agents import AgentEvent
 from acdkit.core.callbacks import DialOutcome
-from acdkit.core.errors import AcdError
+from acdkit.core.errors import AcdError, NotDurable
 from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskKind, TaskState
 from acdkit.ports import Clock
@@ -106,6 +106,9 @@ async def dial_back(ctx: DialBacks, command: dict[str, Any]) -> None:
     task_id, attempt = str(command["task_id"]), int(command["attempt"])
     try:
         outcome, dialed = await _attempt(ctx, task_id, attempt, str(command.get("agent_id", "")))
+    except NotDurable as exc:  # nobody was dialed: the job's retry policy decides
+        log.warning("callback %s attempt %s not dialed: %s", task_id, attempt, exc)
+        outcome, dialed = DialOutcome.FAILED, False
     except AcdError as exc:
         log.warning("callback %s attempt %s failed: %s", task_id, attempt, exc)
         outcome, dialed = DialOutcome.FAILED, True
@@ -164,14 +167,19 @@ async def _attempt(ctx: DialBacks, task_id: str, n: int,
 
 
 async def _still_wanted(ctx: DialBacks, task_id: str, n: int, agent_id: str) -> bool:
-    """The job still waits for this attempt and the task is still reserved for the agent."""
+    """The job still waits for this attempt, the task is still reserved for the agent, and
+    replicas hold the attempt (``NotDurable`` otherwise)."""
     attempt = await ctx.callbacks.get_attempt(task_id, n)
     task = await ctx.pool.get_task(task_id)
     wanted = (attempt is not None and attempt.outcome is None and task is not None
               and task.state is TaskState.RESERVED and task.agent_id == agent_id)
     if not wanted:
         log.info("callback %s attempt %s: no longer wanted, not dialing", task_id, n)
-    return wanted
+        return False
+    # The attempt record (its fixed channel ids) is on the replicas before anyone is dialed:
+    # a failover then cannot forget an attempt that rang (docs/redis-ha.md).
+    await ctx.pool.durability.confirm()
+    return True
 
 
 async def _drop_leg(ctx: DialBacks, agent_id: str, leg: Session) -> None:
