@@ -17,7 +17,9 @@ from acdkit.store.primary import (
     CONNECT_TIMEOUT,
     HEALTH_CHECK_INTERVAL,
     MAX_CONNECTIONS,
+    ROUND_TRIPS,
     Primary,
+    RoundTrips,
     as_primary,
     async_client,
     redact,
@@ -28,13 +30,15 @@ T = TypeVar("T")
 
 COMMAND_TIMEOUT = 5.0
 NO_REPLICAS = "NOREPLICAS"  # the primary's answer to a write while min-replicas-to-write fails
-__all__ = ["CONNECT_TIMEOUT", "HEALTH_CHECK_INTERVAL", "Primary", "client", "connect",
-           "guarded", "redact", "translated", "unavailable"]
+__all__ = ["CONNECT_TIMEOUT", "HEALTH_CHECK_INTERVAL", "ROUND_TRIPS", "Primary", "RoundTrips",
+           "client", "connect", "guarded", "redact", "translated", "unavailable"]
 
 
-def client(target: str | Primary, *, timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
+def client(target: str | Primary, *, timeout: float = COMMAND_TIMEOUT,
+           round_trips: RoundTrips = ROUND_TRIPS) -> aioredis.Redis:
     """A client for ``target`` (a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
-    ``Primary`` found through sentinels: store/primary.py) returning ``str``.
+    ``Primary`` found through sentinels: store/primary.py) returning ``str``, counting its
+    round trips in ``round_trips`` (the process's, shown on ``/metrics``, by default).
 
     Commands are never retried by the client: a claim script whose reply timed out may have
     run, and running it again would report a lost claim for a reservation that was made. The
@@ -44,15 +48,16 @@ def client(target: str | Primary, *, timeout: float = COMMAND_TIMEOUT) -> aiored
     # A blocking pool: a burst of callers (40 set-ups a second on the lab) needs more
     # connections at once than the default pool's 100, which then raises "Too many
     # connections" (redis-py 8.1) and drops calls; this one waits for a free connection.
-    return async_client(target, timeout=timeout, max_connections=MAX_CONNECTIONS)
+    return async_client(target, timeout=timeout, max_connections=MAX_CONNECTIONS,
+                        round_trips=round_trips)
 
 
-async def connect(target: str | Primary, *,
-                  timeout: float = COMMAND_TIMEOUT) -> aioredis.Redis:
+async def connect(target: str | Primary, *, timeout: float = COMMAND_TIMEOUT,
+                  round_trips: RoundTrips = ROUND_TRIPS) -> aioredis.Redis:
     """A client for ``target`` that answered a PING; raise ``RedisUnavailable`` (naming the
     address or the sentinels, never the password) when Redis does not answer.
     """
-    made = client(target, timeout=timeout)
+    made = client(target, timeout=timeout, round_trips=round_trips)
     try:
         with translated(as_primary(target).where):
             await made.ping()

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool
@@ -112,6 +112,34 @@ def as_primary(target: str | Primary) -> Primary:
 
 # -- asyncio clients (serve, agi, web, the worker's maintenance) ------------------------------
 
+class RoundTrips:
+    """Round trips to Redis: one per write to a connection's socket, so one per command and
+    one per pipeline or transaction (its commands go out packed in one write and their
+    replies are read back together). A connection's handshake and health-check PINGs count
+    too: they are round trips as well."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+ROUND_TRIPS = RoundTrips()  # this process's asyncio clients, unless told otherwise (/metrics)
+
+
+def counting(cls: type[AbstractConnection], trips: RoundTrips) -> type[AbstractConnection]:
+    """``cls`` (a plain, TLS, unix or sentinel-managed connection) counting into ``trips``.
+
+    Every write of redis-py's asyncio client goes through ``send_packed_command``: a
+    command's (``send_command``), a pipeline's or a transaction's packed commands."""
+    async def send_packed_command(self: AbstractConnection, command: Any,
+                                  check_health: bool = True) -> None:
+        trips.count += 1
+        await cls.send_packed_command(self, command, check_health)
+
+    return type(f"Counted{cls.__name__}", (cls,), {"send_packed_command": send_packed_command})
+
+
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """redis-py's Sentinel pool that waits for a free connection, as ``client`` does for one
     box (a burst of callers needs more connections at once than the pool's cap)."""
@@ -130,9 +158,11 @@ class _PrimaryClient(aioredis.Redis):
 
 
 def async_client(target: str | Primary, *, timeout: float, max_connections: int =
-                 MAX_CONNECTIONS, decode: bool = True) -> aioredis.Redis:
+                 MAX_CONNECTIONS, decode: bool = True,
+                 round_trips: RoundTrips = ROUND_TRIPS) -> aioredis.Redis:
     """An asyncio client of the primary whose commands are never retried by the client (see
-    ``connection.client``) and whose pool waits ``timeout`` s for a free connection."""
+    ``connection.client``), whose pool waits ``timeout`` s for a free connection, and whose
+    round trips are counted in ``round_trips``."""
     primary = as_primary(target)
     options: dict[str, Any] = {
         "max_connections": max_connections, "timeout": timeout, "decode_responses": decode,
@@ -140,12 +170,15 @@ def async_client(target: str | Primary, *, timeout: float, max_connections: int 
         "health_check_interval": HEALTH_CHECK_INTERVAL, "retry": Retry(NoBackoff(), retries=0)}
     if not primary.sentinels:
         pool = BlockingConnectionPool.from_url(primary.url, **options)
+        pool.connection_class = counting(pool.connection_class, round_trips)
         made: aioredis.Redis = aioredis.Redis.from_pool(pool)
         return made
     sentinel = AsyncSentinel(primary.sentinels, sentinel_kwargs=_sentinel_options(primary))
     master: aioredis.Redis = sentinel.master_for(
         primary.master_name, redis_class=_PrimaryClient,
         connection_pool_class=_BlockingSentinelPool, **options, **_data_options(primary))
+    master.connection_pool.connection_class = counting(master.connection_pool.connection_class,
+                                                       round_trips)
     return master
 
 
