@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from functools import partial
 
@@ -118,7 +118,7 @@ async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQ
                asyncio.create_task(supervised("housekeeping", lambda: housekeeping(
                    pool, settings, clock)), name="housekeeping"),
                asyncio.create_task(supervised("voice-media", lambda: voice_media(
-                   pool, settings)), name="voice-media"),
+                   pool, settings, client.requests)), name="voice-media"),
                asyncio.create_task(supervised("loop-watch", watch_loop), name="loop-watch")]
     if settings.kpis.queue_log or settings.kpis.queue_log_sqlite:
         feed = QueueLogFeed(pool, settings.kpis)
@@ -160,10 +160,11 @@ async def supervised(name: str, loop: Callable[[], Awaitable[None]],
         await asyncio.sleep(backoff[min(failures, len(backoff)) - 1] if failures else 0.0)
 
 
-async def voice_media(pool: Pool, settings: Settings) -> None:
+async def voice_media(pool: Pool, settings: Settings,
+                      ari_requests: Mapping[tuple[str, str], int] | None = None) -> None:
     """Serve voice-request audio to Asterisk over HTTP (ari/media.py), and ``/metrics``
-    on the same listener (web/metrics.py)."""
-    extra = metrics.routes(pool, settings) if settings.kpis.metrics else []
+    on the same listener (web/metrics.py), with the ARI client's request counts."""
+    extra = metrics.routes(pool, settings, ari_requests) if settings.kpis.metrics else []
     await run_media(RequestStore(pool, settings.requests), extra)
 
 

@@ -4,32 +4,38 @@ labels stay bounded, and the figures are those of `acdkit stats` for the same wi
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import replace
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from poolkit import kpi_day
+from poolkit import kpi_day, task
 from prometheus_client.parser import text_string_to_metric_families
 
 from acdkit.config import Settings
 from acdkit.core.kpis import parse_window
 from acdkit.store.kpis import kpi_settings, read_kpis
 from acdkit.store.pool import Pool
+from acdkit.store.primary import ROUND_TRIPS, RoundTrips
 from acdkit.web import metrics
 
 pytestmark = pytest.mark.integration
-LABELS = {"skill", "state", "kind", "threshold", "le"}
+LABELS = {"skill", "state", "kind", "threshold", "le", "method", "route"}
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-async def scrape(pool: Pool, settings: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]],
-                                                         float]:
+async def scrape(pool: Pool, settings: Settings) -> Samples:
     app = web.Application()
     app.router.add_routes(metrics.routes(pool, settings))
     async with TestClient(TestServer(app)) as client:
-        reply = await client.get("/metrics")
-        assert reply.status == 200 and reply.content_type == "text/plain"
-        text = await reply.text()
+        return await read(client)
+
+
+async def read(client: TestClient) -> Samples:  # type: ignore[type-arg]
+    reply = await client.get("/metrics")
+    assert reply.status == 200 and reply.content_type == "text/plain"
+    text = await reply.text()
     samples = {}
     for family in text_string_to_metric_families(text):
         assert family.name.startswith("acdkit_"), family.name
@@ -59,3 +65,30 @@ async def test_scrape_agrees_with_stats(pool: Pool) -> None:
     assert got[("acdkit_calls_waiting", sales)] == 0
     assert got[("acdkit_callbacks_pending", ())] == 0
     assert got[("acdkit_agent_state_seconds_total", (("state", "on_call"),))] == 30
+
+
+async def test_the_process_counters_are_fresh_at_every_scrape(pool: Pool) -> None:
+    trips, ari = RoundTrips(), Counter({("POST", "channels/{id}/answer"): 3})
+    endpoint = metrics.MetricsEndpoint(pool, Settings(), ari, trips)
+    app = web.Application()
+    app.router.add_get("/metrics", endpoint.handle)
+    async with TestClient(TestServer(app)) as client:
+        trips.count = 41
+        first = await read(client)
+        trips.count, ari[("GET", "bridges")] = 50, 1
+        await pool.add_task(task("t1"))
+        second = await read(client)  # within MIN_INTERVAL: the center's figures are reused
+    answer = (("method", "POST"), ("route", "channels/{id}/answer"))
+    assert first[("acdkit_redis_round_trips_total", ())] == 41
+    assert first[("acdkit_ari_requests_total", answer)] == 3
+    assert ("acdkit_ari_requests_total", (("method", "GET"), ("route", "bridges"))) not in first
+    assert second[("acdkit_redis_round_trips_total", ())] == 50
+    assert second[("acdkit_ari_requests_total", (("method", "GET"), ("route", "bridges")))] == 1
+    assert ("acdkit_calls_waiting", (("skill", "sales"),)) not in second  # not read again
+
+
+async def test_without_an_ari_client_only_the_round_trips_show(pool: Pool) -> None:
+    before = ROUND_TRIPS.count
+    got = await scrape(pool, Settings())
+    assert got[("acdkit_redis_round_trips_total", ())] >= before
+    assert not [name for name, _ in got if name.startswith("acdkit_ari_")]

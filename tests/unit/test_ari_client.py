@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 from acdkit.ari import events as ev
 from acdkit.ari.client import AriClient
 from acdkit.ari.control import AriControl
+from acdkit.ari.request_routes import route_of
 from acdkit.core.errors import AriRequestFailed, ConfigError, InvalidInput
 
 USER, PASSWORD, APP = "acdkit", "s3cret-ari-pw", "acdkit-test"
@@ -456,3 +457,45 @@ async def test_a_slow_answer_is_logged_with_its_request(
     slow = [r.getMessage() for r in caplog.records if "answered in" in r.getMessage()]
     assert len(slow) == 1 and slow[0].startswith("ARI POST channels/c9/answer answered in")
     assert int(slow[0].split()[-2]) >= 600
+
+
+# --------------------------------------------------------------------------- request counts
+
+
+async def test_requests_sent_are_counted_by_method_and_route(
+        harness: Harness, fake: FakeAsterisk) -> None:
+    control = AriControl(harness.client)
+    assert harness.client.requests == {("GET", "asterisk/info"): 1}  # the connect's probe
+    for channel in ("c1", "c2", "c3"):
+        assert await control.answer(channel)
+    assert await control.play("c1", ["sound:beep"], playback_id="pb-c1-7") == "pb-c1-7"
+    assert await control.add_to_bridge("hold-sales", ["c2"])
+    assert await control.download_recording("vr-1") == b"RIFF-audio"  # over HTTP
+    fake.statuses = {"channels/c9": (404, {"message": "Channel not found"})}
+    assert await control.get_channel("c9") is None  # an error answer was still sent
+    assert harness.client.requests == {
+        ("GET", "asterisk/info"): 1, ("POST", "channels/{id}/answer"): 3,
+        ("POST", "channels/{id}/play/{id}"): 1, ("POST", "bridges/{id}/addChannel"): 1,
+        ("GET", "recordings/stored/{id}/file"): 1, ("GET", "channels/{id}"): 1}
+    with pytest.raises(InvalidInput):
+        await control.answer("../asterisk/info")  # refused before sending: not counted
+    assert sum(harness.client.requests.values()) == 8
+
+
+async def test_requests_over_http_are_counted_too(fake: FakeAsterisk) -> None:
+    h = await Harness(fake, transport="http").start()
+    await h.client.request("DELETE", "channels/1712345678.42")
+    await h.stop()
+    assert h.client.requests == {("GET", "asterisk/info"): 1, ("DELETE", "channels/{id}"): 1}
+
+
+@pytest.mark.parametrize(("path", "route"), [
+    ("channels/1712345678.42/answer", "channels/{id}/answer"),
+    ("/channels/c1/snoop/snoop-c1", "channels/{id}/snoop/{id}"),
+    ("bridges", "bridges"),
+    ("bridges/call-t1?x=1", "bridges/{id}"),
+    ("applications/acdkit", "applications/{id}"),
+    ("a/b/c/d/e/f/g/h", "{id}/{id}/{id}/{id}/{id}/{id}/..."),
+])
+def test_a_route_never_names_an_id(path: str, route: str) -> None:
+    assert route_of(path) == route

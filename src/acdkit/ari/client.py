@@ -9,7 +9,8 @@ return, as a *string* (the docs' sample ``headers`` list is not sent). Responses
 caller by ``request_id`` (a dict of futures, each with its own timeout). Every connect probes
 ``GET asterisk/info`` on the socket: an error status or no answer (older Asterisk ignores
 text frames) switches requests to HTTP. Binary content (stored recordings) always goes over
-HTTP: the socket answers 406 for it.
+HTTP: the socket answers 406 for it. Every request sent counts in ``requests``, by method
+and route (ari/request_routes.py), for ``/metrics``.
 
 Tasks. ``run()`` owns a *reader* task that only decodes frames, resolves response futures
 and queues events; a *dispatcher* task that awaits ``on_event`` for one event at a time, in
@@ -44,6 +45,7 @@ import aiohttp
 from yarl import URL
 
 from acdkit.ari import events as ev
+from acdkit.ari.request_routes import RequestCounts, count
 from acdkit.core.errors import AriRequestFailed, AsteriskUnavailable, ConfigError, InvalidInput
 from acdkit.limits import RateLimitedLog
 
@@ -123,6 +125,7 @@ class AriClient:
         self._connecting: asyncio.Task[aiohttp.ClientWebSocketResponse | None] | None = None
         self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
         self.replaced = False
+        self.requests: RequestCounts = RequestCounts()  # sent, by (method, route): /metrics
 
     def __repr__(self) -> str:
         return (f"AriClient(url={str(self._http)!r}, username={self.username!r}, "
@@ -178,6 +181,7 @@ class AriClient:
         path = path.lstrip("/")
         if self._stop.is_set():
             raise AriRequestFailed("GET", path, None, "the ARI client is closed")
+        count(self.requests, "GET", path)
         try:
             async with self._http_session().get(self._http / path) as r:
                 data = await r.read()
@@ -196,6 +200,7 @@ class AriClient:
 
     async def _http_request(self, method: str, path: str, query: dict[str, str],
                             body: Any) -> AriResponse:
+        count(self.requests, method, path)
         try:
             async with self._http_session().request(
                     method, self._http / path, params=query, json=body) as r:
@@ -208,6 +213,7 @@ class AriClient:
         ws = self._ws
         if ws is None or ws.closed:
             raise AriRequestFailed(method, path, None, "connection lost before sending")
+        count(self.requests, method, path)
         request_id = f"acdkit-{next(self._ids)}"
         message: dict[str, Any] = {"type": "RESTRequest", "request_id": request_id,
                                    "method": method, "uri": path}

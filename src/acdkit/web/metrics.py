@@ -7,6 +7,12 @@ waiting, the longest wait, callbacks pending) and the KPIs of ``[kpis] metrics_w
 reset at midnight) from the same code as ``acdkit stats``, so both give the same numbers.
 Labels come from bounded sets only: skill, state, kind, threshold; never a number or an id.
 A scrape within ``MIN_INTERVAL`` of the previous one is answered from it.
+
+Two counters of this process come first, read fresh at every scrape before the figures
+above are computed (so a scrape's own Redis reads show on the next one): the Redis round
+trips of its clients (``acdkit_redis_round_trips_total``: one per command, pipeline or
+transaction, store/primary.py) and, in ``serve``, the ARI requests it sent
+(``acdkit_ari_requests_total{method,route}``, the route with its ids templated).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -35,6 +41,7 @@ from acdkit.core.errors import AcdError
 from acdkit.core.kpis import Kpis, KpiSettings, parse_window
 from acdkit.store.kpis import Live, kpi_settings, kpis_of, read_journal
 from acdkit.store.pool import Pool
+from acdkit.store.primary import ROUND_TRIPS, RoundTrips
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +168,26 @@ class CenterCollector(Collector):
                                     value=k.agents.occupancy)
 
 
+class ProcessCollector(Collector):
+    """This process's counters: Redis round trips and, when given, ARI requests."""
+
+    def __init__(self, round_trips: RoundTrips,
+                 ari_requests: Mapping[tuple[str, str], int] | None) -> None:
+        self.round_trips = round_trips.count
+        self.ari_requests = None if ari_requests is None else dict(ari_requests)
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("acdkit_redis_round_trips", "Round trips to Redis of this "
+                                  "process: one per command, pipeline or transaction",
+                                  value=self.round_trips)
+        if self.ari_requests is not None:
+            ari = CounterMetricFamily("acdkit_ari_requests", "ARI requests sent",
+                                      labels=["method", "route"])
+            for (method, route), sent in sorted(self.ari_requests.items()):
+                ari.add_metric([method, route], sent)
+            yield ari
+
+
 def _buckets(waits: tuple[float, ...]) -> list[tuple[str, float]]:
     return [*((floatToGoString(edge),  # type: ignore[no-untyped-call]
                float(sum(1 for w in waits if w <= edge)))
@@ -171,13 +198,20 @@ def _buckets(waits: tuple[float, ...]) -> list[tuple[str, float]]:
 class MetricsEndpoint:
     """The aiohttp handler; one scrape computes at a time, a close second one reuses it."""
 
-    def __init__(self, pool: Pool, settings: Settings) -> None:
+    def __init__(self, pool: Pool, settings: Settings,
+                 ari_requests: Mapping[tuple[str, str], int] | None = None,
+                 round_trips: RoundTrips = ROUND_TRIPS) -> None:
         self.pool = pool
         self.settings = settings
+        self.ari_requests = ari_requests
+        self.round_trips = round_trips
         self._lock = asyncio.Lock()
         self._last: tuple[float, bytes] | None = None
 
     async def handle(self, _: web.Request) -> web.Response:
+        counters = CollectorRegistry(auto_describe=False)
+        counters.register(ProcessCollector(self.round_trips, self.ari_requests))
+        head = generate_latest(counters)
         async with self._lock:
             if self._last is None or time.monotonic() - self._last[0] > MIN_INTERVAL:
                 try:
@@ -188,10 +222,12 @@ class MetricsEndpoint:
                 registry = CollectorRegistry(auto_describe=False)
                 registry.register(CenterCollector(snap))
                 self._last = (time.monotonic(), generate_latest(registry))
-            body = self._last[1]
+            body = head + self._last[1]
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def routes(pool: Pool, settings: Settings) -> list[web.RouteDef]:
-    """``GET /metrics`` for an aiohttp application."""
-    return [web.get("/metrics", MetricsEndpoint(pool, settings).handle)]
+def routes(pool: Pool, settings: Settings,
+           ari_requests: Mapping[tuple[str, str], int] | None = None) -> list[web.RouteDef]:
+    """``GET /metrics`` for an aiohttp application; ``ari_requests``: the ARI client's
+    counts of requests sent, by (method, route)."""
+    return [web.get("/metrics", MetricsEndpoint(pool, settings, ari_requests).handle)]
