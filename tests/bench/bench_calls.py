@@ -11,7 +11,11 @@
 - callers held: N callers in the holding bridge with music; CPU and RSS of serve and Asterisk;
 - dial-back latency: an agent becomes ready (store ``move_agent``) → the INVITE to its phone
   for a due callback (serve + an RQ worker), p50/p99;
-- dispatcher claims per second (tests/bench/bench_dispatch.py's JSON, or a short run of it).
+- dispatcher claims per second (tests/bench/bench_dispatch.py's JSON, or a short run of it);
+- per answered call, serve's Redis round trips and ARI requests (by route): its /metrics
+  counters read before a burst and after its calls are gone, divided by the calls an agent
+  answered (the window holds serve's background loops too: the dispatcher's sweep, the
+  housekeeping, one /metrics scrape).
 
 Prints a table, never pass/fail; ``--out FILE.json`` writes the figures. Uses a private
 redis-server; run it under the lab lock (``make bench`` does):
@@ -56,11 +60,11 @@ def caller_invites(messages: list[SipMessage]) -> dict[str, float]:
 
 
 def burst(ext: str, rate: float, calls: int, talk: float, workdir: Path,
-          pids: dict[str, int]) -> dict[str, Any]:
+          pids: dict[str, int], serve: lab.Serve) -> dict[str, Any]:
     """``calls`` callers at ``rate``/s to ``ext``; each agent hangs up ``talk`` s after it
     answered (the same call length on both paths, whatever the set-up took), the caller
     waits for that BYE. Returns per-call set-up times (caller INVITE → agent INVITE),
-    failures and CPU."""
+    failures, CPU, and serve's round trips and requests per answered call."""
     workdir.mkdir(parents=True, exist_ok=True)
     with agent_peer(workdir=workdir / "agents", hangup="*", hangup_after=talk) as phones:
         phones.start()
@@ -69,16 +73,19 @@ def burst(ext: str, rate: float, calls: int, talk: float, workdir: Path,
                               timeout=calls / rate + talk + 20, keys={"caller_id": "7"},
                               variables={"hold_ms": "0"},
                               workdir=workdir / "callers", name="bench-caller")
+        counted = lab.Counters.read(serve)
         window = lab.CpuWindow(pids).start()
         result = callers.run()
         cpu = window.stop()
         drain()
+        counts = lab.Counters.read(serve)
         agent_times = {i.from_user: i.time for i in invites_of(phones.messages())}
     started = caller_invites(result.messages)
     setups = {n: agent_times[n] - t for n, t in started.items() if n in agent_times}
     return {"rate": rate, "calls": calls, "sipp_ok": result.successful,
             "sipp_failed": result.failed + max(0, calls - result.successful - result.failed),
-            "setups": setups, "no_agent": sorted(set(started) - set(setups)), "cpu": cpu}
+            "setups": setups, "no_agent": sorted(set(started) - set(setups)), "cpu": cpu,
+            "serve_per_call": counts.per_call(counted, len(setups))}
 
 
 def drain(timeout: float = 15.0) -> None:
@@ -98,22 +105,25 @@ def failures(step: dict[str, Any], max_wait: float) -> int:
 
 
 def capacity(target: str, args: argparse.Namespace, work: Path,
-             pids: dict[str, int]) -> dict[str, Any]:
+             pids: dict[str, int], serve: lab.Serve) -> dict[str, Any]:
     """Step up the rate until a step has a failure, then try once between the last good and
     the first bad rate."""
     steps: list[dict[str, Any]] = []
 
     def step(rate: float) -> bool:
         calls = max(1, round(rate * args.step_seconds))
-        got = burst(TARGETS[target], rate, calls, args.talk, work / f"{target}-{rate:g}", pids)
+        got = burst(TARGETS[target], rate, calls, args.talk, work / f"{target}-{rate:g}", pids,
+                    serve)
         bad = failures(got, args.max_wait)
         setups = list(got["setups"].values())
         steps.append({"rate": rate, "calls": calls, "failed": bad,
                       "setup_p50_ms": 1000 * lab.percentile(setups, 0.5),
-                      "setup_p99_ms": 1000 * lab.percentile(setups, 0.99), "cpu": got["cpu"]})
+                      "setup_p99_ms": 1000 * lab.percentile(setups, 0.99), "cpu": got["cpu"],
+                      "serve_per_call": got["serve_per_call"]})
         print(f"  {target:<6} {rate:6.1f} calls/s x {calls:4d}: {bad:3d} failed, set-up p99 "
               f"{steps[-1]['setup_p99_ms']:7.0f} ms, cpu {fmt_cpu(got['cpu'])}, serve "
-              f"{1000 * got['cpu']['serve']['cpu_s'] / calls:.1f} ms CPU/call", flush=True)
+              f"{1000 * got['cpu']['serve']['cpu_s'] / calls:.1f} ms CPU/call, "
+              f"{fmt_counts(got['serve_per_call'])}", flush=True)
         return bad == 0
 
     best, rate, bad_rate = 0.0, args.start_rate, None
@@ -128,17 +138,24 @@ def capacity(target: str, args: argparse.Namespace, work: Path,
 
 
 def latency(target: str, args: argparse.Namespace, work: Path,
-            pids: dict[str, int]) -> dict[str, Any]:
+            pids: dict[str, int], serve: lab.Serve) -> dict[str, Any]:
     got = burst(TARGETS[target], args.latency_rate, args.latency_calls, args.talk,
-                work / f"latency-{target}", pids)
+                work / f"latency-{target}", pids, serve)
     setups = [1000 * s for s in got["setups"].values()]
+    print(f"  {target:<6} {fmt_counts(got['serve_per_call'])}", flush=True)
     return {"calls": args.latency_calls, "rate": args.latency_rate, "paired": len(setups),
             "failed": failures(got, args.max_wait), "p50_ms": lab.percentile(setups, 0.5),
-            "p99_ms": lab.percentile(setups, 0.99), "max_ms": max(setups, default=0.0)}
+            "p99_ms": lab.percentile(setups, 0.99), "max_ms": max(setups, default=0.0),
+            "serve_per_call": got["serve_per_call"]}
 
 
 def fmt_cpu(cpu: dict[str, dict[str, float]]) -> str:
     return ", ".join(f"{k} {v['cpu_cores']:.2f}" for k, v in cpu.items())
+
+
+def fmt_counts(per_call: dict[str, Any]) -> str:
+    return (f"serve per answered call: {per_call['redis_round_trips']:.1f} Redis round trips, "
+            f"{per_call['ari_requests']:.1f} ARI requests")
 
 
 # ---- callers held, dial-back -------------------------------------------------------------------
@@ -249,6 +266,7 @@ def table(r: dict[str, Any]) -> str:
     disp = r["dispatcher"]["acdkit"]
     m = r["machine"]
     over = lat["acdkit"]["p99_ms"] - lat["native"]["p99_ms"]
+    per_call = lat["acdkit"]["serve_per_call"]
     rows = [
         ("inbound capacity, calls/s, 0 failed", f"{a:g}", f"{n:g}",
          f"ratio {ratio:.2f} (target >= 0.8)"),
@@ -256,6 +274,9 @@ def table(r: dict[str, Any]) -> str:
          f"{lat['native']['p50_ms']:.0f}", ""),
         ("set-up INVITE -> agent INVITE p99, ms", f"{lat['acdkit']['p99_ms']:.0f}",
          f"{lat['native']['p99_ms']:.0f}", f"overhead {over:+.0f} ms (target <= 20)"),
+        ("serve per call: Redis round trips / ARI reqs",
+         f"{per_call['redis_round_trips']:.1f} / {per_call['ari_requests']:.1f}", "-",
+         "counters of serve's /metrics over the latency run"),
         (f"callers held ({h['callers']} called)", f"{h['held']}", "-", "target 200"),
         ("  serve CPU cores / RSS MB", f"{hs['cpu_cores']:.2f} / {hs['rss_mb']:.0f}", "-",
          f"RSS target < 150 (idle {h['serve_idle_rss_mb']:.0f})"),
@@ -343,7 +364,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         assert serve.proc is not None and ast is not None, "serve or Asterisk not found"
         pids = {"serve": serve.proc.pid, "asterisk": ast}
         if args.only == "capacity":
-            result["capacity"] = {t: capacity(t, args, work, pids)
+            result["capacity"] = {t: capacity(t, args, work, pids, serve)
                                   for t in args.targets.split(",")}
             return result
         if args.only == "held":
@@ -352,9 +373,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             print(f"held: {result['held']}", flush=True)
             return result
         print("latency (modest rate):", flush=True)
-        result["latency"] = {t: latency(t, args, work, pids) for t in TARGETS}
+        result["latency"] = {t: latency(t, args, work, pids, serve) for t in TARGETS}
         print("capacity (step search):", flush=True)
-        result["capacity"] = {t: capacity(t, args, work, pids) for t in TARGETS}
+        result["capacity"] = {t: capacity(t, args, work, pids, serve) for t in TARGETS}
         result["agents_stuck_after_capacity"] = asyncio.run(pause_all(serve, args.agents))
         print(f"agents stuck after the capacity steps: {result['agents_stuck_after_capacity']}")
         print(f"{args.held} callers held ...", flush=True)

@@ -1,6 +1,7 @@
 """What `make bench` and `make chaos` share: a private redis-server, `acdkit serve` and
-`acdkit worker` as processes on the lab, CPU and RSS read from /proc, the machine's
-description, the bench settings file, agents and callbacks written straight to the pool.
+`acdkit worker` as processes on the lab, CPU and RSS read from /proc, serve's counters of
+Redis round trips and ARI requests (its /metrics), the machine's description, the bench
+settings file, agents and callbacks written straight to the pool.
 
 psutil is not a dependency: CPU comes from /proc/<pid>/stat (utime + stime, clock ticks) and
 RSS from /proc/<pid>/status (VmRSS). Asterisk's pid is the lab container's main process
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ for _path in (str(ROOT), str(ROOT / "src")):
         sys.path.insert(0, _path)
 
 import redis  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from tests.lab.conftest import LAB_CONFIG, Serve, Worker  # noqa: E402, F401 (Worker: for bench_calls, chaos)
 
 from acdkit.config import Settings, load_settings  # noqa: E402
@@ -202,6 +205,40 @@ class CpuWindow:
         used = {k: cpu_seconds(p) - self.base[k] for k, p in self.pids.items()}
         return {k: {"cpu_cores": round(used[k] / elapsed, 3), "cpu_s": round(used[k], 2),
                     "rss_mb": round(rss_mb(p), 1)} for k, p in self.pids.items()}
+
+
+# ---- serve's counters (/metrics) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counters:
+    """serve's Redis round trips and ARI requests (by "METHOD route") so far."""
+
+    redis: float
+    ari: dict[str, float]
+
+    @classmethod
+    def read(cls, serve: Serve) -> Counters:
+        url = f"http://{settings_of(serve).requests.media_listen}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            text = reply.read().decode()
+        redis_trips, ari = 0.0, {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "acdkit_redis_round_trips_total":
+                    redis_trips = s.value
+                elif s.name == "acdkit_ari_requests_total":
+                    ari[f"{s.labels['method']} {s.labels['route']}"] = s.value
+        return cls(redis_trips, ari)
+
+    def per_call(self, before: Counters, calls: int) -> dict[str, Any]:
+        """What happened since ``before``, per call (of ``calls``): round trips, requests,
+        and the requests by route (the window holds serve's background loops too)."""
+        n = max(calls, 1)
+        routes = {k: (v - before.ari.get(k, 0.0)) / n for k, v in self.ari.items()}
+        return {"calls": calls, "redis_round_trips": round((self.redis - before.redis) / n, 2),
+                "ari_requests": round(sum(routes.values()), 2),
+                "ari_by_route": {k: round(v, 2) for k, v in sorted(routes.items()) if v}}
 
 
 # ---- the pool, written directly --------------------------------------------------------------
