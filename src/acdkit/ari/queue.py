@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from acdkit.ari import callback_offer, my_requests
 from acdkit.ari.agents import AgentConnector
@@ -19,7 +19,7 @@ from acdkit.ari.ivr import choose_skill
 from acdkit.ari.my_requests import MyRequests
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.config import OutboundSettings, OverflowSettings, QueueSettings
-from acdkit.core import ivr, overflow
+from acdkit.core import holding, ivr, overflow
 from acdkit.core.errors import InvalidTransition, NotFound
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
@@ -127,41 +127,46 @@ async def _missed(ctx: Queueing, task_id: str) -> None:
 async def _wait_for_agent(ctx: Queueing, session: Session, task: Task) -> None:
     """Hold until the connector bridges the caller: announce the position every
     ``queue.announce_every`` seconds and make the overflow offer when the rules say so.
-    While an agent is being rung the caller only listens; if that agent misses the call, the
-    task is back in line and the announcements go on."""
+    Between those moments the caller sleeps until the next one or its channel's next event
+    (core/holding.py): no tick per waiting caller. While an agent is being rung the caller
+    only listens; if that agent misses the call, the task is back in line and the
+    announcements go on."""
     call = ctx.calls.get(task.id)
     rules = callback_offer.rule(ctx.overflow)
-    last_announce = last_offer = None
-    tick = min(1.0, ctx.queue.announce_every)
+    timers = holding.timers(ctx.queue.announce_every, ctx.queue.max_wait, rules)
+    held = holding.Held(task.enqueued_at)
     while call is not None and call.bridge_id is None:
-        await session.next_event(tick)
+        if call.taken.is_set():  # an agent is being rung; taken ends without an event
+            await session.next_event(timers.retry)
+            continue
         now = ctx.clock.now()
-        if call.taken.is_set() or call.bridge_id is not None:
-            continue
-        if now - task.enqueued_at >= ctx.queue.max_wait:
-            await _past_max_wait(ctx, session, task)
-            continue
-        # Read the queue (position, agents) only when an offer or an announcement is due:
-        # this loop ticks every second for every waiting caller.
-        offer_due = now - task.enqueued_at >= rules.first_after and (
-            last_offer is None or now - last_offer >= rules.repeat_every)
-        announce_due = last_announce is None or \
-            now - last_announce >= ctx.queue.announce_every
-        if not (offer_due or announce_due):
-            continue
-        view = await callback_offer.queue_view(ctx.offer, task, now)
-        if view is None:
-            continue
-        reason = overflow.offer_reason(rules, view, last_offer, now)
-        if reason is not None:
-            last_offer = now
-            if await callback_offer.offer(ctx.offer, session, task, reason):
-                raise ChannelGone(session.channel_id)
-            continue
-        if last_announce is None or now - last_announce >= ctx.queue.announce_every:
-            if last_announce is not None or view.waited >= ctx.queue.announce_every:
-                await _announce(ctx, session, view.position)
-            last_announce = now
+        due = holding.due(timers, held, now)
+        if due:
+            held = await _attend(ctx, session, task, rules, replace(held, looked_at=now), due,
+                                 now)
+        else:
+            await session.next_event(holding.next_wake(timers, held) - now)
+
+
+async def _attend(ctx: Queueing, session: Session, task: Task, rules: overflow.OverflowRule,
+                  held: holding.Held, due: holding.Due, now: float) -> holding.Held:
+    """Do what is ``due`` at ``now``: end the longest wait, make the offer or announce the
+    position; return what happened, for the next wake."""
+    if due.expire:
+        await _past_max_wait(ctx, session, task)
+        return held
+    view = await callback_offer.queue_view(ctx.offer, task, now)
+    if view is None:
+        return held  # no longer in line: an agent is being connected
+    reason = overflow.offer_reason(rules, view, held.last_offer, now) if due.offer else None
+    if reason is not None:
+        if await callback_offer.offer(ctx.offer, session, task, reason):
+            raise ChannelGone(session.channel_id)
+        return replace(held, last_offer=now)
+    if due.announce:
+        await _announce(ctx, session, view.position)
+        return replace(held, last_announce=now)
+    return held
 
 
 async def _past_max_wait(ctx: Queueing, session: Session, task: Task) -> None:

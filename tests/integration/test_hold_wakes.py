@@ -1,0 +1,135 @@
+"""A caller on hold (ari/queue.py) wakes only when something is due (core/holding.py): its
+position announcements come every ``queue.announce_every`` and never sooner, its wait ends
+at ``queue.max_wait``, and in between it makes no Redis round trip, against a real
+redis-server (the flow's ARI requests are recorded instead of sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from itertools import pairwise
+from typing import Any, cast
+
+import pytest
+from poolkit import RULES
+
+from acdkit.ari import events as ev
+from acdkit.ari import queue
+from acdkit.ari.bridges import Bridges
+from acdkit.ari.callback_offer import LoggedIn, OverflowOffer
+from acdkit.ari.calls import Calls
+from acdkit.ari.control import AriControl
+from acdkit.ari.session import ChannelGone, Session
+from acdkit.config import OutboundSettings, OverflowSettings, QueueSettings, Settings
+from acdkit.core.numbers import NumberPolicy
+from acdkit.core.tasks import Task, TaskKind
+from acdkit.ports import SystemClock
+from acdkit.store.connection import RoundTrips, connect
+from acdkit.store.pool import Pool
+
+pytestmark = pytest.mark.integration
+NO_OFFERS = replace(OverflowSettings(), wait_over=0, position_over=0, when_no_agents=False,
+                    when_out_of_hours=False, first_after=0.2, repeat_every=0.2)
+
+
+@dataclass
+class Recorded:
+    """Stands for ARI: the requests the held caller's flow makes, with their times."""
+
+    trips: RoundTrips
+    played: list[tuple[float, list[str], int]]
+    sent: list[str]
+
+    async def play(self, channel_id: str, media: list[str], **_: Any) -> str:
+        self.played.append((time.time(), media, self.trips.count))
+        return "pb-1"
+
+    async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> bool:
+        self.sent.append(f"remove {channel_id} from {bridge_id}")
+        return True
+
+    async def continue_in_dialplan(self, channel_id: str, context: str, *_: Any) -> bool:
+        self.sent.append(f"continue {channel_id} in {context}")
+        return True
+
+
+@pytest.fixture
+async def counted_pool(redis_url: str) -> AsyncIterator[tuple[Pool, RoundTrips]]:
+    trips = RoundTrips()
+    made = Pool(await connect(redis_url, round_trips=trips), RULES)
+    try:
+        yield made, trips
+    finally:
+        await made.close()
+
+
+def queueing(pool: Pool, control: Recorded, announce_every: float,
+             max_wait: float) -> queue.Queueing:
+    """What the holding part of the inbound flow uses (the rest is never reached)."""
+    settings, clock, ari = Settings(), SystemClock(), cast(AriControl, control)
+    unused: Any = None
+    offer = OverflowOffer(ari, pool, clock, unused, NumberPolicy(), settings.center, NO_OFFERS,
+                          False, None, unused, unused, LoggedIn(pool))
+    return queue.Queueing(ari, pool, clock, NumberPolicy(), Calls(), Bridges(ari, "default"),
+                          unused, {}, QueueSettings(announce_every=announce_every,
+                                                    max_wait=max_wait),
+                          NO_OFFERS, OutboundSettings(), offer, unused, unused)
+
+
+async def hold(pool: Pool, ctx: queue.Queueing, task_id: str, ahead: int = 0) -> Task:
+    now = time.time()
+    for i in range(ahead):
+        await pool.add_task(Task(id=f"ahead-{i}", kind=TaskKind.CALL, skill="sales",
+                                 created_at=now - 10, enqueued_at=now - 10))
+    task = Task(id=task_id, kind=TaskKind.CALL, skill="sales", created_at=now,
+                enqueued_at=now, channel_id="c1")
+    await pool.add_task(task)
+    ctx.calls.open(task.id, Session("c1", ctx.control))
+    return task
+
+
+async def test_a_held_caller_makes_no_round_trip_until_its_wait_ends(
+        counted_pool: tuple[Pool, RoundTrips]) -> None:
+    pool, trips = counted_pool
+    control = Recorded(trips, [], [])
+    ctx = queueing(pool, control, announce_every=3_600, max_wait=2.0)
+    task = await hold(pool, ctx, "t1")
+    call = ctx.calls.get(task.id)
+    assert call is not None
+    waiting = asyncio.create_task(queue._wait_for_agent(ctx, call.customer, task))
+    quiet = trips.count
+    await asyncio.sleep(1.5)  # a poll would have read the queue each second by now
+    assert trips.count == quiet and not waiting.done()
+    with pytest.raises(ChannelGone):
+        await asyncio.wait_for(waiting, 5)
+    assert time.time() - task.enqueued_at >= 2.0
+    assert control.sent == ["remove c1 from hold-sales", "continue c1 in acdkit-fallback"]
+    expired = await pool.get_task(task.id)
+    assert expired is not None and expired.state.value == "expired"
+    assert control.played == []  # no announcement was due
+
+
+async def test_announcements_come_every_announce_every_and_never_sooner(
+        counted_pool: tuple[Pool, RoundTrips]) -> None:
+    pool, trips = counted_pool
+    control = Recorded(trips, [], [])
+    ctx = queueing(pool, control, announce_every=0.3, max_wait=1.4)
+    task = await hold(pool, ctx, "t1", ahead=1)
+    call = ctx.calls.get(task.id)
+    assert call is not None
+    waiting = asyncio.create_task(queue._wait_for_agent(ctx, call.customer, task))
+    await asyncio.sleep(0.1)
+    call.customer.feed(ev.ChannelDtmfReceived(channel=ev.Channel(id="c1"), digit="5"))
+    with pytest.raises(ChannelGone):
+        await asyncio.wait_for(waiting, 5)
+    times = [task.enqueued_at] + [at for at, _, _ in control.played]
+    assert len(times) >= 3, control.played  # 0.3, 0.6, 0.9, 1.2 s on a quiet machine
+    assert all(b - a >= 0.3 for a, b in pairwise(times)), times
+    assert {tuple(media) for _, media, _ in control.played} == {
+        ("sound:queue-thereare", "number:2", "sound:queue-callswaiting")}
+    # Between two announcements, one read of the queue: its position (and the agents
+    # logged in, read at most once a second for every caller): a few round trips.
+    reads = [b - a for (_, _, a), (_, _, b) in pairwise(control.played)]
+    assert all(0 < r <= 4 for r in reads), reads
