@@ -49,6 +49,27 @@ def claim_lab() -> IO[str]:
         time.sleep(0.5)
 
 
+def claim_private_lab(name: str = "") -> IO[str]:
+    """Lock the private lab ``name`` (or the first free one, waiting for one) and enter it,
+    as ``claim_lab`` does, never the main lab: for bench scripts run beside other sessions.
+    Call it before anything listens or connects."""
+    names = [name] if name else [ns.name.removeprefix("acdkit-")
+                                 for ns in sorted(PRIVATE_LABS.glob("acdkit-*"))]
+    if not names or not (PRIVATE_LABS / f"acdkit-{names[0]}").exists():
+        raise SystemExit(f"no private lab {name or 'at all'}: scripts/lab-ns.sh up NAME")
+    while True:
+        for candidate, path in ((n, Path(f"/tmp/acdkit-lab-{n}.lock")) for n in names):
+            lock = path.open("a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            _enter_private_lab(candidate)
+            return lock
+        time.sleep(0.5)
+
+
 def _enter_private_lab(name: str) -> None:
     os.environ.update(LAB_ASTERISK=f"acdkit-asterisk-{name}", LAB_REDIS=f"acdkit-redis-{name}")
     subprocess.run(["bash", "scripts/lab-ns.sh", "refresh", name], cwd=ROOT, check=True)
