@@ -133,3 +133,22 @@ async def test_announcements_come_every_announce_every_and_never_sooner(
     # logged in, read at most once a second for every caller): a few round trips.
     reads = [b - a for (_, _, a), (_, _, b) in pairwise(control.played)]
     assert all(0 < r <= 4 for r in reads), reads
+
+
+async def test_a_held_caller_leaves_its_sleep_when_an_agent_is_connected(
+        counted_pool: tuple[Pool, RoundTrips]) -> None:
+    """The conversation reads the caller's keys itself (the survey after it): a flow asleep
+    until its next announcement would take them. It leaves once the call is bridged."""
+    pool, trips = counted_pool
+    ctx = queueing(pool, Recorded(trips, [], []), announce_every=3_600, max_wait=3_600)
+    task = await hold(pool, ctx, "t1")
+    call = ctx.calls.get(task.id)
+    assert call is not None
+    waiting = asyncio.create_task(queue._wait_for_agent(ctx, call.customer, task))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    call.taken.set()  # an agent is rung, answers, and the caller joins its bridge
+    call.bridge_id = "call-t1"
+    await asyncio.wait_for(waiting, 2.0)  # asleep until the next announcement: an hour
+    call.customer.feed(ev.ChannelDtmfReceived(channel=ev.Channel(id="c1"), digit="4"))
+    assert await call.customer.read_key(0.5) == "4"  # the key is the conversation's

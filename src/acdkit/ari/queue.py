@@ -3,6 +3,7 @@ position until the connector bridges it to an agent; a hang-up ends the task cor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ from acdkit.ari import callback_offer, my_requests
 from acdkit.ari.agents import AgentConnector
 from acdkit.ari.bridges import Bridges
 from acdkit.ari.callback_offer import OverflowOffer
-from acdkit.ari.calls import Calls
+from acdkit.ari.calls import Call, Calls
 from acdkit.ari.choose_agent import ChooseAgent, rating_inputs
 from acdkit.ari.control import AriControl
 from acdkit.ari.ivr import choose_skill
@@ -145,7 +146,22 @@ async def _wait_for_agent(ctx: Queueing, session: Session, task: Task) -> None:
             held = await _attend(ctx, session, task, rules, replace(held, looked_at=now), due,
                                  now)
         else:
-            await session.next_event(holding.next_wake(timers, held) - now)
+            await _sleep(session, call, holding.next_wake(timers, held) - now)
+
+
+async def _sleep(session: Session, call: Call, timeout: float) -> None:
+    """Until the caller's next event, ``timeout``, or an agent starting to be connected: the
+    loop then looks every ``timers.retry`` and leaves in time for the conversation's own
+    readers of the caller's keys (the survey after it), which it must not take."""
+    event = asyncio.ensure_future(session.next_event(timeout))
+    taken = asyncio.ensure_future(call.taken.wait())
+    try:
+        await asyncio.wait({event, taken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in (event, taken):
+            waiting.cancel()
+    if event.done() and not event.cancelled():
+        event.result()  # ChannelGone when the caller left
 
 
 async def _attend(ctx: Queueing, session: Session, task: Task, rules: overflow.OverflowRule,
