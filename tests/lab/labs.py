@@ -35,6 +35,12 @@ def claim_lab() -> IO[str]:
         lock = LAB_LOCK.open("a")
         fcntl.flock(lock, fcntl.LOCK_EX)
         return lock
+    return _first_free(labs)
+
+
+def _first_free(labs: list[tuple[str, Path]]) -> IO[str]:
+    """Lock the first free lab of ``labs`` (name, lock file), waiting for one; enter it when
+    it is a private one ("" is the main lab)."""
     while True:
         for name, path in labs:
             lock = path.open("a")
@@ -57,17 +63,7 @@ def claim_private_lab(name: str = "") -> IO[str]:
                                  for ns in sorted(PRIVATE_LABS.glob("acdkit-*"))]
     if not names or not (PRIVATE_LABS / f"acdkit-{names[0]}").exists():
         raise SystemExit(f"no private lab {name or 'at all'}: scripts/lab-ns.sh up NAME")
-    while True:
-        for candidate, path in ((n, Path(f"/tmp/acdkit-lab-{n}.lock")) for n in names):
-            lock = path.open("a")
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.close()
-                continue
-            _enter_private_lab(candidate)
-            return lock
-        time.sleep(0.5)
+    return _first_free([(n, Path(f"/tmp/acdkit-lab-{n}.lock")) for n in names])
 
 
 def _enter_private_lab(name: str) -> None:
