@@ -104,6 +104,6 @@ bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims, 
 	$(PY) tests/bench/bench_import.py --out $(RESULTS)/bench-import.json
 	$(PY) tests/bench/bench_asr.py --out $(RESULTS)/bench-asr.json
 
-chaos: lab-up  ## faults under load (kill worker x30, serve x10, Redis x5, Asterisk x3 in 6 min, then up to 3 min drain), then check every callback and caller; exit 1 on a violation
+chaos: lab-up  ## faults under load (6 min: worker killed x30, active serve x10 with a standby, Redis primary failed over x5, Asterisk restarted x1 and down 30 s x2; then up to 3 min drain), then check every callback and caller; exit 1 on a violation
 	@mkdir -p $(RESULTS)
 	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/chaos.py --out $(RESULTS)/chaos.json

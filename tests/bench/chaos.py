@@ -3,12 +3,16 @@
 Load: SIPp callers into the Stasis entry (bench IVR: beep, queue; agents hang up after 2 s),
 callbacks booked into the store every ``--book-every`` s (one number each; some numbers
 are busy, so retries and failures happen too), an agents' and a customers' SIPp phone,
-`acdkit serve` and `acdkit worker` on a private redis-server (AOF, fsync always).
+`acdkit serve` (an active and a standby under the node's lease) and `acdkit worker` on a
+Redis Sentinel group whose replicas confirm bookings, claims and dial locks
+(tests/bench/chaos_center.py; ``--no-sentinel --no-standby``: one redis-server, one serve).
 
 Faults, spread at random over ``--duration`` s (knobs: --worker-kills, --serve-kills,
---redis-restarts, --asterisk-restarts; scale them with the duration): SIGKILL the worker
-(restarted 0.2-2 s later), SIGKILL serve (restarted at once), SIGKILL redis-server
-(restarted on its AOF 1 s later), restart the lab's Asterisk (scripts/lab-restart-asterisk.sh).
+--failovers, --redis-restarts, --asterisk-restarts, --asterisk-stops; scale them with the
+duration): SIGKILL the worker, SIGKILL the active serve (the standby takes over), fail the
+Redis primary over (SENTINEL FAILOVER or a SIGKILL of the primary), restart the lab's
+Asterisk, stop it for ``--stop-seconds`` (scripts/lab-restart-asterisk.sh). Callers on the
+line while Asterisk is down are cut: they cannot be saved, and the report counts them apart.
 Then the load stops and the center drains (``--drain`` s at most), and the checks run
 (tests/bench/chaos_checks.py). Any violation: exit 1 with the offending ids.
 Loopback only; stops by itself (about duration + drain + 1 min). Run under the lab lock:
@@ -23,7 +27,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,15 +38,13 @@ from typing import Any
 import benchlab as lab
 import chaos_checks as checks
 import redis
+from chaos_center import Center
 from tests.lab.conftest import hang_up_all, lab_channels, lab_is_up
 
 from acdkit.core.errors import RedisUnavailable
 from acdkit.labkit.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 from acdkit.services.callbacks import callback_store
 
-ENV = {"ACDKIT_AGENTS_WRAP_UP": "0.5", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
-       "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3",
-       "ACDKIT_QUEUE_MAX_WAIT": "45"}
 BUSY_EVERY = 7  # callback number i is busy when i % BUSY_EVERY == 0
 
 
@@ -55,65 +56,14 @@ def number(i: int) -> str:
     return f"+1212555{1000 + i:04d}"
 
 
-class Center:
-    """The processes under test and the fault injectors."""
-
-    def __init__(self, work: Path, args: argparse.Namespace) -> None:
-        self.work, self.args = work, args
-        self.redis = lab.RedisServer(aof=True, workdir=work / "redis").start()
-        self.serve = lab.new_serve(self.redis.url, work, ENV)
-        self.worker = lab.Worker(self.serve, work / "worker.log")
-        self.injected: list[dict[str, Any]] = []
-        self.asterisk_cuts: list[tuple[float, float]] = []
-        self.crashes: list[str] = []
-
-    def inject(self, kind: str) -> None:
-        started = time.time()
-        getattr(self, f"_{kind}")()
-        self.injected.append({"kind": kind, "at": round(started, 3),
-                              "took_s": round(time.time() - started, 2)})
-        print(f"  {time.strftime('%H:%M:%S')} {kind:<8} ({time.time() - started:.1f} s)",
-              flush=True)
-
-    def _worker(self) -> None:
-        self.worker.kill()
-        time.sleep(random.uniform(0.2, 2.0))
-        self.worker.start()
-
-    def _serve(self) -> None:
-        self.serve.stop(sig=9)
-        self.serve.start(wait=30)
-
-    def _redis(self) -> None:
-        self.redis.kill()
-        time.sleep(1.0)
-        self.redis.start()
-
-    def _asterisk(self) -> None:
-        started = time.time()
-        subprocess.run(["bash", str(lab.ROOT / "scripts" / "lab-restart-asterisk.sh")],
-                       check=True, capture_output=True, timeout=180)
-        self.asterisk_cuts.append((started, time.time()))
-
-    def watch(self) -> None:
-        """Restart serve or the worker if one died by itself (and say so)."""
-        if self.serve.proc is not None and self.serve.proc.poll() is not None:
-            self.crashes.append(f"serve exited by itself (rc {self.serve.proc.returncode}) "
-                                f"at {time.strftime('%H:%M:%S')}")
-            print(f"  ! {self.crashes[-1]}", flush=True)
-            self.serve.proc = None
-            self.serve.start(wait=30)
-        if self.worker.proc is not None and self.worker.proc.poll() is not None:
-            self.crashes.append(f"worker exited by itself (rc {self.worker.proc.returncode})")
-            print(f"  ! {self.crashes[-1]}", flush=True)
-            self.worker.start()
-
-
 def schedule(args: argparse.Namespace, rng: random.Random) -> list[tuple[float, str]]:
     """Each kind's faults spread over the duration, one per equal slice, at a random point."""
     plan = []
     for kind, count in (("worker", args.worker_kills), ("serve", args.serve_kills),
-                        ("redis", args.redis_restarts), ("asterisk", args.asterisk_restarts)):
+                        ("redis", 0 if args.sentinel else args.redis_restarts),
+                        ("failover", args.failovers if args.sentinel else 0),
+                        ("asterisk", args.asterisk_restarts),
+                        ("asterisk_stop", args.asterisk_stops)):
         for i in range(count):
             plan.append(((i + rng.uniform(0.1, 0.9)) * args.duration / count, kind))
     return sorted(plan)
@@ -206,7 +156,15 @@ def options() -> argparse.Namespace:
     p.add_argument("--worker-kills", type=int, default=30)
     p.add_argument("--serve-kills", type=int, default=10)
     p.add_argument("--redis-restarts", type=int, default=5)
-    p.add_argument("--asterisk-restarts", type=int, default=3)
+    p.add_argument("--asterisk-restarts", type=int, default=1)
+    p.add_argument("--asterisk-stops", type=int, default=2, help="the node down --stop-seconds")
+    p.add_argument("--stop-seconds", type=float, default=30.0)
+    p.add_argument("--failovers", type=int, default=5, help="Redis primary failovers (--sentinel)")
+    p.add_argument("--sentinel", action=argparse.BooleanOptionalAction, default=True,
+                   help="Redis as a Sentinel group, writes confirmed by a replica (else one "
+                        "redis-server, restarted --redis-restarts times)")
+    p.add_argument("--standby", action=argparse.BooleanOptionalAction, default=True,
+                   help="an active and a standby serve under the node's lease")
     p.add_argument("--call-rate", type=float, default=0.5, help="new callers per second")
     p.add_argument("--book-every", type=float, default=1.0, help="s between callback bookings")
     p.add_argument("--agents", type=int, default=20)
@@ -232,8 +190,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                           variables={"hold_ms": "0"}, workdir=work / "callers", name="callers")
     booker = Booker(center, args.book_every)
     try:
-        center.serve.start(wait=30)
-        center.worker.start()
+        center.start()
         callers.start()
         booker.start()
         started = time.monotonic()
@@ -262,11 +219,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         hang_up_all()
         for proc in (callers, phones, customers):
             proc.stop()
-        center.worker.stop()
-        center.serve.stop()
-        center.redis.stop(remove=False)
+        center.stop()
     result.update({"seed": args.seed, "machine": lab.machine(), "injected": center.injected,
-                   "crashes": center.crashes, "accepted": len(booker.accepted),
+                   "crashes": center.crashes, "fenced": center.fenced,
+                   "takeovers_s": center.takeovers, "sentinel": args.sentinel,
+                   "standby": args.standby, "accepted": len(booker.accepted),
                    "refused_while_redis_down": len(booker.refused),
                    "caller_calls": callers.result().successful + callers.result().failed})
     return result
@@ -288,7 +245,11 @@ def report(result: dict[str, Any]) -> int:
     print(f"callbacks accepted {result['accepted']} (bookings refused while Redis was down: "
           f"{result['refused_while_redis_down']}); outcomes {result['callback_outcomes']}; "
           f"caller calls {result['caller_calls']} "
-          f"({result['caller_calls_cut_by_asterisk']} cut by Asterisk restarts)")
+          f"({result['caller_calls_cut_by_asterisk']} cut while Asterisk was down: they cannot be "
+          f"saved)")
+    if result.get("standby"):
+        print(f"standby takeovers after a kill (s): {result['takeovers_s']}; serves that "
+              f"stopped themselves for a lease they could not renew: {len(result['fenced'])}")
     bad = 0
     for name, found in result["checks"].items():
         bad += len(found)

@@ -35,7 +35,8 @@ async def callbacks_end_once(store: CallbackStore, accepted: Iterable[str]) -> V
                           "last": [e.event for e in history[-4:]]})
         elif len(ends) != 1:
             found.append({"id": task_id, "problem": f"{len(ends)} terminal transitions",
-                          "to": [e.fields.get("to") for e in ends]})
+                          "to": [e.fields.get("to") for e in ends],
+                          "story": [f"{e.ts:.3f} {e.event} {dict(e.fields)}" for e in history]})
         elif not any(e.event == "booked" for e in history):
             found.append({"id": task_id, "problem": "no 'booked' entry in its history"})
     return found

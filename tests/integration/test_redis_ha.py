@@ -174,6 +174,28 @@ async def test_bookings_and_claims_go_on_after_a_failover_without_a_restart(
         assert primary.exists(f"rq:job:{job_id}") == 1
 
 
+async def test_a_replaced_primary_confirms_nothing_and_the_pool_follows_the_new_one(
+        group: SentinelGroup, pool: Pool) -> None:
+    """``SENTINEL FAILOVER`` leaves the old primary taking writes (and a replica still
+    following it) until the sentinels demote it, seconds later. Its confirmations are worth
+    nothing: that replica drops them when it follows the new primary. ``confirm`` asks the
+    sentinels and refuses; the next operation goes to the new primary."""
+    await pool.durability.confirm()  # the pool is connected to the first primary
+    old = group.primary()
+    group._ask(group.sentinels[0], "SENTINEL", "FAILOVER", "acdkit")
+    new = await asyncio.to_thread(group.wait_new_primary, old)
+    with group.client(old) as zombie:
+        still_primary = zombie.info("replication")["role"] == "master"
+    with pytest.raises(NotDurable):
+        await pool.durability.confirm()
+    assert still_primary, "the old primary was demoted before the test could write to it"
+    await asyncio.to_thread(wait_until, lambda: group.online_replicas(new) >= 1, 30.0,
+                            "a replica of the new primary")
+    _, tries = await retried(pool.durability.confirm)
+    assert tries <= TRIES
+    assert pool.redis.connection_pool.master_address[1] == new  # type: ignore[attr-defined]
+
+
 async def test_without_replicas_nothing_is_confirmed_and_nothing_is_kept(
         group: SentinelGroup) -> None:
     pool = await open_pool(settings_for(group, min_replicas_ack=1, ack_timeout_ms=300))

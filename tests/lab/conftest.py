@@ -121,12 +121,17 @@ class Serve:
 
     def start(self, wait: float = 15.0) -> Serve:
         before = self.registrations()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "acdkit", "-v", "serve"],
-                                         env=self.env(), cwd=ROOT, stdout=log,
-                                         stderr=subprocess.STDOUT)
+        self.launch()
         self.wait_registered(wait, more_than=before)
         return self
+
+    def launch(self, prefix: tuple[str, ...] = ()) -> None:
+        """Start serve (under the command ``prefix``, if any) without waiting for its ARI
+        app: a standby serve does not register it until it takes the node over."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "acdkit", "-v", "serve"],
+                                         env=self.env(), cwd=ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT)
 
     def registrations(self) -> int:
         """How many times serve has logged its ARI app as registered so far."""

@@ -6,7 +6,6 @@ takes the node's lease within seconds, connects the ARI app, adopts the waiting 
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from tests.lab.center import FAST, add_agents, eventually, task_story
-from tests.lab.conftest import ROOT, Serve
+from tests.lab.conftest import Serve
 from tests.lab.test_serve_restart import call, task_of
 
 from acdkit.labkit.sipp import Peer
@@ -38,13 +37,8 @@ def start_waiting(serve: Serve, host: str) -> None:
     """Start ``serve`` without waiting for its app (a standby does not register it); with
     ``host``, under that host name (its own UTS namespace): as if on another machine, where
     the active's death cannot be seen and only the lease's expiry hands the node over."""
-    command = [sys.executable, "-m", "acdkit", "-v", "serve"]
-    if host:
-        command = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "-",
-                   *command]
-    with serve.log_path.open("ab") as log:
-        serve.proc = subprocess.Popen(command, env=serve.env(), cwd=ROOT, stdout=log,
-                                      stderr=subprocess.STDOUT)
+    serve.launch(("unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "-")
+                 if host else ())
 
 
 @pytest.mark.parametrize("host", ["", "standby-host"], ids=["same-machine", "other-machine"])

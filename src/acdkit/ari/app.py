@@ -29,7 +29,7 @@ from acdkit.ari.followup_key import FollowUpKey
 from acdkit.ari.my_requests import MyRequests
 from acdkit.ari.queue import Queueing, serve_caller, serve_queued
 from acdkit.ari.ratings_line import RatingsLine, ratings_line
-from acdkit.ari.reconcile import Reconciling, reconcile
+from acdkit.ari.reconcile import RESETTLE_EVERY, Reconciling, reconcile, resettle
 from acdkit.ari.reply_delivery import ReplyCalls
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.ari.snoop import Snooping
@@ -129,11 +129,25 @@ class StasisApp:
 
     async def run(self) -> None:
         """Serve ARI events and the dial-back commands of the jobs until ARI steps down."""
-        commands = asyncio.create_task(run_commands(self.commands), name="commands")
+        loops = [asyncio.create_task(run_commands(self.commands), name="commands"),
+                 asyncio.create_task(self._resettle(), name="resettle")]
         try:
             await self.client.run(self.on_event)
         finally:
-            commands.cancel()
+            for loop in loops:
+                loop.cancel()
+
+    async def _resettle(self) -> None:
+        """Every ``RESETTLE_EVERY`` s, settle holds whose end a Redis failover lost
+        (ari/reconcile.py ``resettle``); an outage only skips a round."""
+        while True:
+            await asyncio.sleep(RESETTLE_EVERY)
+            if not self.reconciled.is_set():
+                continue
+            try:
+                await resettle(self.reconciling, self.reconciling.clock.now() - RESETTLE_EVERY)
+            except AcdError as exc:
+                log.warning("resettle: %s", exc)
 
     # -- events ----------------------------------------------------------------------------
 

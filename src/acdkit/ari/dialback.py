@@ -9,6 +9,7 @@ the outcome. The call then ends like any other: the task completes when either s
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 from collections.abc import Sequence
@@ -28,15 +29,18 @@ from acdkit.ari.spawner import Spawner
 from acdkit.config import AgentSettings, CenterSettings, RequestSettings
 from acdkit.core.agents import AgentEvent
 from acdkit.core.callbacks import DialOutcome
-from acdkit.core.errors import AcdError, NotDurable
+from acdkit.core.errors import AcdError, NotDurable, RedisUnavailable
 from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskKind, TaskState
+from acdkit.limits import RateLimitedLog
 from acdkit.ports import Clock
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.outbound import drop_follow_ups, forget_follow_up
 from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
+say = RateLimitedLog(log)
+COMMANDS_BACKOFF = (0.5, 1.0, 2.0, 5.0)  # seconds before the command loop asks Redis again
 
 # Outbound sources → the ob-reason-* prompt of the whisper (anything else: a lead).
 _OB_REASONS = (("missed-call", "missed"), ("ami:*", "missed"), ("callback-failed", "callback"),
@@ -85,9 +89,20 @@ class Commands:
 
 
 async def run_commands(ctx: Commands) -> None:
-    """Take dial-back commands from the jobs, one flow each."""
+    """Take dial-back commands from the jobs, one flow each, until cancelled. A Redis outage
+    (or a failover) pauses the loop, never ends it: else the jobs' commands would wait for a
+    restart of serve while their agents stay reserved."""
+    failures = 0
     while True:
-        command = await ctx.callbacks.next_command(5.0)
+        try:
+            command = await ctx.callbacks.next_command(5.0)
+        except RedisUnavailable as exc:
+            pause = COMMANDS_BACKOFF[min(failures, len(COMMANDS_BACKOFF) - 1)]
+            say.warning("commands redis", "commands: %s; retrying in %.1f s", exc, pause)
+            failures += 1
+            await asyncio.sleep(pause)
+            continue
+        failures = 0
         if command is None:
             continue
         if command.get("op") == "dial_back":

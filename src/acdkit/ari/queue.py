@@ -173,6 +173,7 @@ async def _attend(ctx: Queueing, session: Session, task: Task, rules: overflow.O
         return held
     view = await callback_offer.queue_view(ctx.offer, task, now)
     if view is None:
+        await _requeue_if_lost(ctx, task)
         return held  # no longer in line: an agent is being connected
     reason = overflow.offer_reason(rules, view, held.last_offer, now) if due.offer else None
     if reason is not None:
@@ -190,10 +191,12 @@ async def _past_max_wait(ctx: Queueing, session: Session, task: Task) -> None:
     fallback context (a plain queue); raises ``ChannelGone`` once it left our app. A task
     an agent took meanwhile is left to the connector."""
     current = await ctx.pool.get_task(task.id)
-    if current is None or current.state is not TaskState.QUEUED:
+    if current is not None and current.state is not TaskState.QUEUED:
         return
     try:
-        await ctx.pool.move_task(task.id, TaskEvent.EXPIRE, ctx.clock.now(), outcome="max_wait")
+        if current is not None:
+            await ctx.pool.move_task(task.id, TaskEvent.EXPIRE, ctx.clock.now(),
+                                     outcome="max_wait")
     except (InvalidTransition, NotFound):
         return
     log.info("task %s waited %.0f s: expired, caller to %s", task.id,
@@ -201,6 +204,17 @@ async def _past_max_wait(ctx: Queueing, session: Session, task: Task) -> None:
     await ctx.control.remove_from_bridge(ctx.bridges.hold_id(task.skill), session.channel_id)
     await ctx.control.continue_in_dialplan(session.channel_id, FALLBACK_CONTEXT, "s", 1)
     raise ChannelGone(session.channel_id)
+
+
+async def _requeue_if_lost(ctx: Queueing, task: Task) -> None:
+    """The caller is here but Redis no longer has its task: a Redis failover took the
+    unconfirmed write along (docs/redis-ha.md). Put it in line again with its place, so the
+    caller is served instead of waiting for nothing."""
+    if await ctx.pool.get_task(task.id) is not None:
+        return
+    log.warning("task %s (caller %s) was lost by Redis: queued again with its place",
+                task.id, task.number)
+    await ctx.pool.add_task(task)
 
 
 async def _announce(ctx: Queueing, session: Session, position: int) -> None:

@@ -54,6 +54,7 @@ _OUR_LEGS = ("agent-", "cb-")  # channel ids of the legs we originate (ari/agent
 _LINE = "line-"  # the bridge of a persistent agent's line: line-<agent id>
 _HOLD = "hold-"  # a skill's holding bridge (Bridges.hold_id)
 _SCAN = 5_000  # newest tasks read to find the task of a stranded caller
+RESETTLE_EVERY = 15.0  # seconds between two looks for holds that lost their end (resettle)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,34 @@ async def reconcile(ctx: Reconciling) -> None:
     adopted = await adopt(ctx, live, lines, holding)
     if settled or adopted:
         log.info("reconciled: %d held tasks settled, %d channels adopted", settled, adopted)
+
+
+async def resettle(ctx: Reconciling, before: float) -> int:
+    """Holds that lost their end: an agent held since before ``before`` for a task that is
+    over, gone, or active with no call of this process. A Redis failover can take the last
+    unconfirmed writes along (the end of a call, the agent's release: docs/redis-ha.md)
+    while the flow that made them has finished. Each is settled as a dead serve's would be
+    (``settle``); a reserved task is left alone, its flow or job is still at work. serve runs
+    this every ``RESETTLE_EVERY`` s. Returns how many were settled."""
+    held = [a for a in await ctx.pool.list_agents()
+            if a.state in HELD and a.task_id is not None and a.state_since < before
+            and ctx.calls.get(a.task_id) is None]
+    lost = []
+    for agent in held:
+        assert agent.task_id is not None
+        task = await ctx.pool.get_task(agent.task_id)
+        if task is None or task.terminal or task.state is TaskState.ACTIVE:
+            lost.append(agent)
+    if not lost:
+        return 0
+    live = {c.id: c for c in await ctx.control.list_channels()}
+    lines = _members(await ctx.control.list_bridges(), _LINE, live)
+    settled = 0
+    for agent in lost:
+        settled += await _guarded(settle(ctx, agent, live, lines), f"agent {agent.id}")
+    if settled:
+        log.warning("resettled %d holds whose end was lost", settled)
+    return settled
 
 
 def _members(bridges: list[ev.Bridge], prefix: str,

@@ -12,6 +12,12 @@ one small write (``<base>:fence``) and waits for it on the same connection, in o
 trip, and a replica that holds the fence holds every write that finished before it, from any
 connection of any process.
 
+When replicas do not confirm behind Sentinel, the process may be writing to a primary the
+sentinels already replaced: a forced failover leaves the old one taking writes (and confirming
+none once its replicas moved) until the sentinels demote it, which took 10 s in `make chaos`.
+``confirm`` then asks the sentinels for the primary at once, so the next operation goes to
+the new one instead of losing its writes with the old (docs/redis-ha.md).
+
 ``min_replicas`` 0 (the default, one box) turns it off: ``confirm`` then costs nothing.
 """
 
@@ -20,7 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from acdkit.core.errors import NotDurable
 from acdkit.store.connection import NO_REPLICAS, translated
@@ -64,8 +73,50 @@ class Durability:
         for reply in (wrote, acked):
             if isinstance(reply, ResponseError):
                 if str(reply).startswith(NO_REPLICAS):
+                    await self._follow_primary()
                     raise NotDurable(f"Redis refused the write: {reply}")
                 raise reply
         if int(acked) < self.acks.min_replicas:
+            await self._follow_primary()
             raise NotDurable(f"{int(acked)} of {self.acks.min_replicas} replicas confirmed "
                              f"within {self.acks.timeout_ms} ms")
+        if await self._replaced():
+            await self._follow_primary()
+            raise NotDurable("the primary that confirmed was replaced by the sentinels")
+
+    async def _replaced(self) -> bool:
+        """Behind Sentinel: do the sentinels name another primary than the one written to?
+        A replica of a replaced primary confirms writes that it drops when it follows the
+        new one. One question to the first sentinel that answers; none answering proves
+        nothing (no failover can happen without them either)."""
+        pool = self.redis.connection_pool
+        if not isinstance(pool, SentinelConnectionPool) or pool.master_address is None:
+            return False
+        for sentinel in pool.sentinel_manager.sentinels:
+            try:
+                # Without return_responses, redis-py 8 answers only True.
+                named = await sentinel.sentinel_get_master_addr_by_name(
+                    pool.service_name, return_responses=True)
+            except (RedisConnectionError, RedisTimeoutError, ResponseError):
+                continue
+            return isinstance(named, tuple) and _address(named) != _address(pool.master_address)
+        return False
+
+    async def _follow_primary(self) -> None:
+        """Behind Sentinel: ask the sentinels for the primary now; if it moved, close every
+        connection to the old one, busy ones too (their commands fail as Redis outages and
+        are retried whole: what they wrote there is lost with it anyway)."""
+        pool = self.redis.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            before = pool.master_address
+            with translated():
+                await pool.get_master_address()  # type: ignore[no-untyped-call]
+                if pool.master_address != before:
+                    await pool.disconnect(inuse_connections=True)
+
+
+def _address(pair: tuple[object, object]) -> tuple[str, int]:
+    """(host, port) as text and number: the sentinels' clients answer in bytes."""
+    host, port = pair
+    return (host.decode() if isinstance(host, bytes) else str(host),
+            int(port))  # type: ignore[call-overload]
