@@ -1,0 +1,80 @@
+"""Two Asterisk nodes on one pool (docs/deployment.md): the lab's node "a" and a second node
+"b" (tests/lab/node_b.py), each with its own `acdkit serve`, one Redis, one worker. A caller
+books a callback on node a; then node a goes down, its serve and its Asterisk both. The
+callback is dialed through node b, agent first, and ends once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.lab import node_b
+from tests.lab.center import eventually, task_story
+from tests.lab.conftest import ROOT, Serve, busy_agent_center
+from tests.lab.test_overflow_callbacks import CUSTOMER, FAST, book_instant, callbacks
+
+from acdkit.labkit.sipp import agent_peer, customer_peer
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[node_b.NodeB]:
+    made = node_b.NodeB(tmp_path)
+    try:
+        made.start()
+        yield made
+    finally:
+        made.remove()
+
+
+def node_a(action: str) -> None:
+    """Stop the lab's Asterisk (node a), or start it and wait until it is ready."""
+    name = os.environ.get("LAB_ASTERISK", "acdkit-asterisk")
+    if action == "stop":
+        node_b.podman("stop", "-t", "0", name)
+        return
+    node_b.podman("start", name)
+    subprocess.run(["bash", "-c", f"source '{ROOT}/scripts/lab-lib.sh' && lab_wait_asterisk"],
+                   check=True, capture_output=True, timeout=180)
+
+
+def test_a_callback_booked_on_node_a_is_dialed_through_node_b_while_a_is_down(
+        serve: Serve, node: node_b.NodeB, tmp_path: Path) -> None:
+    center = busy_agent_center(serve, tmp_path, {**FAST, "ACDKIT_NODE_ID": "a"})
+    next(center)
+    serve_b = Serve(serve.redis_url, tmp_path / "serve-b.log", {**FAST, **node_b.ENV})
+    try:
+        serve_b.start()
+        booked = book_instant(serve)  # on node a: 127.0.0.1
+        assert booked["state"] == "queued"
+
+        serve.stop()
+        node_a("stop")
+        down = time.monotonic()
+        with agent_peer() as agents, customer_peer(hangup="*", hangup_after=1) as customers:
+            agents.start()
+            customers.start()
+            serve_b.cli("agents", "resume", "1")
+            [customer_invite] = customers.wait_for_invites(1, timeout=40)
+            dialed = time.monotonic() - down
+            assert customer_invite.user == CUSTOMER
+            assert [i.user for i in agents.invites()][:1] == ["agent1"]
+            eventually(lambda: callbacks(serve_b)[0]["state"] == "completed", 30,
+                       what="the callback completed")
+        log_b = serve_b.log()
+        # Node b's serve took the job's command and rang the agent, then the customer.
+        agent_leg, customer_leg = f"cb-{booked['id']}-1-a", f"cb-{booked['id']}-1-c"
+        assert f"StasisStart {agent_leg}" in log_b and f"StasisStart {customer_leg}" in log_b
+        assert log_b.index(f"StasisStart {agent_leg}") < log_b.index(f"StasisStart {customer_leg}")
+        _, story = task_story(serve_b, booked["id"])
+        assert [h["event"] for h in story].count("complete") == 1
+        print(f"\nnode a down; node b dialed the callback {dialed:.1f} s later")
+    finally:
+        serve_b.stop()
+        node_a("start")
+        next(center, None)
