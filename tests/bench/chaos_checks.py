@@ -28,7 +28,10 @@ async def callbacks_end_once(store: CallbackStore, accepted: Iterable[str]) -> V
         if task is None:
             found.append({"id": task_id, "problem": "lost (no task)", "events": len(history)})
             continue
-        ends = [e for e in history if e.fields.get("to") in TERMINAL]
+        # Transitions into an end; an update of an ended task's fields ("update", from and
+        # to the same state) is not one.
+        ends = [e for e in history if e.fields.get("to") in TERMINAL
+                and e.fields.get("from") != e.fields.get("to")]
         if task.state.value not in TERMINAL:
             found.append({"id": task_id, "problem": f"not ended: {task.state.value}",
                           "agent": task.agent_id, "attempts": task.attempts,

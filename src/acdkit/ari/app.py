@@ -47,6 +47,7 @@ from acdkit.dialplan_vars import ARG_RATINGS, FAILURE_CONTEXT
 from acdkit.policies import pin_policy, reach_policy
 from acdkit.ports import Clock, JobQueue, Messenger
 from acdkit.services.callbacks import enqueue_dial_back
+from acdkit.services.standby import node_id
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.ratings import rating_store
@@ -97,7 +98,8 @@ class StasisApp:
                                       settings.requests)
         self.dial_backs = DialBacks(self.control, pool, clock, callbacks, self.sessions,
                                     self.calls, self.spawner, self.connector, self.endings,
-                                    settings.center, settings.agents, settings.requests)
+                                    settings.center, settings.agents, settings.requests,
+                                    node_id(settings))
         self.commands = Commands(
             callbacks, self.spawner, self.dial_backs,
             ReplyCalls(self.control, pool, clock, callbacks, policy, self.sessions,
@@ -114,12 +116,13 @@ class StasisApp:
         self.queueing = Queueing(self.control, pool, clock, policy, self.calls, self.bridges,
                                  self.connector, menus, settings.queue, settings.overflow,
                                  settings.outbound, self.offer, self.my_requests,
-                                 self.choose_agent)
+                                 self.choose_agent, node_id(settings))
         self.started_at = clock.now()  # holds older than this may be a dead serve's
         self.reconciling = Reconciling(client, self.control, pool, clock, callbacks,
                                        self.sessions, self.calls, self.spawner, self.bridges,
                                        self.connector, self.endings, self.dial_backs,
-                                       self.started_at, self._adopt_caller, self._start_flow)
+                                       self.started_at, self._adopt_caller, self._start_flow,
+                                       node_id(settings))
         self.reconciled = asyncio.Event()  # set once ARI and the pool agree (ari/reconcile.py)
 
     # -- wiring ----------------------------------------------------------------------------

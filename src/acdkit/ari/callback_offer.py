@@ -173,7 +173,7 @@ async def _book(ctx: OverflowOffer, session: Session, call_task: Task, number: s
                        number=number, channel_id=None, agent_id=None, created_at=now,
                        state=TaskState.SCHEDULED if due_at else TaskState.QUEUED,
                        due_at=due_at, enqueued_at=due_at or call_task.enqueued_at,
-                       source=f"overflow:{call_task.source}", outcome="")
+                       source=f"overflow:{call_task.source}", outcome="", node="")
     try:
         result = await ctx.callbacks.book_callback(
             callback, policy=ctx.numbers, caller_number=session.caller_number, now=now,

@@ -75,6 +75,7 @@ class DialBacks:
     center: CenterSettings  # [center]: the trunk, the caller ID
     agents: AgentSettings  # [agents]: ring timeout, whisper digits
     requests: RequestSettings  # [requests]: the spoken names of outbound customers
+    node: str = ""  # this serve's node: written on each attempt it dials
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ async def _attempt(ctx: DialBacks, task_id: str, n: int,
     if task is None or agent is None:
         return DialOutcome.FAILED, False
     connector, center = ctx.connector, ctx.center
-    await ctx.callbacks.update_attempt(task_id, n, state="ringing_agent")
+    await ctx.callbacks.update_attempt(task_id, n, state="ringing_agent", node=ctx.node)
     leg = await connector.reach_agent(agent, task.id, center.caller_id,
                                       leg_id=f"cb-{task_id}-{n}-a")
     if leg is None:

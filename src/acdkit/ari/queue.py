@@ -50,6 +50,7 @@ class Queueing:
     offer: OverflowOffer
     my_requests: MyRequests
     choose_agent: ChooseAgent
+    node: str = ""  # this serve's node: written on each caller's task
 
 
 def new_task_id() -> str:
@@ -72,7 +73,7 @@ async def serve_caller(ctx: Queueing, session: Session, entry: str) -> None:
     now = ctx.clock.now()
     task = Task(id=new_task_id(), kind=TaskKind.CALL, skill=skill, created_at=now,
                 enqueued_at=now, number=session.caller_number, source=f"ivr:{entry}",
-                channel_id=session.channel_id, **inputs)
+                channel_id=session.channel_id, node=ctx.node, **inputs)
     await serve_queued(ctx, session, task)
 
 
@@ -82,7 +83,7 @@ async def _called_again(ctx: Queueing, session: Session, entry: str) -> bool:
     now = ctx.clock.now()
     call = Task(id=new_task_id(), kind=TaskKind.CALL, skill=menu_of(ctx.menus, entry).default,
                 created_at=now, enqueued_at=now, number=session.caller_number,
-                source=f"ivr:{entry}", channel_id=session.channel_id)
+                source=f"ivr:{entry}", channel_id=session.channel_id, node=ctx.node)
     outcome = await my_requests.before_menu(ctx.my_requests, session, call)
     if isinstance(outcome, my_requests.Live):
         await serve_queued(ctx, session, outcome.task)

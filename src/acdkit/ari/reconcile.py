@@ -76,6 +76,7 @@ class Reconciling:
     started_at: float  # holds older than this may be a dead serve's
     adopt_caller: Callable[[Session, Task], None]  # the inbound flow, for a waiting caller
     restart: Callable[[ev.StasisStart], None]  # the flow a channel's Stasis args name
+    node: str = ""  # this serve's node: only its own calls' channels are in its Asterisk
 
 
 async def reconcile(ctx: Reconciling) -> None:
@@ -172,6 +173,8 @@ async def settle(ctx: Reconciling, agent: Agent, live: Mapping[str, ev.Channel],
         return False  # a work order lives on the agent's screen, not in channels
     attempt = await ctx.callbacks.last_attempt(task.id) if task.kind is not TaskKind.CALL \
         else None
+    if (attempt.node if attempt else task.node) not in ("", ctx.node):
+        return False  # another node's channels: that node (or its standby) settles it
     customer, legs = legs_of(agent, task, live, attempt.n if attempt else 0)
     if any(ctx.sessions.get(c) is not None for c in [customer, *legs] if c):
         return False  # a flow of this process owns it (a reconnect, not a restart)

@@ -120,6 +120,7 @@ class Task:
     channel_id: str | None = None  # the live caller's channel (kind call)
     customer_rating: float | None = None
     outcome: str = ""  # why it ended, for terminal states
+    node: str = ""  # the Asterisk node holding the live caller's channel ("": one node)
 
     @property
     def terminal(self) -> bool:

@@ -108,6 +108,7 @@ class Attempt:
     ended_at: float | None
     base_attempts: int
     decided: str
+    node: str = ""  # the node whose serve dialed it ("": one node, or not dialed yet)
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> Attempt:
@@ -119,7 +120,8 @@ class Attempt:
                        raw.get("detail", ""), raw["agent_leg"], raw["customer_leg"],
                        float(raw["requested_at"]),
                        float(raw["ended_at"]) if raw.get("ended_at") else None,
-                       int(raw["base_attempts"]), raw.get("decided", ""))
+                       int(raw["base_attempts"]), raw.get("decided", ""),
+                       raw.get("node", ""))
         except (KeyError, ValueError) as err:
             raise InvalidInput(f"attempt record {dict(raw)!r} is malformed ({err})") from None
 
@@ -176,7 +178,7 @@ audit('task', ARGV[5], 'attempt_' .. outcome, {'attempt', ARGV[6],
   'agent', redis.call('HGET', KEYS[1], 'agent_id'), 'detail', ARGV[8]})
 return {'ok', outcome}
 """
-_SERVE_FIELDS = frozenset({"state", "detail", "agent_leg", "customer_leg"})
+_SERVE_FIELDS = frozenset({"state", "detail", "agent_leg", "customer_leg", "node"})
 
 
 @functools.cache

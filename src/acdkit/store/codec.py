@@ -107,8 +107,10 @@ TASK_CODEC: Mapping[str, tuple[Encode, Decode]] = MappingProxyType({
     "preferred_agent": _OPT_TEXT, "preferred_until": _OPT_FLOAT, "min_level": _INT,
     "required": (_encode_mapping, _mapping(str)), "attributes": (_encode_mapping, _mapping(str)),
     "attempts": _INT, "agent_id": _OPT_TEXT, "channel_id": _OPT_TEXT,
-    "customer_rating": _OPT_FLOAT, "outcome": _TEXT,
+    "customer_rating": _OPT_FLOAT, "outcome": _TEXT, "node": _TEXT,
 })
+# Fields newer than some stored records: a record written before has their default.
+_SINCE_ADDED = MappingProxyType({"node": ""})
 
 AGENT_CODEC: Mapping[str, tuple[Encode, Decode]] = MappingProxyType({
     "id": _TEXT, "name": _TEXT, "pin_hash": _TEXT,
@@ -136,6 +138,9 @@ def _decode(what: str, raw: Mapping[str, str],
         raise InvalidInput(f"{what}: unknown field {sorted(unknown)[0]!r}")
     values: dict[str, Any] = {}
     for name, (_, dec) in codec.items():
+        if name not in raw and name in _SINCE_ADDED:
+            values[name] = dec(_SINCE_ADDED[name])
+            continue
         if name not in raw:
             raise InvalidInput(f"{what}: field {name!r} is missing")
         try:

@@ -82,12 +82,13 @@ class Durability:
                              f"within {self.acks.timeout_ms} ms")
         if await self._replaced():
             await self._follow_primary()
-            raise NotDurable("the primary that confirmed was replaced by the sentinels")
+            raise NotDurable("the primary that confirmed is being replaced by the sentinels")
 
     async def _replaced(self) -> bool:
-        """Behind Sentinel: do the sentinels name another primary than the one written to?
+        """Behind Sentinel: is the primary written to being replaced, or replaced already?
         A replica of a replaced primary confirms writes that it drops when it follows the
-        new one. One question to the first sentinel that answers; none answering proves
+        new one, and a failover in progress may promote the replica that lacks them. One
+        ``SENTINEL MASTER`` to the first sentinel that answers; none answering proves
         nothing (no failover can happen without them either)."""
         pool = self.redis.connection_pool
         if not isinstance(pool, SentinelConnectionPool) or pool.master_address is None:
@@ -95,11 +96,14 @@ class Durability:
         for sentinel in pool.sentinel_manager.sentinels:
             try:
                 # Without return_responses, redis-py 8 answers only True.
-                named = await sentinel.sentinel_get_master_addr_by_name(
-                    pool.service_name, return_responses=True)
+                state = await sentinel.sentinel_master(pool.service_name, return_responses=True)
             except (RedisConnectionError, RedisTimeoutError, ResponseError):
                 continue
-            return isinstance(named, tuple) and _address(named) != _address(pool.master_address)
+            if not isinstance(state, dict):
+                return False
+            moving = "failover_in_progress" in str(state.get("flags", ""))
+            return moving or _address((state["ip"], state["port"])) != _address(
+                pool.master_address)
         return False
 
     async def _follow_primary(self) -> None:
