@@ -40,7 +40,7 @@ from acdkit.queue_log_feed import QueueLogFeed
 from acdkit.services.callbacks import callback_store
 from acdkit.services.dial_back import dial_back_of
 from acdkit.services.pools import open_pool as open_pool  # the wiring opens it here too
-from acdkit.services.standby import LeaseKeeper, NoLease, keeper_of
+from acdkit.services.standby import LeaseKeeper, NoLease, keeper_of, node_id
 from acdkit.store.connection import redact
 from acdkit.store.pool import Pool
 from acdkit.store.primary import primary_of
@@ -107,7 +107,8 @@ async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQ
     app = StasisApp(settings, client, pool, clock, callback_store(pool, settings),
                     job_queue, number_policy(settings), messenger_for(settings))
     dispatcher = Dispatcher(pool, priority_rules(settings), clock, app.on_reserved,
-                            sweep_interval=settings.dispatch.sweep_interval)
+                            sweep_interval=settings.dispatch.sweep_interval,
+                            node=node_id(settings))
     # Only the Stasis app ends serve (another process took the app over; a lost lease ends
     # the process itself: _hold); the other loops start again after a failure: one bad
     # record must not stop the center.

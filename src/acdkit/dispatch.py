@@ -118,8 +118,10 @@ class Dispatcher:
     def __init__(self, pool: Pool, rules: PriorityRules, clock: Clock, on_reserved: OnReserved,
                  *, sweep_interval: float = 5.0, heads: int = 4, max_scan: int = 500,
                  batch: int = 32, failed_agent_state: AgentState = AgentState.PAUSED,
-                 stale_after: float | None = 300.0, concurrency: int = 16) -> None:
+                 stale_after: float | None = 300.0, concurrency: int = 16,
+                 node: str = "") -> None:
         self.pool = pool
+        self.node = node  # live callers of other nodes are theirs to claim
         self.rules = rules  # the pool scores tasks with the same rules when they are queued
         self.clock = clock
         self.on_reserved = on_reserved
@@ -150,13 +152,13 @@ class Dispatcher:
 
     async def dispatch_task(self, task_id: str) -> Agent | None:
         """Reserve the longest-ready eligible agent for ``task_id``; return it, or None."""
-        made = await self.pool.claim_for_task(task_id, self.clock.now())
+        made = await self.pool.claim_for_task(task_id, self.clock.now(), node=self.node)
         self._note_preferred(made.wake_at)
         return self._reserved(made)[0].agent if made.claimed else None
 
     async def _claim_next(self, agent_ids: list[str]) -> dict[str, Task]:
         made = await self.pool.claim_next(agent_ids, self.clock.now(), page=self.heads,
-                                          depth=self.max_scan)
+                                          depth=self.max_scan, node=self.node)
         self._note_preferred(made.wake_at)
         return {c.agent.id: c.task for c in self._reserved(made)}
 

@@ -2,7 +2,8 @@
 
 On random pools in a real redis-server: ``claim_next`` gives each agent, in the order asked,
 what ``routing.best_task`` picks among the tasks still queued; ``claim_for_task`` reserves the
-eligible agent ready longest (``routing.eligible``, then state_since and id).
+eligible agent ready longest (``routing.eligible``, then state_since and id). Both leave a
+live caller of another node than the claimer's alone (``routing.claimable_on``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from poolkit import RULES, T0, StepClock
 
 from acdkit.core.agents import Agent, AgentEvent
-from acdkit.core.routing import best_task, eligible
+from acdkit.core.routing import best_task, claimable_on, eligible
 from acdkit.core.tasks import Task, TaskKind
 from acdkit.store.connection import connect
 from acdkit.store.pool import Pool
@@ -28,6 +29,7 @@ SKILLS = ("sales", "support", "billing")
 AGENT_IDS = ("a1", "a2", "a3", "a4")
 LANGS = st.sampled_from([None, "fr", "en"])
 NOW = T0 + 1_000
+NODES = st.sampled_from(["", "a", "b"])
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Case:
     agents: list[Agent]
     tasks: list[Task]
     ready_at: dict[str, float]  # when each agent became ready
+    node: str  # the claimer's node
 
 
 @st.composite
@@ -58,8 +61,8 @@ def cases(draw: st.DrawFn) -> Case:
             enqueued_at=T0 + i * 7.25 + draw(st.floats(0, 5)),
             priority=draw(st.integers(-5, 10)), min_level=draw(st.integers(1, 6)),
             required={"lang": lang} if lang else {},
-            preferred_agent=preferred, preferred_until=until))
-    return Case(agents, tasks, ready_at)
+            preferred_agent=preferred, preferred_until=until, node=draw(NODES)))
+    return Case(agents, tasks, ready_at, draw(NODES))
 
 
 async def _stored(url: str, case: Case) -> Pool:
@@ -83,7 +86,8 @@ def _flushed(url: str) -> None:
 async def _claim_next_agrees(url: str, case: Case) -> None:
     pool = await _stored(url, case)
     try:
-        queued = await pool.candidates(SKILLS, 100)
+        queued = [(s, t) for s, t in await pool.candidates(SKILLS, 100)
+                  if claimable_on(t, case.node)]
         agents = [a for a in await pool.list_agents() if a.id in case.ready_at]
         order = sorted(agents, key=lambda a: (case.ready_at[a.id], a.id))
         expected: dict[str, str] = {}
@@ -92,7 +96,8 @@ async def _claim_next_agrees(url: str, case: Case) -> None:
             if pick is not None:
                 expected[agent.id] = pick.id
                 queued = [(s, t) for s, t in queued if t.id != pick.id]
-        made = await pool.claim_next([a.id for a in order], NOW, page=3, depth=100)
+        made = await pool.claim_next([a.id for a in order], NOW, page=3, depth=100,
+                                     node=case.node)
         assert {c.agent.id: c.task.id for c in made.claimed} == expected
     finally:
         await pool.close()
@@ -105,9 +110,10 @@ async def _claim_for_task_agrees(url: str, case: Case) -> None:
         for task in case.tasks:
             stored = await pool.get_task(task.id)
             assert stored is not None
-            fits = sorted((a for a in agents if eligible(a, stored, NOW)),
+            fits = sorted((a for a in agents if eligible(a, stored, NOW)
+                           and claimable_on(stored, case.node)),
                           key=lambda a: (a.state_since, a.id))
-            made = await pool.claim_for_task(task.id, NOW)
+            made = await pool.claim_for_task(task.id, NOW, node=case.node)
             got = [c.agent.id for c in made.claimed]
             assert got == [a.id for a in fits[:1]], task
             agents = await pool.list_agents()

@@ -1,23 +1,28 @@
 """Two Asterisk nodes on one pool (docs/deployment.md): the lab's node "a" and a second node
-"b" (tests/lab/node_b.py), each with its own `acdkit serve`, one Redis, one worker. A caller
-books a callback on node a; then node a goes down, its serve and its Asterisk both. The
-callback is dialed through node b, agent first, and ends once."""
+"b" (tests/lab/node_b.py), each with its own `acdkit serve`, one Redis, one worker.
+
+- A caller waiting on node b is claimed and connected by node b's serve, while node a's
+  serve runs too and races for the same agent: a live caller is its own node's to claim.
+- A caller books a callback on node a; then node a goes down, its serve and its Asterisk
+  both. The callback is dialed through node b, agent first, and ends once."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from tests.lab import node_b
-from tests.lab.center import eventually, task_story
+from tests.lab.center import FAST as CENTER_FAST
+from tests.lab.center import add_agents, eventually, task_story
 from tests.lab.conftest import ROOT, Serve, busy_agent_center
 from tests.lab.test_overflow_callbacks import CUSTOMER, FAST, book_instant, callbacks
+from tests.lab.test_serve_restart import task_of
 
-from acdkit.labkit.sipp import agent_peer, customer_peer
+from acdkit.labkit.sipp import Peer, agent_peer, caller, customer_peer
 
 pytestmark = pytest.mark.lab
 
@@ -78,3 +83,31 @@ def test_a_callback_booked_on_node_a_is_dialed_through_node_b_while_a_is_down(
         serve_b.stop()
         node_a("start")
         next(center, None)
+
+
+def test_a_caller_waiting_on_node_b_is_connected_by_node_b(
+        serve: Serve, node: node_b.NodeB, tmp_path: Path,
+        phones: Callable[..., Peer]) -> None:
+    serve.extra_env.update({**CENTER_FAST, "ACDKIT_NODE_ID": "a"})
+    serve.start()
+    add_agents(serve, "1", login=False)  # nobody to take the call yet: the caller waits
+    serve_b = Serve(serve.redis_url, tmp_path / "serve-b.log", {**CENTER_FAST, **node_b.ENV})
+    try:
+        serve_b.start()
+        customer = caller("100", dtmf="1", hangup_after=None, caller_id="4930600061",
+                          remote=f"{node_b.ADDRESS}:5060", timeout=60).start()
+        task = task_of(serve, "4930600061", "queued")
+        assert f"task {task['id']} queued" in serve_b.log()  # node b's caller
+
+        phone = phones(hangup={"agent1"}, hangup_after=1)
+        serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")  # both serves hear it
+        [invite] = phone.wait_for_invites(1, timeout=15)
+        assert invite.from_user == "4930600061"
+        task_of(serve, "4930600061", "completed", timeout=20)
+        assert f"task {task['id']}: agent 1 connected" in serve_b.log()
+        assert task["id"] not in serve.log()  # node a never claimed, rang or ended it
+        _, story = task_story(serve, task["id"])
+        assert [h["event"] for h in story] == ["add", "reserve", "connect", "complete"]
+        customer.stop()
+    finally:
+        serve_b.stop()

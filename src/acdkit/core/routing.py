@@ -86,6 +86,12 @@ def effective_priority(task: Task, rules: PriorityRules, now: float) -> float:
     return points(task, rules) + max(0.0, rules.aging_per_minute) * waited_minutes
 
 
+def claimable_on(task: Task, node: str) -> bool:
+    """True when a claimer on ``node`` may reserve ``task``: a live caller waits on one node
+    and only that node's serve can bridge it. ``""`` on either side means one node."""
+    return task.kind is not TaskKind.CALL or not task.node or not node or task.node == node
+
+
 def eligible(agent: Agent, task: Task, now: float) -> bool:
     """True when ``agent`` may take ``task`` at ``now``.
 

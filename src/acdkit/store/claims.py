@@ -85,16 +85,19 @@ class ClaimRepository(AgentRepository):
 
     @guarded
     async def claim_next(self, agent_ids: Sequence[str], now: float, *, page: int = 4,
-                         depth: int = 500) -> Round:
+                         depth: int = 500, node: str = "") -> Round:
         """For each agent in ``agent_ids`` in turn (the first served first), reserve the best
         task it may take now, reading each skill queue ``page`` tasks at a time and no deeper
-        than rank ``depth``. Agents that are not ready, or may take nothing, get nothing."""
+        than rank ``depth``. Agents that are not ready, or may take nothing, get nothing. A
+        live caller waiting on another node than ``node`` is left to that node's claims
+        (core/routing.py ``claimable_on``)."""
         for agent_id in agent_ids:
             self.keys.agent(agent_id)
         if not agent_ids:
             return Round()
         results, bad, wake = await self.scripts.claim_next(
-            keys=[self.keys.tasks], args=self._argv(now, str(page), str(depth), *agent_ids))
+            keys=[self.keys.tasks],
+            args=self._argv(now, str(page), str(depth), node, *agent_ids))
         await self._set_aside("task", bad, now)
         claimed: list[Claimed] = []
         for entry in results:
@@ -106,10 +109,11 @@ class ClaimRepository(AgentRepository):
         return await self._round(claimed, _times(wake), now)
 
     @guarded
-    async def claim_for_task(self, task_id: str, now: float) -> Round:
-        """Reserve the agent ready longest among those that may take ``task_id`` now."""
+    async def claim_for_task(self, task_id: str, now: float, *, node: str = "") -> Round:
+        """Reserve the agent ready longest among those that may take ``task_id`` now (none
+        when it is a live caller waiting on another node than ``node``)."""
         status, raw_agent, raw_task, bad, wake = await self.scripts.claim_for_task(
-            keys=[self.keys.task(task_id)], args=self._argv(now, task_id))
+            keys=[self.keys.task(task_id)], args=self._argv(now, task_id, node))
         await self._set_aside("agent", bad, now)
         if status == "bad":
             await self._set_aside("task", [task_id], now)

@@ -25,7 +25,7 @@ end
 -- ``until_`` is false when the task waits for no agent in particular.
 local function routing_task(task_id)
   local t = redis.call('HMGET', BASE .. 'task:' .. task_id, 'state', 'skill', 'min_level',
-    'required', 'preferred_agent', 'preferred_until')
+    'required', 'preferred_agent', 'preferred_until', 'kind', 'node')
   if not t[1] then return nil, 'missing' end
   local required, level = json_object(t[4]), tonumber(t[3])
   local until_ = false
@@ -34,7 +34,13 @@ local function routing_task(task_id)
     return nil, 'bad'
   end
   return {id = task_id, state = t[1], skill = t[2], min_level = level, required = required,
-    preferred = t[5], until_ = until_, until_text = t[6]}
+    preferred = t[5], until_ = until_, until_text = t[6], kind = t[7], node = t[8] or ''}
+end
+
+-- core/routing.py ``claimable_on``: a live caller waits on one node, and only that node's
+-- serve can bridge it; the claimer's node '' (or the task's) means one node.
+local function claimable_on(task, node)
+  return task.kind ~= 'call' or task.node == '' or node == '' or task.node == node
 end
 
 -- core/routing.py ``eligible``. A task that waits for another agent also gives the time it

@@ -1,14 +1,16 @@
 -- The dispatcher's claim for a new task: the agent ready longest among those the routing rule
 -- (_routing.lua) lets take it is reserved for it, in one step.
--- KEYS: any key of the pool (declares the slot). ARGV[5]: task id.
+-- KEYS: any key of the pool (declares the slot). ARGV[5]: task id; ARGV[6]: the claimer's
+-- node (a live caller of another node is that node's to claim: 'none').
 -- Returns {status, agent hash, task hash, bad agents, wake} as nested arrays: status 'ok'
 -- (the hashes as HGETALL gives them after the claim), 'none' (no ready agent may take it
 -- now; wake: {task id, time} when it waits for its preferred agent until that time), 'taken' (not queued), 'missing' or
 -- 'bad' (the task cannot be read). bad agents: ids of agents that cannot be read.
-local task_id, now = ARGV[5], tonumber(NOW)
+local task_id, now, node = ARGV[5], tonumber(NOW), ARGV[6]
 local task, why = routing_task(task_id)
 if not task then return {why, {}, {}, {}, {}} end
 if task.state ~= 'queued' then return {'taken', {}, {}, {}, {}} end
+if not claimable_on(task, node) then return {'none', {}, {}, {}, {}} end
 
 local bad, best = {}, nil
 for _, agent_id in ipairs(redis.call('SMEMBERS', BASE .. 'ready:' .. task.skill)) do

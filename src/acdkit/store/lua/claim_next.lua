@@ -4,13 +4,14 @@
 -- (_routing.lua) lets it take, read from the head of each skill queue, a page at a time and
 -- no deeper than the scan limit, is reserved at once; so the next agent cannot get it.
 -- KEYS: any key of the pool (declares the slot). ARGV[5..6]: tasks per page, deepest rank;
--- ARGV[7..]: agent ids, in the order they are served.
+-- ARGV[7]: the claimer's node (its serve bridges live callers of that node only);
+-- ARGV[8..]: agent ids, in the order they are served.
 -- Returns {results, bad, wake} as nested arrays (no JSON to build and parse: RESP is
 -- cheaper). results[i]: {agent id, 'ok', agent hash, task hash} (both HGETALL, as stored
 -- after the claim) or {agent id, 'busy' | 'none' | 'missing' | 'bad'}; bad: ids of tasks
 -- that cannot be read (to set aside); wake: {task id, time, ...} of the tasks skipped because
 -- they wait for their preferred agent until that time.
-local page, depth, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(NOW)
+local page, depth, now, node = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(NOW), ARGV[7]
 local bad, wake = {}, {}
 local woken = {}
 
@@ -23,7 +24,7 @@ local function best_in(agent, skill, below)
       local score = tonumber(ids[i + 1])
       if below and score >= below then return nil end
       local task, why = routing_task(ids[i])
-      if task then
+      if task and claimable_on(task, node) then
         local ok, until_ = may_take(agent, task, now)
         if ok then return ids[i], score end
         if until_ and until_ > now and not woken[ids[i]] then
@@ -31,7 +32,7 @@ local function best_in(agent, skill, below)
           wake[#wake + 1] = ids[i]
           wake[#wake + 1] = task.until_text
         end
-      elseif why == 'bad' then
+      elseif not task and why == 'bad' then
         bad[#bad + 1] = ids[i]
       end
     end
@@ -56,5 +57,5 @@ local function serve(agent_id)
 end
 
 local results = {}
-for i = 7, #ARGV do results[#results + 1] = serve(ARGV[i]) end
+for i = 8, #ARGV do results[#results + 1] = serve(ARGV[i]) end
 return {results, bad, wake}
