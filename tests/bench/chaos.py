@@ -133,7 +133,8 @@ async def verify(center: Center, booker: Booker, customers: Any, callers: SippPr
             "no callback dialed twice at once (attempts)": await checks.attempts_never_overlap(
                 store, accepted),
             "no number rung twice at once (customer SIPp)":
-                checks.customer_calls_never_overlap(customers.messages(), by_number),
+                checks.customer_calls_never_overlap(customers.messages(), by_number,
+                                                   center.asterisk_cuts),
             "nothing left reserved or active": await checks.nothing_left_reserved(
                 store, time.time()),
             "no channel left on Asterisk": checks.channels_left(channels),

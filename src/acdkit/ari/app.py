@@ -29,7 +29,13 @@ from acdkit.ari.followup_key import FollowUpKey
 from acdkit.ari.my_requests import MyRequests
 from acdkit.ari.queue import Queueing, serve_caller, serve_queued
 from acdkit.ari.ratings_line import RatingsLine, ratings_line
-from acdkit.ari.reconcile import RESETTLE_EVERY, Reconciling, reconcile, resettle
+from acdkit.ari.reconcile import (
+    RESETTLE_EVERY,
+    Reconciling,
+    adopt_strays,
+    reconcile,
+    resettle,
+)
 from acdkit.ari.reply_delivery import ReplyCalls
 from acdkit.ari.session import ChannelGone, Session, Sessions
 from acdkit.ari.snoop import Snooping
@@ -141,14 +147,17 @@ class StasisApp:
                 loop.cancel()
 
     async def _resettle(self) -> None:
-        """Every ``RESETTLE_EVERY`` s, settle holds whose end a Redis failover lost
-        (ari/reconcile.py ``resettle``); an outage only skips a round."""
+        """Every ``RESETTLE_EVERY`` s, settle holds whose end a Redis failover lost and
+        adopt callers a failed reconcile left stranded (ari/reconcile.py ``resettle``,
+        ``adopt_strays``); an outage only skips a round."""
+        strays: frozenset[str] = frozenset()
         while True:
             await asyncio.sleep(RESETTLE_EVERY)
             if not self.reconciled.is_set():
                 continue
             try:
                 await resettle(self.reconciling, self.reconciling.clock.now() - RESETTLE_EVERY)
+                strays = await adopt_strays(self.reconciling, strays)
             except AcdError as exc:
                 log.warning("resettle: %s", exc)
 

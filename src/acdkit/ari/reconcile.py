@@ -121,6 +121,24 @@ async def resettle(ctx: Reconciling, before: float) -> int:
     return settled
 
 
+async def adopt_strays(ctx: Reconciling, earlier: frozenset[str]) -> frozenset[str]:
+    """Channels in our app that no session owns, in two rounds in a row (``earlier`` is the
+    previous round's answer): adopt them as ``reconcile`` does. A reconcile whose ARI
+    requests failed (Asterisk slow to answer after a takeover) leaves such callers behind;
+    two rounds keep a channel whose StasisStart is still on its way out of it. Returns this
+    round's strays, for the next."""
+    strays = frozenset(c for c in await _app_channels(ctx) if ctx.sessions.get(c) is None)
+    again = strays & earlier
+    if not again:
+        return strays
+    live = {c.id: c for c in await ctx.control.list_channels()}
+    bridges = await ctx.control.list_bridges()
+    lines, holding = _members(bridges, _LINE, live), _members(bridges, _HOLD, live)
+    adopted = await adopt(ctx, {c: live[c] for c in again if c in live}, lines, holding)
+    log.warning("adopted %d channels stranded in the app", adopted)
+    return strays - again
+
+
 def _members(bridges: list[ev.Bridge], prefix: str,
              live: Mapping[str, ev.Channel]) -> dict[str, str]:
     """Live channels in our bridges named ``prefix<name>``: channel id → name."""
