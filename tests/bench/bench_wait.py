@@ -3,10 +3,12 @@
 Starts its own primary and one replica (redis-server on loopback, no persistence, in a
 temporary directory) and runs the same work through acdkit's pool twice: with
 ``redis.min_replicas_ack`` 0 (no ``WAIT``) and 1 (``WAIT 1`` after every claim and booking,
-store/durability.py). Reports claims per second (one claimer, and ``--concurrency`` claimers
-at once), claim and booking latency (p50, p99) and what ``WAIT`` adds, each the median of
-``--rounds`` alternated runs per mode. Prints JSON;
-``--out FILE.json`` writes it too.
+store/durability.py), and a third time through a Sentinel group (one primary, two replicas,
+three sentinels: tests/integration/sentinels.py) with ``WAIT 1`` and the sentinels' check
+that the primary is not being replaced. Reports claims per second (one claimer, and
+``--concurrency`` claimers at once), claim and booking latency (p50, p99) and what ``WAIT``
+adds, each the median of ``--rounds`` alternated runs per mode. Prints JSON; ``--out
+FILE.json`` writes it too.
 
     python tests/bench/bench_wait.py --out var/results/bench-wait.json
 """
@@ -31,6 +33,10 @@ from typing import Any
 
 import redis
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.* from the checkout
+from tests.integration.sentinels import MASTER, SentinelGroup
+
+from acdkit.config import RedisSettings
 from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.routing import PriorityRules
@@ -39,6 +45,7 @@ from acdkit.store.callbacks import CallbackStore
 from acdkit.store.connection import connect
 from acdkit.store.durability import Acks
 from acdkit.store.pool import Pool
+from acdkit.store.primary import primary_of
 from acdkit.store.scripts import ClaimResult
 
 T0 = 1_800_000_000.0
@@ -132,9 +139,12 @@ def booking(store: CallbackStore, i: int, tag: str) -> Callable[[], Awaitable[ob
     return run
 
 
-async def measure(url: str, acks: int, n: int, concurrency: int) -> dict[str, Any]:
+async def measure(url: str, acks: int, n: int, concurrency: int,
+                  sentinels: str = "") -> dict[str, Any]:
     redis.Redis.from_url(url).flushall()
-    pool = Pool(await connect(url), PriorityRules(), acks=Acks(acks, 1_000))
+    target = primary_of(RedisSettings(url=url, sentinels=sentinels, master_name=MASTER)) \
+        if sentinels else url
+    pool = Pool(await connect(target), PriorityRules(), acks=Acks(acks, 1_000))
     store = CallbackStore(pool)
     try:
         one = await setup(pool, n, "seq")
@@ -144,7 +154,7 @@ async def measure(url: str, acks: int, n: int, concurrency: int) -> dict[str, An
         book_s, books = await timed([booking(store, i, "b") for i in range(n)], 1)
     finally:
         await pool.close()
-    return {"min_replicas_ack": acks,
+    return {"min_replicas_ack": acks, "through_sentinels": bool(sentinels),
             "claims_per_s_one_claimer": round(n / seq_s),
             f"claims_per_s_{concurrency}_claimers": round(n / par_s),
             "claim_latency": percentiles(seq),
@@ -190,12 +200,24 @@ def main() -> None:
             for proc in procs:
                 proc.terminate()
                 proc.wait(timeout=10)
-    report = {"what": "claims and bookings without and with WAIT 1 (one local replica)",
+        group = SentinelGroup(Path(tmp))
+        try:
+            group.start()
+            url = f"redis://127.0.0.1:{group.primary()}/0"
+            sentinel = median_of([asyncio.run(measure(url, 1, args.n, args.concurrency,
+                                                      group.sentinel_list))
+                                  for _ in range(args.rounds)])
+        finally:
+            group.close()
+    report = {"what": "claims and bookings without and with WAIT 1 (one local replica), and "
+                      "with WAIT 1 and the sentinels' check through a Sentinel group",
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "redis_server": redis_version()},
               "n": args.n, "rounds": args.rounds, "figures": "median of the rounds",
               "without_wait": without, "with_wait": with_wait,
-              "added_by_wait": added(without, with_wait)}
+              "added_by_wait": added(without, with_wait),
+              "with_wait_through_sentinels": sentinel,
+              "added_by_wait_and_sentinel_check": added(without, sentinel)}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
