@@ -23,6 +23,7 @@ the new one instead of losing its writes with the old (docs/redis-ha.md).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -87,24 +88,20 @@ class Durability:
     async def _replaced(self) -> bool:
         """Behind Sentinel: is the primary written to being replaced, or replaced already?
         A replica of a replaced primary confirms writes that it drops when it follows the
-        new one, and a failover in progress may promote the replica that lacks them. One
-        ``SENTINEL MASTER`` to the first sentinel that answers; none answering proves
-        nothing (no failover can happen without them either)."""
+        new one, and a failover in progress may promote the replica that lacks them. Every
+        sentinel is asked at once (``SENTINEL MASTER``): only the one leading a failover
+        knows of it until the promotion is done. Sentinels that do not answer prove nothing
+        (no failover can happen without them either)."""
         pool = self.redis.connection_pool
         if not isinstance(pool, SentinelConnectionPool) or pool.master_address is None:
             return False
-        for sentinel in pool.sentinel_manager.sentinels:
-            try:
-                # Without return_responses, redis-py 8 answers only True.
-                state = await sentinel.sentinel_master(pool.service_name, return_responses=True)
-            except (RedisConnectionError, RedisTimeoutError, ResponseError):
-                continue
-            if not isinstance(state, dict):
-                return False
-            moving = "failover_in_progress" in str(state.get("flags", ""))
-            return moving or _address((state["ip"], state["port"])) != _address(
-                pool.master_address)
-        return False
+        written_to = _address(pool.master_address)
+        answers = await asyncio.gather(
+            *(_master_state(s, pool.service_name, self.acks.timeout_ms / 1000)
+              for s in pool.sentinel_manager.sentinels))
+        return any(state is not None and (
+            "failover_in_progress" in str(state.get("flags", ""))
+            or _address((state["ip"], state["port"])) != written_to) for state in answers)
 
     async def _follow_primary(self) -> None:
         """Behind Sentinel: ask the sentinels for the primary now; if it moved, close every
@@ -117,6 +114,19 @@ class Durability:
                 await pool.get_master_address()  # type: ignore[no-untyped-call]
                 if pool.master_address != before:
                     await pool.disconnect(inuse_connections=True)
+
+
+async def _master_state(sentinel: aioredis.Redis, name: str,
+                        timeout: float) -> dict[str, object] | None:
+    """One sentinel's view of the primary ``name``; None when it does not answer within
+    ``timeout`` seconds (a hung sentinel must not hold every claim up)."""
+    try:
+        # Without return_responses, redis-py 8 answers only True.
+        state = await asyncio.wait_for(sentinel.sentinel_master(name, return_responses=True),
+                                       timeout)
+    except (RedisConnectionError, RedisTimeoutError, ResponseError, TimeoutError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def _address(pair: tuple[object, object]) -> tuple[str, int]:
