@@ -27,12 +27,12 @@ class SlowClaims(Pool):
     most = 0
     results: list[Round]
 
-    async def claim_for_task(self, task_id: str, now: float) -> Round:
+    async def claim_for_task(self, task_id: str, now: float, *, node: str = "") -> Round:
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         try:
             await asyncio.sleep(0.02)
-            result = await super().claim_for_task(task_id, now)
+            result = await super().claim_for_task(task_id, now, node=node)
             self.results.append(result)
             return result
         finally:
