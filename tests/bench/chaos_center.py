@@ -1,7 +1,8 @@
 """The processes `make chaos` runs and the faults it injects into them.
 
 Redis is one redis-server (AOF, fsync always) or, with ``--sentinel``, a Sentinel group of
-one primary, two replicas and three sentinels (tests/integration/sentinels.py) that serve,
+one primary, two replicas and three sentinels, each a container of the lab image
+(tests/lab/containers.py), that serve,
 the worker and the booker reach through the sentinels, with every booking, claim and dial
 lock confirmed by a replica (``redis.min_replicas_ack = 1``, docs/redis-ha.md). serve is one
 process or, with ``--standby``, an active and a standby under the node's lease
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import benchlab as lab
-from tests.integration.sentinels import MASTER, SentinelGroup
+from tests.integration.sentinels import MASTER
 from tests.lab.conftest import ROOT, Serve
+from tests.lab.containers import SentinelContainers
 
 ENV = {"ACDKIT_AGENTS_WRAP_UP": "0.5", "ACDKIT_AGENTS_RING_TIMEOUT": "4",
        "ACDKIT_CALLBACKS_INTERVALS": "2,2,2", "ACDKIT_CALLBACKS_MAX_ATTEMPTS": "3",
@@ -46,12 +48,12 @@ class Redis:
     """One redis-server, or a Sentinel group; ``env`` points acdkit at it."""
 
     def __init__(self, work: Path, sentinel: bool) -> None:
-        self.group: SentinelGroup | None = None
+        self.group: SentinelContainers | None = None
         self.single: lab.RedisServer | None = None
         self.failovers = 0
         if sentinel:
             (work / "redis").mkdir(parents=True, exist_ok=True)
-            self.group = SentinelGroup(work / "redis")
+            self.group = SentinelContainers(work / "redis")
             self.group.start()
             self.url = f"redis://127.0.0.1:{self.group.data[0]}/0"
             self.env = {"ACDKIT_REDIS_SENTINELS": self.group.sentinel_list,

@@ -11,16 +11,15 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from tests.lab.conftest import ROOT, lab_settings
+from tests.lab.containers import LAB_IMAGE, network, podman
 
 ADDRESS = "127.0.0.5"
-LAB_IMAGE = "localhost/acdkit-lab:latest"
 READY_TIMEOUT = 90.0
 # serve of node b: its own Asterisk and its own media listener; the same pool.
 ENV = {"ACDKIT_NODE_ID": "b", "ACDKIT_ARI_URL": f"http://{ADDRESS}:8088",
@@ -30,13 +29,6 @@ ENV = {"ACDKIT_NODE_ID": "b", "ACDKIT_ARI_URL": f"http://{ADDRESS}:8088",
 _LISTENING = {"pjsip.conf": ("bind = 127.0.0.1:5060", "media_address = 127.0.0.1"),
               "http.conf": ("bindaddr = 127.0.0.1",),
               "manager.conf": ("bindaddr = 127.0.0.1",)}
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """podman with the lab's settings (scripts/podman-env.sh)."""
-    return subprocess.run(["bash", "-c", f"source '{ROOT}/scripts/podman-env.sh' && "
-                           'exec podman "$@"', "-", *args],
-                          check=check, capture_output=True, text=True, timeout=120)
 
 
 def configuration(into: Path) -> Path:
@@ -50,12 +42,6 @@ def configuration(into: Path) -> Path:
             text = text.replace(line, line.replace("127.0.0.1", ADDRESS))
         path.write_text(text)
     return into
-
-
-def network() -> str:
-    """The lab's network: a private lab's namespace (tests/lab/labs.py), else the host's."""
-    name = os.environ.get("LAB_ASTERISK", "acdkit-asterisk").removeprefix("acdkit-asterisk")
-    return f"ns:/run/netns/acdkit{name}" if name else "host"
 
 
 class NodeB:

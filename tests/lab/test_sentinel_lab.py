@@ -1,7 +1,8 @@
 """A Redis failover while a real caller books a callback (docs/redis-ha.md). serve and the
 worker reach Redis through a Sentinel group: one primary, two replicas, three sentinels
 (tests/integration/sentinels.py), and a replica must confirm every booking
-(``redis.min_replicas_ack = 1``). The primary fails over (``SENTINEL FAILOVER``, or SIGKILL)
+(``redis.min_replicas_ack = 1``), every redis-server and sentinel a container of the lab
+image (tests/lab/containers.py). The primary fails over (``SENTINEL FAILOVER``, or SIGKILL)
 when serve makes the caller its overflow offer, so the caller's keys, the booking and its
 confirmation come while the sentinels promote a replica.
 
@@ -20,6 +21,7 @@ import pytest
 from tests.integration.sentinels import MASTER, SentinelGroup
 from tests.lab.center import eventually
 from tests.lab.conftest import Serve, busy_agent_center
+from tests.lab.containers import SentinelContainers
 from tests.lab.observer import observe_channels
 from tests.lab.test_overflow_callbacks import CUSTOMER, FAST, INSTANT, callbacks
 
@@ -33,7 +35,7 @@ BOOKED = re.compile(r"became callback (\S+) for")
 @pytest.fixture
 def group(tmp_path: Path) -> Iterator[SentinelGroup]:
     (tmp_path / "redis").mkdir()
-    made = SentinelGroup(tmp_path / "redis")
+    made = SentinelContainers(tmp_path / "redis")
     try:
         made.start()
         yield made

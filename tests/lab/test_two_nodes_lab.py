@@ -19,6 +19,7 @@ from tests.lab import node_b
 from tests.lab.center import FAST as CENTER_FAST
 from tests.lab.center import add_agents, eventually, task_story
 from tests.lab.conftest import ROOT, Serve, busy_agent_center
+from tests.lab.containers import podman
 from tests.lab.test_overflow_callbacks import CUSTOMER, FAST, book_instant, callbacks
 from tests.lab.test_serve_restart import task_of
 
@@ -41,9 +42,9 @@ def node_a(action: str) -> None:
     """Stop the lab's Asterisk (node a), or start it and wait until it is ready."""
     name = os.environ.get("LAB_ASTERISK", "acdkit-asterisk")
     if action == "stop":
-        node_b.podman("stop", "-t", "0", name)
+        podman("stop", "-t", "0", name)
         return
-    node_b.podman("start", name)
+    podman("start", name)
     subprocess.run(["bash", "-c", f"source '{ROOT}/scripts/lab-lib.sh' && lab_wait_asterisk"],
                    check=True, capture_output=True, timeout=180)
 
