@@ -131,9 +131,18 @@ class SentinelGroup:
                    and value.get("state") == "online")
 
     def wait_new_primary(self, old: int) -> int:
-        """Wait until the sentinels name another primary that answers as one; its port."""
+        """Wait until the failover is over (every sentinel names the same other primary, none
+        has one in progress) and the new primary answers as one; its port. acdkit's
+        confirmations ask every sentinel (store/durability.py)."""
         def moved() -> bool:
-            port = self.primary()
+            named = set()
+            for sentinel in self.sentinels:
+                with self.client(sentinel) as c:
+                    state = c.sentinel_master(MASTER)
+                if "failover_in_progress" in str(state.get("flags", "")):
+                    return False  # not over yet: acdkit confirms nothing meanwhile
+                named.add(int(state["port"]))
+            [port] = named if len(named) == 1 else [old]
             with self.client(port) as c:
                 return port != old and c.info("replication")["role"] == "master"
 

@@ -157,7 +157,10 @@ async def test_bookings_and_claims_go_on_after_a_failover_without_a_restart(
         # The other replica follows the new primary once the sentinels tell it to.
         await asyncio.to_thread(wait_until, lambda: group.online_replicas(new) >= 1, 30.0,
                                 "a replica of the new primary")
-        after, tries = await retried(lambda: book(store, "cb-after", "+12015550102"))
+        # A caller who was told "not booked" books again: a new callback each time.
+        attempts = iter(range(TRIES))
+        after, tries = await retried(
+            lambda: book(store, f"cb-after-{next(attempts)}", "+12015550102"))
         await ready_agent(pool, "a1")
         claimed, _ = await retried(lambda: pool.try_claim("a1", after.id, T0))
         lock, _ = await retried(lambda: store.acquire_dial_lock(after.id))
