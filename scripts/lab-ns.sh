@@ -34,11 +34,14 @@ create() {
 
 refresh() {
   names "$1"
-  # Recreate when the image changed or the lab serves another checkout's configuration.
+  # Recreate when the image changed, the lab serves another checkout's configuration, or
+  # its configuration is gone (a checkout deleted and cloned again at the same path leaves
+  # the container's bind mount on the deleted directory).
   if [ "$(podman container inspect -f '{{.Image}}' "$LAB_ASTERISK" 2>/dev/null)" \
        != "$(podman image inspect -f '{{.Id}}' "$LAB_IMAGE")" ] ||
      ! podman container inspect -f '{{range .Mounts}}{{.Source}} {{end}}' "$LAB_ASTERISK" |
-       grep -qF "$root/asterisk/etc "; then
+       grep -qF "$root/asterisk/etc " ||
+     ! podman exec "$LAB_ASTERISK" test -f /etc/asterisk/asterisk.conf 2>/dev/null; then
     podman rm -f "$LAB_ASTERISK" "$LAB_REDIS" >/dev/null 2>&1 || true
     create "$1"
   else
