@@ -9,6 +9,9 @@ import socket
 import threading
 from types import TracebackType
 
+import numpy as np
+import numpy.typing as npt
+
 from acdkit.labkit.dtmfpcap import RtpPacket, parse_rtp
 
 ETH_P_ALL = 0x0003
@@ -78,3 +81,26 @@ def streams(packets: list[RtpPacket]) -> list[tuple[int, int, int, int]]:
     for p in packets:
         seen.setdefault(p.ssrc, []).append(p.seq)
     return [(ssrc, len(seqs), seqs[0], seqs[-1]) for ssrc, seqs in seen.items()]
+
+
+def found_in(known: npt.NDArray[np.float32], heard: npt.NDArray[np.float32]) -> float:
+    """How faithfully the audio ``known`` occurs somewhere in ``heard`` (same rate): the best
+    normalised cross-correlation over every offset, 1.0 for an exact copy. G.711 coding keeps
+    it near 0.99; a copy cut short, garbled or missing falls far below. A test that asks
+    Whisper what a customer heard depends on the words around it (the reference digits
+    before a reply changed how Whisper tiny.en heard the reply in 3 of 29 trials), so
+    whether a known recording or text-to-speech reached a phone intact is checked here."""
+    n = len(known)
+    if n == 0 or len(heard) < n:
+        return 0.0
+    ref = known.astype(np.float64) - float(known.mean())
+    got = heard.astype(np.float64)
+    size = 1 << (len(got) + n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(got, size) * np.conj(np.fft.rfft(ref, size)), size)
+    corr = corr[:len(got) - n + 1]
+    # each window's energy about its own mean, from running sums
+    s1 = np.concatenate([[0.0], np.cumsum(got)])
+    s2 = np.concatenate([[0.0], np.cumsum(got * got)])
+    window = s2[n:] - s2[:-n] - (s1[n:] - s1[:-n]) ** 2 / n
+    score = corr / (np.linalg.norm(ref) * np.sqrt(np.maximum(window, 1e-12)))
+    return float(score.max())
