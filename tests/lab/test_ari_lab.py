@@ -129,7 +129,11 @@ async def test_a_gone_channel_is_a_value_not_an_error(ari_lab: Lab) -> None:
 async def test_bridge_create_and_destroy(ari_lab: Lab) -> None:
     bridge_id = unique("labtest-hold")
     bridge = await ari_lab.control.create_bridge(bridge_id, kind="holding", name=bridge_id)
-    assert (bridge.id, bridge.bridge_type) == (bridge_id, "holding")
+    assert bridge is not None and (bridge.id, bridge.bridge_type) == (bridge_id, "holding")
+    # a second create of the same id is told apart (None) and leaves the bridge as it was
+    assert await ari_lab.control.create_bridge(bridge_id, kind="mixing") is None
+    again = await ari_lab.control.get_bridge(bridge_id)
+    assert again is not None and again.bridge_type == "holding"
     assert bridge_id in {b.id for b in await ari_lab.control.list_bridges()}
     assert await ari_lab.control.start_bridge_moh(bridge_id)
     assert await ari_lab.control.stop_bridge_moh(bridge_id)

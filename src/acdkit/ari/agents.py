@@ -262,8 +262,9 @@ class AgentConnector:
         control = self.ctx.control
         line = self.lines.get(agent.id)
         customer = call.customer.channel_id
-        if task.channel_id:  # a live caller waits in its skill's holding bridge
-            await control.remove_from_bridge(self.ctx.bridges.hold_id(task.skill), customer)
+        # A live caller waits in its skill's holding bridge: adding it to another bridge
+        # takes it out of that one first (Asterisk's addChannel departs the Stasis bridge a
+        # channel is in; Asterisk 22.10.1), so no removeChannel request.
         if line is not None:
             call.bridge_id = line.bridge_id
             await control.add_to_bridge(line.bridge_id, [customer])

@@ -34,6 +34,6 @@ class Bridges:
         await self.control.add_to_bridge(bridge_id, [channel_id], role="participant")
 
     async def ensure(self, bridge_id: str, kind: str) -> None:
-        """Create a bridge unless it exists: bridges outlive a restart of serve."""
-        if await self.control.get_bridge(bridge_id) is None:
-            await self.control.create_bridge(bridge_id, kind=kind, name=bridge_id)
+        """Create a bridge unless it exists (bridges outlive a restart of serve): one
+        request, as Asterisk refuses a second bridge with the same id."""
+        await self.control.create_bridge(bridge_id, kind=kind, name=bridge_id)

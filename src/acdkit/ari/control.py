@@ -55,6 +55,7 @@ BRIDGE_FEATURES = frozenset({"mixing", "holding", "dtmf_events", "proxy_media",
 _CHANNEL_GONE = frozenset({404, 409})
 _BRIDGE_MEMBER_GONE = frozenset({400, 404, 422})
 _GONE = frozenset({404})
+_EXISTS = frozenset({409})
 # A bridge whose last channel just left is being torn down: Asterisk answers a DELETE with
 # 409 "Bridge not in Stasis application" (seen when a persistent line is retired).
 _BRIDGE_GONE = frozenset({404, 409})
@@ -270,14 +271,17 @@ class AriControl:
     # ------------------------------------------------------------ bridges
 
     async def create_bridge(self, bridge_id: str, *, kind: str = "mixing",
-                            name: str | None = None) -> Bridge:
-        """Create (or, if it exists, update) a bridge; ``kind`` is ``mixing`` or ``holding``
-        (or an ARI feature list such as ``mixing,dtmf_events``)."""
+                            name: str | None = None) -> Bridge | None:
+        """Create a bridge; ``kind`` is ``mixing`` or ``holding`` (or an ARI feature list
+        such as ``mixing,dtmf_events``). None when a bridge with that id exists already
+        (Asterisk 22.10.1 answers 409 "Bridge with id ... already exists" and leaves it
+        as it was), so "create unless it exists" is one request."""
         for feature in kind.split(","):
             _choice(feature, BRIDGE_FEATURES, "bridge type")
         params = {"type": kind, "name": _optional(_PLAIN, name, "bridge name")}
         path = f"bridges/{_check(_ID, bridge_id, 'bridge id')}"
-        return parse_bridge((await self.client.request("POST", path, params=params)).body)
+        response = await self._call("POST", path, _EXISTS, params=params)
+        return None if response is None else parse_bridge(response.body)
 
     async def get_bridge(self, bridge_id: str) -> Bridge | None:
         """A bridge's snapshot; None if it is gone."""
