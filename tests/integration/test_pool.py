@@ -19,6 +19,7 @@ from acdkit.core.errors import (
 )
 from acdkit.core.routing import PriorityRules, pool_score
 from acdkit.core.tasks import TaskEvent, TaskKind, TaskState
+from acdkit.store.connection import ROUND_TRIPS
 from acdkit.store.pool import Pool
 from acdkit.store.scripts import ClaimResult
 
@@ -157,6 +158,61 @@ async def test_concurrent_moves_of_one_task_end_in_one_winner(pool: Pool) -> Non
     assert len(winners) == 1
     assert all(isinstance(r, InvalidTransition | ClaimLost) for r in results if r not in winners)
     assert (await pool.get_task("t1")).state is winners[0].state  # type: ignore[union-attr]
+
+
+async def test_a_move_from_a_task_just_read_is_one_round_trip(pool: Pool) -> None:
+    await pool.add_task(task("t1"))
+    await ready_agent(pool, "a1")
+    assert await pool.claim("a1", "t1", T0)
+    current = await pool.get_task("t1")
+    assert current is not None
+    before = ROUND_TRIPS.count
+    active = await pool.move_task("t1", TaskEvent.CONNECT, T0 + 1, known=current)
+    assert ROUND_TRIPS.count - before == 1
+    assert active == await pool.get_task("t1")
+    assert (active.state, active.agent_id) == (TaskState.ACTIVE, "a1")
+    assert [e.event for e in await pool.audit.history("t1")][-1] == "connect"
+
+
+async def test_an_out_of_date_copy_of_a_task_is_read_again(pool: Pool) -> None:
+    await pool.add_task(task("t1"))
+    queued = await pool.get_task("t1")
+    await ready_agent(pool, "a1")
+    assert await pool.claim("a1", "t1", T0)
+    # queued → active is no move of the core: the copy is set aside, not believed
+    active = await pool.move_task("t1", TaskEvent.CONNECT, T0 + 1, known=queued)
+    assert (active.state, active.agent_id) == (TaskState.ACTIVE, "a1")
+    # a copy whose state the script refuses (reserved, stored active): read again
+    reserved = replace(active, state=TaskState.RESERVED)
+    before = ROUND_TRIPS.count
+    done = await pool.move_task("t1", TaskEvent.COMPLETE, T0 + 2, known=reserved)
+    assert ROUND_TRIPS.count - before == 3  # the refused script, the read, the script
+    assert done.state is TaskState.COMPLETED == (await pool.get_task("t1")).state  # type: ignore[union-attr]
+    with pytest.raises(InvalidTransition):  # what a fresh read says still stands
+        await pool.move_task("t1", TaskEvent.CONNECT, T0 + 3, known=reserved)
+
+
+async def test_a_move_from_a_known_agent_leaves_fields_changed_meanwhile(pool: Pool) -> None:
+    await pool.add_task(task("t1"))
+    await ready_agent(pool, "a1")
+    assert await pool.claim("a1", "t1", T0)
+    claimed = await pool.get_agent("a1")
+    assert claimed is not None
+    await pool.save_agent(replace(claimed, name="Ann B."), T0 + 1)  # a profile edit meanwhile
+    before = ROUND_TRIPS.count
+    on_call = await pool.move_agent("a1", AgentEvent.ANSWER, T0 + 2, known=claimed)
+    assert ROUND_TRIPS.count - before == 1
+    stored = await pool.get_agent("a1")
+    assert stored is not None
+    assert (stored.state, stored.task_id, stored.name) == (AgentState.ON_CALL, "t1", "Ann B.")
+    assert on_call.state is AgentState.ON_CALL
+    # an out-of-date copy (still reserved) is read again: on call → wrap-up by END
+    ended = await pool.move_agent("a1", AgentEvent.END, T0 + 3, known=claimed,
+                                  expect_task="t1")
+    assert ended.state is AgentState.WRAP_UP
+    with pytest.raises(ClaimLost):  # a copy holding t1; the stored agent holds nothing
+        await pool.move_agent("a1", AgentEvent.ANSWER, T0 + 4, known=claimed,
+                              expect_task="t1")
 
 
 # -- scheduled tasks ---------------------------------------------------------------------------

@@ -128,16 +128,18 @@ class AgentConnector:
             await self.move_agent(agent.id, AgentEvent.END)
             self.ctx.endings.after_wrap_up(agent.id)
             return
-        await self.bridge(agent, task, call, leg)
+        await self.bridge(agent, current, call, leg)
         if call.customer.gone:
             # Gone while being bridged: its flow's clean-up saw the task still reserved.
             await self.customer_left(call)
 
-    async def customer_left(self, call: Call) -> None:
-        """The customer's channel is gone: end the task and free (or hang up) the agent side."""
+    async def customer_left(self, call: Call) -> bool:
+        """The customer's channel is gone: end the task and free (or hang up) the agent side.
+        True when this cannot be a missed call (store/outbound.py ``on_missed_call``): the
+        customer was talking to an agent, or the task had ended otherwise than abandoned."""
         task = await self.ctx.pool.get_task(call.task_id)
         if task is None or task.terminal:
-            return
+            return task is not None and task.state is not TaskState.ABANDONED
         if task.state is TaskState.QUEUED:
             await self._move_task(task.id, TaskEvent.ABANDON, "caller hung up while waiting")
         elif task.state is TaskState.RESERVED:
@@ -146,13 +148,15 @@ class AgentConnector:
                 await self.ctx.control.hangup(call.agent_leg)
         elif task.state is TaskState.ACTIVE and call.agent_id:
             if await survey.customer_left(self.ctx.survey, call, task):
-                return
+                return True
             line = self.lines.get(call.agent_id)
             if line is None and call.agent_leg:
                 await self.ctx.control.hangup(call.agent_leg)
             if call.bridge_id and line is None:
                 await self.ctx.control.destroy_bridge(call.bridge_id)
             await self.end(task.id, call.agent_id, TaskEvent.COMPLETE, "customer hung up")
+            return True
+        return False
 
     # -- the agent's leg -------------------------------------------------------------------
 
@@ -276,8 +280,9 @@ class AgentConnector:
             await control.add_to_bridge(call.bridge_id, [customer, leg.channel_id])
             self.ctx.spawner.spawn(self.watch_leg(call, leg), f"leg {leg.channel_id}")
         now = self.ctx.clock.now()
-        await self.ctx.pool.move_agent(agent.id, AgentEvent.ANSWER, now)
-        await self.ctx.pool.move_task(task.id, TaskEvent.CONNECT, now)
+        # As claimed and as last read: each move is then one round trip (store/pool.py)
+        await self.ctx.pool.move_agent(agent.id, AgentEvent.ANSWER, now, known=agent)
+        await self.ctx.pool.move_task(task.id, TaskEvent.CONNECT, now, known=task)
         await survey.record_served(self.ctx.survey, agent, task)
         log.info("task %s: agent %s connected to %s", task.id, agent.id, customer)
         self.ctx.spawner.spawn(followup_key.watch(self.ctx.follow_up, agent, task, call, leg),

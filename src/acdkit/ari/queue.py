@@ -111,9 +111,10 @@ async def serve_queued(ctx: Queueing, session: Session, task: Task, *,
     except ChannelGone:
         pass
     finally:
-        await ctx.connector.customer_left(call)
+        served = await ctx.connector.customer_left(call)
         ctx.calls.close(task.id)
-        await _missed(ctx, task.id)
+        if not served:  # a served call is no missed call: no second read of its task
+            await _missed(ctx, task.id)
 
 
 async def _missed(ctx: Queueing, task_id: str) -> None:

@@ -9,7 +9,7 @@ from typing import cast
 
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, validate_reach
 from acdkit.core.agents import transition as agent_transition
-from acdkit.core.errors import ClaimLost, InvalidInput, NoSuchAgent
+from acdkit.core.errors import ClaimLost, InvalidInput, InvalidTransition, NoSuchAgent
 from acdkit.store.base import ATTEMPTS, PoolBase, flat
 from acdkit.store.codec import AGENT_PROFILE, agent_from_hash, agent_to_hash, changed
 from acdkit.store.connection import guarded
@@ -100,25 +100,39 @@ class AgentRepository(PoolBase):
     async def move_agent(self, agent_id: str, event: AgentEvent, now: float, *,
                          expect_task: str | None = None, reach: str | None = None,
                          mode: AgentMode | None = None, max_misses: int = 3,
-                         reason: str = "") -> Agent:
+                         reason: str = "", known: Agent | None = None) -> Agent:
         """Apply ``event`` (core ``agents.transition`` rules) to the stored agent atomically.
 
         ``expect_task`` makes the change conditional on the agent still holding that task
         (``ClaimLost`` otherwise). An agent that lets go of a task still *reserved* for it
         (``LOGOUT``, ``NO_ANSWER``, ``END``) sends that task back to its queue with its place,
         in the same step; an *active* task stays for the caller to finish. ``RESERVE`` goes
-        through ``claim``.
+        through ``claim``. ``known``: the agent as the caller holds it (from its claim),
+        which saves reading it again; the compare-and-set on its state and held task still
+        decides, and a change meanwhile sends the move back to a fresh read. Only fields the
+        move itself changes are written, so a field changed meanwhile is never undone.
         Raises ``NoSuchAgent``, ``InvalidTransition``, ``ClaimLost``.
         """
         if event is AgentEvent.RESERVE:
             raise InvalidInput("agent event 'reserve' goes through claim()")
-        for _ in range(ATTEMPTS):
-            raw = await self._agent_raw(agent_id)
-            agent = agent_from_hash(raw)
-            if expect_task is not None and agent.task_id != expect_task:
-                raise ClaimLost(f"agent {agent_id!r} does not hold task {expect_task!r}")
-            new = agent_transition(agent, event, now, reach=reach, mode=mode,
-                                   max_misses=max_misses, reason=reason)
+        guess = known if known is not None and known.id == agent_id else None
+        for _ in range(ATTEMPTS + (guess is not None)):
+            if guess is None:
+                raw = await self._agent_raw(agent_id)
+                agent = agent_from_hash(raw)
+            else:
+                raw, agent = agent_to_hash(guess), guess
+            try:
+                if expect_task is not None and agent.task_id != expect_task:
+                    raise ClaimLost(f"agent {agent_id!r} does not hold task {expect_task!r}")
+                new = agent_transition(agent, event, now, reach=reach, mode=mode,
+                                       max_misses=max_misses, reason=reason)
+            except (ClaimLost, InvalidTransition):
+                if guess is None:
+                    raise
+                guess = None  # the caller's copy was out of date: read the agent
+                continue
+            guess = None
             status = await self._write_agent(agent_id, agent.state, agent.task_id or "", event,
                                              now, changed(raw, agent_to_hash(new)))
             if status == "ok":

@@ -172,7 +172,7 @@ class Pool(ClaimRepository):
     @guarded
     async def move_task(self, task_id: str, event: TaskEvent, now: float, *,
                         due_at: float | None = None, outcome: str = "",
-                        expect_agent: str | None = None) -> Task:
+                        expect_agent: str | None = None, known: Task | None = None) -> Task:
         """Apply ``event`` (core ``tasks.transition`` rules) to the stored task atomically.
 
         ``expect_agent`` makes the change conditional on the task still being held by that
@@ -180,16 +180,30 @@ class Pool(ClaimRepository):
         ``claim`` and ``release``. A held task that is rescheduled frees its agent (to wrap-up)
         in the same step. A task that becomes due is scored anew (its place in line is
         ``min(enqueued_at, now)``); every other move keeps its stored score.
+        ``known``: the task as the caller just read it, which saves reading it again (one
+        round trip instead of two); the script's compare-and-set on the state still decides,
+        and a state changed meanwhile sends the move back to a fresh read.
         Raises ``NoSuchTask``, ``InvalidTransition``, ``ClaimLost``.
         """
         if event in (TaskEvent.RESERVE, TaskEvent.RELEASE):
             raise InvalidInput(f"task event {event!r} goes through claim() or release()")
-        for _ in range(ATTEMPTS):
-            raw = await self._task_raw(task_id)
-            task = task_from_hash(raw)
-            if expect_agent is not None and task.agent_id != expect_agent:
-                raise ClaimLost(f"task {task_id!r} is not held by agent {expect_agent!r}")
-            new = task_transition(task, event, now, due_at=due_at, outcome=outcome)
+        guess = known if known is not None and known.id == task_id else None
+        for _ in range(ATTEMPTS + (guess is not None)):
+            if guess is None:
+                raw = await self._task_raw(task_id)
+                task = task_from_hash(raw)
+            else:
+                raw, task = task_to_hash(guess), guess
+            try:
+                if expect_agent is not None and task.agent_id != expect_agent:
+                    raise ClaimLost(f"task {task_id!r} is not held by agent {expect_agent!r}")
+                new = task_transition(task, event, now, due_at=due_at, outcome=outcome)
+            except (ClaimLost, InvalidTransition):
+                if guess is None:
+                    raise
+                guess = None  # the caller's copy was out of date: read the task
+                continue
+            guess = None
             after = task_to_hash(new)
             if event is TaskEvent.DUE:
                 after["score"] = encode_float(pool_score(new, self.rules))
