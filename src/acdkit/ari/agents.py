@@ -154,7 +154,8 @@ class AgentConnector:
                 await self.ctx.control.hangup(call.agent_leg)
             if call.bridge_id and line is None:
                 await self.ctx.control.destroy_bridge(call.bridge_id)
-            await self.end(task.id, call.agent_id, TaskEvent.COMPLETE, "customer hung up")
+            await self.end(task.id, call.agent_id, TaskEvent.COMPLETE, "customer hung up",
+                           task=task)
             return True
         return False
 
@@ -313,8 +314,9 @@ class AgentConnector:
         if agent.id not in self.lines:
             await self.ctx.control.hangup(leg.channel_id)
 
-    async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str) -> None:
-        await self.ctx.endings.end(task_id, agent_id, event, outcome)
+    async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str, *,
+                  task: Task | None = None) -> None:
+        await self.ctx.endings.end(task_id, agent_id, event, outcome, task=task)
 
     async def _move_task(self, task_id: str, event: TaskEvent, outcome: str) -> None:
         await self.ctx.endings.move_task(task_id, event, outcome)

@@ -9,9 +9,9 @@ import logging
 from dataclasses import dataclass
 
 from acdkit.ari.spawner import Spawner
-from acdkit.core.agents import AgentEvent
+from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.errors import AcdError, InvalidTransition, NotFound
-from acdkit.core.tasks import TaskEvent
+from acdkit.core.tasks import Task, TaskEvent
 from acdkit.ports import Clock
 from acdkit.store.pool import Pool
 
@@ -26,33 +26,39 @@ class Endings:
     wrap_up: float  # seconds (agents.wrap_up)
     max_misses: int  # agents.max_misses
 
-    def after_wrap_up(self, agent_id: str) -> None:
-        """Schedule the end of an agent's wrap-up."""
+    def after_wrap_up(self, agent_id: str, known: Agent | None = None) -> None:
+        """Schedule the end of an agent's wrap-up (``known``: the agent as it went into it)."""
 
         async def wrapped() -> None:
             await asyncio.sleep(self.wrap_up)
             try:
-                await self.pool.move_agent(agent_id, AgentEvent.WRAPPED, self.clock.now())
+                await self.pool.move_agent(agent_id, AgentEvent.WRAPPED, self.clock.now(),
+                                           known=known)
             except AcdError as exc:
                 log.info("agent %s: wrap-up end not applied: %s", agent_id, exc)
 
         self.spawner.spawn(wrapped(), f"wrap-up {agent_id}")
 
-    async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str) -> None:
-        """End ``task_id`` by ``event`` and send its agent to wrap-up."""
-        await self.move_task(task_id, event, outcome)
-        await self.move_agent(agent_id, AgentEvent.END)
-        self.after_wrap_up(agent_id)
+    async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str, *,
+                  task: Task | None = None) -> None:
+        """End ``task_id`` by ``event`` and send its agent to wrap-up; ``task``: the task as
+        just read, which saves a round trip (store/pool.py ``move_task``)."""
+        await self.move_task(task_id, event, outcome, known=task)
+        self.after_wrap_up(agent_id, await self.move_agent(agent_id, AgentEvent.END))
 
-    async def move_task(self, task_id: str, event: TaskEvent, outcome: str) -> None:
+    async def move_task(self, task_id: str, event: TaskEvent, outcome: str, *,
+                        known: Task | None = None) -> Task | None:
         try:
-            await self.pool.move_task(task_id, event, self.clock.now(), outcome=outcome)
+            return await self.pool.move_task(task_id, event, self.clock.now(), outcome=outcome,
+                                             known=known)
         except (InvalidTransition, NotFound) as exc:
             log.info("task %s: %s not applied: %s", task_id, event, exc)
+            return None
 
-    async def move_agent(self, agent_id: str, event: AgentEvent) -> None:
+    async def move_agent(self, agent_id: str, event: AgentEvent) -> Agent | None:
         try:
-            await self.pool.move_agent(agent_id, event, self.clock.now(),
-                                       max_misses=self.max_misses)
+            return await self.pool.move_agent(agent_id, event, self.clock.now(),
+                                              max_misses=self.max_misses)
         except (InvalidTransition, NotFound) as exc:
             log.info("agent %s: %s not applied: %s", agent_id, event, exc)
+            return None
