@@ -155,7 +155,7 @@ class AgentConnector:
             if call.bridge_id and line is None:
                 await self.ctx.control.destroy_bridge(call.bridge_id)
             await self.end(task.id, call.agent_id, TaskEvent.COMPLETE, "customer hung up",
-                           task=task)
+                           task=task, agent=call.agent)
             return True
         return False
 
@@ -282,7 +282,8 @@ class AgentConnector:
             self.ctx.spawner.spawn(self.watch_leg(call, leg), f"leg {leg.channel_id}")
         now = self.ctx.clock.now()
         # As claimed and as last read: each move is then one round trip (store/pool.py)
-        await self.ctx.pool.move_agent(agent.id, AgentEvent.ANSWER, now, known=agent)
+        call.agent = await self.ctx.pool.move_agent(agent.id, AgentEvent.ANSWER, now,
+                                                    known=agent)
         await self.ctx.pool.move_task(task.id, TaskEvent.CONNECT, now, known=task)
         await survey.record_served(self.ctx.survey, agent, task)
         log.info("task %s: agent %s connected to %s", task.id, agent.id, customer)
@@ -295,6 +296,7 @@ class AgentConnector:
     async def watch_leg(self, call: Call, leg: Session) -> None:
         """Per-call agent leg: when the agent hangs up, the customer's call ends too."""
         await leg.hung_up.wait()
+        call.agent_leg = None  # gone: nothing left to hang up
         self.ctx.sessions.close(leg.channel_id)
         if not call.customer.gone and not await survey.agent_left(self.ctx.survey, call):
             await self.ctx.control.hangup(call.customer.channel_id)
@@ -315,8 +317,8 @@ class AgentConnector:
             await self.ctx.control.hangup(leg.channel_id)
 
     async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str, *,
-                  task: Task | None = None) -> None:
-        await self.ctx.endings.end(task_id, agent_id, event, outcome, task=task)
+                  task: Task | None = None, agent: Agent | None = None) -> None:
+        await self.ctx.endings.end(task_id, agent_id, event, outcome, task=task, agent=agent)
 
     async def _move_task(self, task_id: str, event: TaskEvent, outcome: str) -> None:
         await self.ctx.endings.move_task(task_id, event, outcome)

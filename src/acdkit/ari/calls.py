@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from acdkit.ari.session import Session
+from acdkit.core.agents import Agent
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Call:
     taken: asyncio.Event = field(default_factory=asyncio.Event)  # an agent is being connected
     agent_id: str | None = None
     agent_leg: str | None = None  # the agent's channel while connected
+    agent: Agent | None = None  # the agent as connected: its END move starts from this copy
     bridge_id: str | None = None  # the mixing bridge of the conversation
 
 

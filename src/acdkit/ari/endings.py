@@ -40,11 +40,12 @@ class Endings:
         self.spawner.spawn(wrapped(), f"wrap-up {agent_id}")
 
     async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str, *,
-                  task: Task | None = None) -> None:
-        """End ``task_id`` by ``event`` and send its agent to wrap-up; ``task``: the task as
-        just read, which saves a round trip (store/pool.py ``move_task``)."""
+                  task: Task | None = None, agent: Agent | None = None) -> None:
+        """End ``task_id`` by ``event`` and send its agent to wrap-up; ``task`` and ``agent``:
+        copies the caller holds, each saving a read (store/pool.py ``move_task``)."""
         await self.move_task(task_id, event, outcome, known=task)
-        self.after_wrap_up(agent_id, await self.move_agent(agent_id, AgentEvent.END))
+        ended = await self.move_agent(agent_id, AgentEvent.END, known=agent)
+        self.after_wrap_up(agent_id, ended)
 
     async def move_task(self, task_id: str, event: TaskEvent, outcome: str, *,
                         known: Task | None = None) -> Task | None:
@@ -55,10 +56,11 @@ class Endings:
             log.info("task %s: %s not applied: %s", task_id, event, exc)
             return None
 
-    async def move_agent(self, agent_id: str, event: AgentEvent) -> Agent | None:
+    async def move_agent(self, agent_id: str, event: AgentEvent, *,
+                         known: Agent | None = None) -> Agent | None:
         try:
             return await self.pool.move_agent(agent_id, event, self.clock.now(),
-                                              max_misses=self.max_misses)
+                                              max_misses=self.max_misses, known=known)
         except (InvalidTransition, NotFound) as exc:
             log.info("agent %s: %s not applied: %s", agent_id, event, exc)
             return None

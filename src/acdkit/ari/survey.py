@@ -115,7 +115,8 @@ async def agent_left(ctx: Survey, call: Call) -> bool:
         return False
     if call.bridge_id:
         await ctx.control.destroy_bridge(call.bridge_id)
-    await ctx.endings.end(call.task_id, call.agent_id, TaskEvent.COMPLETE, "agent hung up")
+    await ctx.endings.end(call.task_id, call.agent_id, TaskEvent.COMPLETE, "agent hung up",
+                          agent=call.agent)
     await survey_caller(ctx, call, rater)
     return True
 
