@@ -4,7 +4,8 @@
   is answered, hears the short prompt, queues and is bridged to a SIPp agent within
   ``--max-wait`` s, with zero failed calls: acdkit's Stasis path (extension 100 with the bench
   IVR: a beep, no menu) against native ``Queue(bench)`` (extension 301: Answer, beep, Queue)
-  with the same 50 agents and call length;
+  with the same 200 agents (asterisk/etc/pjsip_agents.conf: enough that Asterisk, not the
+  agents, bounds native Queue()) and call length;
 - set-up latency: caller's INVITE to the agent leg's INVITE, p50/p99, both paths, at a
   modest rate (paired by the caller's number, unique per call:
   src/acdkit/labkit/scenarios/bench_caller.xml);
@@ -307,18 +308,18 @@ def options() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     p.add_argument("--dispatch-json", type=Path, help="bench_dispatch.py's JSON (else: run it)")
-    p.add_argument("--talk", type=float, default=0.5, help="s from agent answer to its BYE")
+    p.add_argument("--talk", type=float, default=0.2, help="s from agent answer to its BYE")
     p.add_argument("--max-wait", type=float, default=2.0, help="s from INVITE to agent INVITE")
     p.add_argument("--step-seconds", type=float, default=6.0, help="s of calls per rate step")
     p.add_argument("--start-rate", type=float, default=20.0)
     p.add_argument("--rate-step", type=float, default=20.0)
-    p.add_argument("--max-rate", type=float, default=120.0)
+    p.add_argument("--max-rate", type=float, default=260.0)
     p.add_argument("--latency-rate", type=float, default=5.0)
     p.add_argument("--latency-calls", type=int, default=100)
     p.add_argument("--held", type=int, default=200)
     p.add_argument("--held-rate", type=float, default=25.0)
     p.add_argument("--dialbacks", type=int, default=30)
-    p.add_argument("--agents", type=int, default=50)
+    p.add_argument("--agents", type=int, default=200)
     p.add_argument("--only", choices=["capacity", "held"],
                    help="run only this part (prints its figures, no table): quick A/B runs")
     p.add_argument("--targets", default=",".join(TARGETS),
