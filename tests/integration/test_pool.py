@@ -160,10 +160,14 @@ async def test_concurrent_moves_of_one_task_end_in_one_winner(pool: Pool) -> Non
     assert (await pool.get_task("t1")).state is winners[0].state  # type: ignore[union-attr]
 
 
-async def test_a_move_from_a_task_just_read_is_one_round_trip(pool: Pool) -> None:
+async def t1_reserved_for_a1(pool: Pool) -> None:
     await pool.add_task(task("t1"))
     await ready_agent(pool, "a1")
     assert await pool.claim("a1", "t1", T0)
+
+
+async def test_a_move_from_a_task_just_read_is_one_round_trip(pool: Pool) -> None:
+    await t1_reserved_for_a1(pool)
     current = await pool.get_task("t1")
     assert current is not None
     before = ROUND_TRIPS.count
@@ -193,9 +197,7 @@ async def test_an_out_of_date_copy_of_a_task_is_read_again(pool: Pool) -> None:
 
 
 async def test_a_move_from_a_known_agent_leaves_fields_changed_meanwhile(pool: Pool) -> None:
-    await pool.add_task(task("t1"))
-    await ready_agent(pool, "a1")
-    assert await pool.claim("a1", "t1", T0)
+    await t1_reserved_for_a1(pool)
     claimed = await pool.get_agent("a1")
     assert claimed is not None
     await pool.save_agent(replace(claimed, name="Ann B."), T0 + 1)  # a profile edit meanwhile

@@ -401,7 +401,7 @@ def peer(ip: str, port: int, *, name: str, scenario: Path = SCENARIOS / "uas.xml
 
 
 def agent_peer(workdir: Path | None = None, **behaviour: Unpack[Behaviour]) -> Peer:
-    """The agents' phones: agent1..agent50 at 127.0.0.3:5070, not started."""
+    """The agents' phones: agent1..agent200 at 127.0.0.3:5070, not started."""
     return peer(AGENT_IP, AGENT_PORT, name="agents", scenario=SCENARIOS / "agent_uas.xml",
                 workdir=workdir, **behaviour)
 

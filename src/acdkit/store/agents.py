@@ -10,7 +10,7 @@ from typing import cast
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, validate_reach
 from acdkit.core.agents import transition as agent_transition
 from acdkit.core.errors import ClaimLost, InvalidInput, InvalidTransition, NoSuchAgent
-from acdkit.store.base import ATTEMPTS, PoolBase, flat
+from acdkit.store.base import ATTEMPTS, PoolBase, copies, flat
 from acdkit.store.codec import AGENT_PROFILE, agent_from_hash, agent_to_hash, changed
 from acdkit.store.connection import guarded
 
@@ -115,24 +115,17 @@ class AgentRepository(PoolBase):
         """
         if event is AgentEvent.RESERVE:
             raise InvalidInput("agent event 'reserve' goes through claim()")
-        guess = known if known is not None and known.id == agent_id else None
-        for _ in range(ATTEMPTS + (guess is not None)):
-            if guess is None:
-                raw = await self._agent_raw(agent_id)
-                agent = agent_from_hash(raw)
-            else:
-                raw, agent = agent_to_hash(guess), guess
+        async for raw, agent, guessed in copies(agent_id, known, self._agent_raw,
+                                                agent_to_hash, agent_from_hash):
             try:
                 if expect_task is not None and agent.task_id != expect_task:
                     raise ClaimLost(f"agent {agent_id!r} does not hold task {expect_task!r}")
                 new = agent_transition(agent, event, now, reach=reach, mode=mode,
                                        max_misses=max_misses, reason=reason)
             except (ClaimLost, InvalidTransition):
-                if guess is None:
-                    raise
-                guess = None  # the caller's copy was out of date: read the agent
-                continue
-            guess = None
+                if guessed:
+                    continue  # the caller's copy was out of date: read the agent
+                raise
             status = await self._write_agent(agent_id, agent.state, agent.task_id or "", event,
                                              now, changed(raw, agent_to_hash(new)))
             if status == "ok":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -20,6 +21,30 @@ ATTEMPTS = 3  # re-reads after a lost compare-and-set before giving up with Clai
 
 class Conflict(Exception):
     """A compare-and-set lost: re-read and decide again."""
+
+
+class Record(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+R = TypeVar("R", bound=Record)
+
+
+async def copies(record_id: str, known: R | None,
+                 read: Callable[[str], Awaitable[dict[str, str]]],
+                 encode: Callable[[R], dict[str, str]],
+                 decode: Callable[[dict[str, str]], R],
+                 ) -> AsyncIterator[tuple[dict[str, str], R, bool]]:
+    """The versions of a record a move may start from, as (hash, record, from the caller):
+    first ``known``, the copy the caller holds (no read), then up to ``ATTEMPTS`` fresh reads.
+    A move whose compare-and-set or core rules refuse the caller's copy goes on to the next;
+    one that a fresh read refuses is refused."""
+    if known is not None and known.id == record_id:
+        yield encode(known), known, True
+    for _ in range(ATTEMPTS):
+        raw = await read(record_id)
+        yield raw, decode(raw), False
 
 
 def flat(pairs: dict[str, str]) -> list[str]:

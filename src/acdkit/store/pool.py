@@ -25,7 +25,7 @@ from acdkit.core.errors import (
 from acdkit.core.routing import PriorityRules, pool_score
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.core.tasks import transition as task_transition
-from acdkit.store.base import ATTEMPTS, Conflict, flat
+from acdkit.store.base import ATTEMPTS, Conflict, copies, flat
 from acdkit.store.claims import ClaimRepository
 from acdkit.store.codec import (
     changed,
@@ -187,23 +187,16 @@ class Pool(ClaimRepository):
         """
         if event in (TaskEvent.RESERVE, TaskEvent.RELEASE):
             raise InvalidInput(f"task event {event!r} goes through claim() or release()")
-        guess = known if known is not None and known.id == task_id else None
-        for _ in range(ATTEMPTS + (guess is not None)):
-            if guess is None:
-                raw = await self._task_raw(task_id)
-                task = task_from_hash(raw)
-            else:
-                raw, task = task_to_hash(guess), guess
+        async for raw, task, guessed in copies(task_id, known, self._task_raw, task_to_hash,
+                                               task_from_hash):
             try:
                 if expect_agent is not None and task.agent_id != expect_agent:
                     raise ClaimLost(f"task {task_id!r} is not held by agent {expect_agent!r}")
                 new = task_transition(task, event, now, due_at=due_at, outcome=outcome)
             except (ClaimLost, InvalidTransition):
-                if guess is None:
-                    raise
-                guess = None  # the caller's copy was out of date: read the task
-                continue
-            guess = None
+                if guessed:
+                    continue  # the caller's copy was out of date: read the task
+                raise
             after = task_to_hash(new)
             if event is TaskEvent.DUE:
                 after["score"] = encode_float(pool_score(new, self.rules))
