@@ -1,4 +1,5 @@
-"""The commands, serve first, run on uvloop (docs/benchmarks.md, "Event loop")."""
+"""The commands, serve first, run on uvloop (docs/benchmarks.md, "The call path, change by
+change")."""
 
 from __future__ import annotations
 

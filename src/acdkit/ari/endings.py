@@ -48,13 +48,12 @@ class Endings:
         self.after_wrap_up(agent_id, ended)
 
     async def move_task(self, task_id: str, event: TaskEvent, outcome: str, *,
-                        known: Task | None = None) -> Task | None:
+                        known: Task | None = None) -> None:
         try:
-            return await self.pool.move_task(task_id, event, self.clock.now(), outcome=outcome,
-                                             known=known)
+            await self.pool.move_task(task_id, event, self.clock.now(), outcome=outcome,
+                                      known=known)
         except (InvalidTransition, NotFound) as exc:
             log.info("task %s: %s not applied: %s", task_id, event, exc)
-            return None
 
     async def move_agent(self, agent_id: str, event: AgentEvent, *,
                          known: Agent | None = None) -> Agent | None:

@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on uvloop where it is installed: serve then spends 10-17% less CPU per
-    call than on asyncio's own loop (docs/benchmarks.md, "Event loop")."""
+    call than on asyncio's own loop (docs/benchmarks.md, "The call path, change by change")."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro)
 
