@@ -86,19 +86,27 @@ def _flushed(url: str) -> None:
 async def _claim_next_agrees(url: str, case: Case) -> None:
     pool = await _stored(url, case)
     try:
-        queued = [(s, t) for s, t in await pool.candidates(SKILLS, 100)
-                  if claimable_on(t, case.node)]
+        every = sorted(await pool.candidates(SKILLS, 100), key=lambda c: c[0])
+        queued = [(s, t) for s, t in every if claimable_on(t, case.node)]
         agents = [a for a in await pool.list_agents() if a.id in case.ready_at]
         order = sorted(agents, key=lambda a: (case.ready_at[a.id], a.id))
         expected: dict[str, str] = {}
+        places: dict[str, str] = {}  # task -> its place in its skill queue as it was taken
         for agent in order:
             pick = best_task(agent, queued, NOW)
             if pick is not None:
                 expected[agent.id] = pick.id
+                line = [t.id for _, t in every if t.skill == pick.skill]
+                places[pick.id] = str(line.index(pick.id) + 1)
                 queued = [(s, t) for s, t in queued if t.id != pick.id]
+                every = [(s, t) for s, t in every if t.id != pick.id]
         made = await pool.claim_next([a.id for a in order], NOW, page=3, depth=100,
                                      node=case.node)
         assert {c.agent.id: c.task.id for c in made.claimed} == expected
+        # the reserve's audit entry (queue_log's CONNECT position) says where the task stood
+        for task_id, place in places.items():
+            [reserve] = [e for e in await pool.audit.history(task_id) if e.event == "reserve"]
+            assert reserve.fields["pos"] == place
     finally:
         await pool.close()
 

@@ -43,11 +43,12 @@ end
 
 -- What a task event carries for reports (docs/kpis.md): skill, task kind, enqueue and
 -- creation times, customer attempts (when any); pos is the 1-based place in its skill queue
--- (given by the caller: before it leaves, after it joins). The caller's channel and number
+-- (given by the caller: before it leaves, after it joins); ``read``: those fields as the
+-- caller read them already (the HMGET below, in its order), else they are read here. The caller's channel and number
 -- only as it joins (queue_log's ENTERQUEUE): entries stay small, a busy day is 100,000.
-local function task_facts(task_key, pos, joins)
-  local t = redis.call('HMGET', task_key, 'skill', 'kind', 'enqueued_at', 'created_at',
-    'attempts', 'channel_id', 'number')
+local function task_facts(task_key, pos, joins, read)
+  local t = read or redis.call('HMGET', task_key, 'skill', 'kind', 'enqueued_at',
+    'created_at', 'attempts', 'channel_id', 'number')
   local attempts = t[5]
   if attempts == '0' then attempts = '' end
   local facts = {'skill', t[1], 'tkind', t[2], 'enq', t[3], 'created', t[4],
@@ -85,9 +86,10 @@ local function set_ready(agent_key, agent_id, on, skills)
   end
 end
 
--- Remove a task from every index (its skill queue, the age index, the due set).
-local function unindex_task(task_key, task_id)
-  local skill = redis.call('HGET', task_key, 'skill')
+-- Remove a task from every index (its skill queue, the age index, the due set);
+-- ``skill``: the task's, when the caller has read it already.
+local function unindex_task(task_key, task_id, skill)
+  skill = skill or redis.call('HGET', task_key, 'skill')
   if skill then
     redis.call('ZREM', BASE .. 'q:' .. skill, task_id)
     redis.call('ZREM', BASE .. 'qage:' .. skill, task_id)
@@ -119,15 +121,20 @@ local function requeue_task(task_key, task_id, event, reason)
 end
 
 -- Reserve a ready agent for a queued task (both checked by the caller), with its audit.
-local function reserve(agent_key, agent_id, task_key, task_id, skills)
-  local pos = queue_pos(task_key, task_id)
-  local was = redis.call('HGET', agent_key, 'state_since') or ''
+-- ``known`` (optional), what the caller read already, so it is not read again: ``pos`` the
+-- task's place in its skill queue, ``since`` the agent's state_since as stored, ``task`` the
+-- task's routing record (_routing.lua ``routing_task``: skill and report facts).
+local function reserve(agent_key, agent_id, task_key, task_id, skills, known)
+  known = known or {}
+  local task = known.task
+  local pos = known.pos or queue_pos(task_key, task_id)
+  local was = known.since or redis.call('HGET', agent_key, 'state_since') or ''
   set_ready(agent_key, agent_id, false, skills)
-  unindex_task(task_key, task_id)
+  unindex_task(task_key, task_id, task and task.skill)
   redis.call('HSET', agent_key, 'state', 'reserved', 'task_id', task_id, 'state_since', NOW)
   redis.call('HSET', task_key, 'state', 'reserved', 'agent_id', agent_id)
   audit('task', task_id, 'reserve', joined({'from', 'queued', 'to', 'reserved', 'agent', agent_id},
-    task_facts(task_key, pos)))
+    task_facts(task_key, pos, false, task and task.facts)))
   audit('agent', agent_id, 'reserve', {'from', 'ready', 'to', 'reserved', 'task', task_id,
     'since', was})
 end

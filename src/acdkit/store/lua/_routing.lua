@@ -6,6 +6,7 @@
 -- A JSON object field, decoded; nil when it is not one (the caller sets the record aside).
 local function json_object(raw)
   if not raw then return nil end
+  if raw == '{}' then return {} end  -- most tasks require nothing: no decoding
   local ok, value = pcall(cjson.decode, raw)
   if not ok or type(value) ~= 'table' then return nil end
   return value
@@ -18,14 +19,17 @@ local function routing_agent(agent_id)
   if not a[1] then return nil, 'missing' end
   local skills, attrs, since = json_object(a[2]), json_object(a[3]), tonumber(a[4])
   if not skills or not attrs or not since then return nil, 'bad' end
-  return {id = agent_id, state = a[1], skills = skills, attrs = attrs, since = since}
+  return {id = agent_id, state = a[1], skills = skills, attrs = attrs, since = since,
+    since_text = a[4]}
 end
 
 -- A task as routing reads it; nil and 'missing' or 'bad' when it cannot be read.
--- ``until_`` is false when the task waits for no agent in particular.
+-- ``until_`` is false when the task waits for no agent in particular. ``facts``: what its
+-- reserve reports (_lib.lua ``task_facts``), read in the same step so a claim reads a task once.
 local function routing_task(task_id)
   local t = redis.call('HMGET', BASE .. 'task:' .. task_id, 'state', 'skill', 'min_level',
-    'required', 'preferred_agent', 'preferred_until', 'kind', 'node')
+    'required', 'preferred_agent', 'preferred_until', 'kind', 'node', 'enqueued_at',
+    'created_at', 'attempts')
   if not t[1] then return nil, 'missing' end
   local required, level = json_object(t[4]), tonumber(t[3])
   local until_ = false
@@ -34,7 +38,8 @@ local function routing_task(task_id)
     return nil, 'bad'
   end
   return {id = task_id, state = t[1], skill = t[2], min_level = level, required = required,
-    preferred = t[5], until_ = until_, until_text = t[6], kind = t[7], node = t[8] or ''}
+    preferred = t[5], until_ = until_, until_text = t[6], kind = t[7], node = t[8] or '',
+    facts = {t[2], t[7], t[9], t[10], t[11]}}
 end
 
 -- core/routing.py ``claimable_on``: a live caller waits on one node, and only that node's

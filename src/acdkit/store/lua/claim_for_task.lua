@@ -32,5 +32,6 @@ if not best then
   return {'none', {}, {}, bad, wake}
 end
 local agent_key, task_key = BASE .. 'agent:' .. best.id, BASE .. 'task:' .. task_id
-reserve(agent_key, best.id, task_key, task_id, best.skills)
+reserve(agent_key, best.id, task_key, task_id, best.skills,
+  {since = best.since_text, task = task})
 return {'ok', redis.call('HGETALL', agent_key), redis.call('HGETALL', task_key), bad, {}}

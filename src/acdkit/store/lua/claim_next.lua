@@ -1,8 +1,9 @@
 -- The dispatcher's claim for ready agents: each agent gets the best task it may take, in one
 -- step for several agents (docs/architecture.md, "The claim").
 -- For each agent in turn: the lowest-scored queued task of its skills that the routing rule
--- (_routing.lua) lets it take, read from the head of each skill queue, a page at a time and
--- no deeper than the scan limit, is reserved at once; so the next agent cannot get it.
+-- (_routing.lua) lets it take, read from the heads of its skill queues merged by score, a
+-- page at a time and no deeper than the scan limit, is reserved at once; so the next agent
+-- cannot get it.
 -- KEYS: any key of the pool (declares the slot). ARGV[5..6]: tasks per page, deepest rank;
 -- ARGV[7]: the claimer's node (its serve bridges live callers of that node only);
 -- ARGV[8..]: agent ids, in the order they are served.
@@ -14,45 +15,75 @@
 local page, depth, now, node = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(NOW), ARGV[7]
 local bad, wake = {}, {}
 local woken = {}
+-- Tasks read by this claim, by id: agents served later in the same step meet the same heads
+-- (tasks waiting for another agent or an attribute), read once. A reserved task leaves its
+-- queue, so no later agent meets it again.
+local read_tasks = {}
+local function task_of(task_id)
+  local known = read_tasks[task_id]
+  if known == nil then
+    local task, why = routing_task(task_id)
+    known = task or why
+    read_tasks[task_id] = known
+  end
+  if type(known) == 'table' then return known end
+  return nil, known
+end
 
--- The best task of one skill queue for the agent, if one scores below ``below``.
-local function best_in(agent, skill, below)
-  local queue = BASE .. 'q:' .. skill
-  for offset = 0, depth - 1, page do
-    local ids = redis.call('ZRANGE', queue, offset, offset + page - 1, 'WITHSCORES')
-    for i = 1, #ids, 2 do
-      local score = tonumber(ids[i + 1])
-      if below and score >= below then return nil end
-      local task, why = routing_task(ids[i])
-      if task and claimable_on(task, node) then
-        local ok, until_ = may_take(agent, task, now)
-        if ok then return ids[i], score end
-        if until_ and until_ > now and not woken[ids[i]] then
-          woken[ids[i]] = true
-          wake[#wake + 1] = ids[i]
-          wake[#wake + 1] = task.until_text
-        end
-      elseif not task and why == 'bad' then
-        bad[#bad + 1] = ids[i]
+-- The best task the agent may take: its skill queues walked together, lowest score first
+-- (a merge of their heads, read a page at a time and no deeper than the scan limit), so a
+-- task is read only when no better one is left in any of them, and the first one the agent
+-- may take is its best. Returns its id, routing record and 1-based place in its queue.
+local function best_for(agent)
+  local heads = {}
+  local function read(head)
+    head.ids = redis.call('ZRANGE', head.queue, head.offset, head.offset + page - 1, 'WITHSCORES')
+    head.i = 1
+  end
+  for skill, _ in pairs(agent.skills) do
+    local head = {queue = BASE .. 'q:' .. tostring(skill), offset = 0}
+    read(head)
+    heads[#heads + 1] = head
+  end
+  while true do
+    local pick, pick_score = nil, nil
+    for _, head in ipairs(heads) do
+      if head.i > #head.ids and #head.ids == 2 * page and head.offset + page < depth then
+        head.offset = head.offset + page
+        read(head)
+      end
+      if head.i <= #head.ids then
+        local score = tonumber(head.ids[head.i + 1])
+        if not pick_score or score < pick_score then pick, pick_score = head, score end
       end
     end
-    if #ids < 2 * page then return nil end
+    if not pick then return nil end
+    local id, place = pick.ids[pick.i], pick.offset + (pick.i + 1) / 2
+    pick.i = pick.i + 2
+    local task, why = task_of(id)
+    if task and claimable_on(task, node) then
+      local ok, until_ = may_take(agent, task, now)
+      if ok then return id, task, place end
+      if until_ and until_ > now and not woken[id] then
+        woken[id] = true
+        wake[#wake + 1] = id
+        wake[#wake + 1] = task.until_text
+      end
+    elseif not task and why == 'bad' then
+      bad[#bad + 1] = id
+    end
   end
-  return nil
 end
 
 local function serve(agent_id)
   local agent, why = routing_agent(agent_id)
   if not agent then return {agent_id, why} end
   if agent.state ~= 'ready' then return {agent_id, 'busy'} end
-  local best, best_score = nil, nil
-  for skill, _ in pairs(agent.skills) do
-    local id, score = best_in(agent, tostring(skill), best_score)
-    if id then best, best_score = id, score end
-  end
+  local best, task, pos = best_for(agent)
   if not best then return {agent_id, 'none'} end
   local agent_key, task_key = BASE .. 'agent:' .. agent_id, BASE .. 'task:' .. best
-  reserve(agent_key, agent_id, task_key, best, agent.skills)
+  reserve(agent_key, agent_id, task_key, best, agent.skills,
+    {pos = tostring(pos), since = agent.since_text, task = task})
   return {agent_id, 'ok', redis.call('HGETALL', agent_key), redis.call('HGETALL', task_key)}
 end
 
