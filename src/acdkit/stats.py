@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from acdkit.core.agents import Agent, AgentState
+from acdkit.store.audit import AuditEntry
 from acdkit.store.connection import guarded
 from acdkit.store.pool import Pool
 
@@ -33,9 +34,9 @@ class SkillRow:
 async def done_since(pool: Pool, since: float) -> Counter[str]:
     """Tasks completed since ``since`` (epoch seconds), per skill."""
     entries = cast(list[tuple[str, dict[str, str]]], await pool.redis.xrange(
-        pool.keys.audit, min=f"{int(since * 1000)}-0", max="+"))
-    ids = [fields.get("entity", "") for _, fields in entries
-           if fields.get("event") == "complete" and fields.get("kind", "task") == "task"]
+        pool.keys.kpi, min=f"{int(since * 1000)}-0", max="+"))
+    done = (AuditEntry.parse(i, fields) for i, fields in entries)
+    ids = [e.entity for e in done if e.event == "complete" and (e.kind or "task") == "task"]
     pipe = pool.redis.pipeline(transaction=False)
     for task_id in ids:
         pipe.hget(pool.keys.task(task_id), "skill")

@@ -147,7 +147,7 @@ def test_eight_dispatcher_processes_never_double_assign(redis_url: str) -> None:
     raw = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         keys = Keys()
-        stream = cast(list[tuple[str, dict[str, str]]], raw.xrange(keys.audit))
+        stream = cast(list[tuple[str, dict[str, str]]], raw.xrange(keys.kpi))
         entries = [AuditEntry.parse(i, f) for i, f in stream]
         completed = _check_history(entries)
         assert completed == Counter({f"t{i}": 1 for i in range(TASKS)})

@@ -465,6 +465,26 @@ async def test_audit_append_history_and_tail(pool: Pool) -> None:
     assert [e.event for e in await pool.audit.since(tail[0].id)] == ["note"]
 
 
+async def test_audit_entries_are_one_json_field_and_older_ones_still_read(pool: Pool) -> None:
+    await pool.add_task(task("t1"))
+    # an entry as written before entries were packed: one stream field per entry field
+    await pool.redis.xadd(pool.keys.audit_of("task", "t1"),
+                          {"ts": "5.5", "event": "dial", "kind": "task", "entity": "t1",
+                           "attempt": "1"})
+    await pool.audit.append("t1", "note", now=T0 + 2, text="a/b \"quoted\"")
+    raw = await pool.redis.xrange(pool.keys.audit_of("task", "t1"))
+    assert [sorted(fields) for _, fields in raw] == [["e"], sorted(
+        ["ts", "event", "kind", "entity", "attempt"]), ["e"]]
+    story = await pool.audit.history("t1")
+    assert [(e.event, e.ts) for e in story] == [("add", T0), ("dial", 5.5), ("note", T0 + 2)]
+    assert story[0].fields["skill"] == "sales" and story[0].fields["pos"] == "1"
+    assert story[1].fields == {"attempt": "1"}
+    assert story[2].fields == {"text": 'a/b "quoted"'}
+    # the script's entry and the appended one are the same text in the pool's stream
+    trail = await pool.redis.xrange(pool.keys.kpi)
+    assert [fields["e"] for _, fields in trail] == [raw[0][1]["e"], raw[2][1]["e"]]
+
+
 async def test_audit_streams_stay_bounded(redis_url: str, clock: StepClock) -> None:
     from acdkit.store.connection import connect
 
@@ -474,7 +494,7 @@ async def test_audit_streams_stay_bounded(redis_url: str, clock: StepClock) -> N
         await small.add_task(task("t1"))
         for i in range(500):
             await small.update_task("t1", T0 + i, name=f"n{i}")
-        assert await small.redis.xlen(small.keys.audit) < 200
+        assert await small.redis.xlen(small.keys.kpi) < 200
         assert await small.redis.xlen(small.keys.audit_of("task", "t1")) < 200
     finally:
         await small.close()

@@ -91,7 +91,7 @@ def test_changed_keeps_only_differences() -> None:
 def test_keys_share_one_hash_tag_and_refuse_unsafe_ids() -> None:
     keys = Keys()
     names = [keys.task("t1"), keys.agent("a1"), keys.queue("sales"), keys.ready("sales"),
-             keys.due, keys.audit, keys.audit_of("task", "t1"), keys.events]
+             keys.due, keys.kpi, keys.audit_of("task", "t1"), keys.events]
     assert all(name.startswith("acdkit:{pool}:") for name in names)
     assert Keys("lab").task("x") == "lab:{pool}:task:x"
     for bad in ("", "a b", "a{b}", "x" * 129, "é", "a\nb", "ab\n"):

@@ -12,9 +12,9 @@ on Redis Cluster (docs/architecture.md §6)::
     acdkit:{pool}:qage:<skill>         zset   the same ids, score = enqueued_at (for stats)
     acdkit:{pool}:due                  zset   scheduled task ids, score = due_at
     acdkit:{pool}:ready:<skill>        set    ready agents having that skill
-    acdkit:{pool}:audit                stream every state change (MAXLEN ~)
-    acdkit:{pool}:audit:task:<id>      stream the story of one task (MAXLEN ~)
-    acdkit:{pool}:audit:agent:<id>     stream the story of one agent (MAXLEN ~)
+    acdkit:{pool}:kpi                  stream every state change, one JSON field ``e`` (MAXLEN ~)
+    acdkit:{pool}:audit:task:<id>      stream the story of one task, the same entries (MAXLEN ~)
+    acdkit:{pool}:audit:agent:<id>     stream the story of one agent, the same entries (MAXLEN ~)
     acdkit:{pool}:events               pub/sub wake-ups: ``task_added <id>``, ``agent_ready <id>``
     acdkit:{pool}:changes              pub/sub every audited change: ``<kind> <id> <event>``
     acdkit:{pool}:commands             list   JSON commands from jobs to serve (store/callbacks.py)
@@ -123,8 +123,9 @@ class Keys:
         return f"{self.base}skills"
 
     @property
-    def audit(self) -> str:
-        return f"{self.base}audit"
+    def kpi(self) -> str:
+        """The pool's audit trail, in order: the KPIs are read from it (store/kpis.py)."""
+        return f"{self.base}kpi"
 
     @property
     def events(self) -> str:

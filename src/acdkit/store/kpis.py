@@ -1,12 +1,12 @@
 """The store's side of the KPIs (docs/kpis.md): the audit events of a window, read from the
-global stream by entry id (ids are milliseconds, so a time range is an id range), and the
+pool's stream by entry id (ids are milliseconds, so a time range is an id range), and the
 live figures the events cannot give (who is waiting now, the agents' current state).
 
-Reading is a scan, not running counters: every audit entry is also written, packed as one
-JSON field, to a KPI stream (store/lua/_lib.lua, store/audit.py), which Redis serves about
-five times faster than the many-field audit entries; 100,000 events are read and computed in
-well under a second (tests/bench/bench_kpis.py). The stream keeps
-``store.audit.GLOBAL_MAXLEN`` entries: a window older than its first entry is cut short.
+Reading is a scan, not running counters: every audit entry is packed as one JSON field
+(store/lua/_lib.lua, store/audit.py), which Redis serves about five times faster than
+many-field entries; 100,000 events are read and computed in well under a second
+(tests/bench/bench_kpis.py). The stream keeps ``store.audit.GLOBAL_MAXLEN`` entries: a window
+older than its first entry is cut short.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def _id(ts: float) -> str:
 
 
 def kpi_stream(pool: Pool) -> str:
-    """The KPI stream: every audit entry again, packed as one JSON field ``e``."""
-    return f"{pool.keys.base}kpi"
+    """The pool's audit stream: every entry packed as one JSON field ``e``."""
+    return pool.keys.kpi
 
 
 def _raw_client(pool: Pool) -> aioredis.Redis:

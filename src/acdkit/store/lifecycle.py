@@ -22,6 +22,7 @@ from acdkit.core.errors import (
 )
 from acdkit.core.routing import pool_score
 from acdkit.core.tasks import TERMINAL_STATES, Task, TaskEvent, TaskKind, TaskState
+from acdkit.store.audit import AuditEntry
 from acdkit.store.base import flat
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.codec import encode_float, task_to_hash
@@ -132,5 +133,5 @@ async def last_change(store: CallbackStore, task: Task) -> float:
     """When ``task`` last changed: its newest audit entry, else its creation."""
     newest = cast(list[tuple[str, dict[str, str]]], await store.redis.xrevrange(
         store.keys.audit_of("task", task.id), count=1))
-    return float(newest[0][1].get("ts", task.created_at)) if newest else task.created_at
+    return AuditEntry.parse(*newest[0]).ts if newest else task.created_at
 

@@ -24,6 +24,7 @@ from acdkit.core.ratings import OVERALL
 from acdkit.core.tasks import Task, TaskKind
 from acdkit.policies import pin_policy, reach_policy
 from acdkit.services.reach import check_agent_reach
+from acdkit.store.audit import AuditEntry
 from acdkit.store.outbound import add_follow_up
 from acdkit.store.requests import store_reply
 from acdkit.web import auth
@@ -82,9 +83,10 @@ async def last_task(w: Web, agent: Agent) -> Task | None:
         return await w.pool.get_task(agent.task_id)
     entries = cast(list[tuple[str, dict[str, str]]], await w.pool.redis.xrevrange(
         w.pool.keys.audit_of("agent", agent.id), count=20))
-    for _, fields in entries:
-        if fields.get("task"):
-            return await w.pool.get_task(fields["task"])
+    for entry_id, raw in entries:
+        task_id = AuditEntry.parse(entry_id, raw).fields.get("task")
+        if task_id:
+            return await w.pool.get_task(task_id)
     return None
 
 

@@ -14,25 +14,21 @@ local function in_list(value, csv)
   return false
 end
 
--- Append one entry to the global stream and to the entity's own stream, and the same entry
--- packed as one JSON field to the KPI stream (store/kpis.py: one field reads ~5x faster).
+-- Append one entry, packed as one JSON field ``e``, to the pool's stream (the audit trail
+-- in order, read for the KPIs: store/kpis.py) and to the entity's own stream (its story).
 -- fields: flat list {name, value, ...}; empty values are left out.
 local function audit(kind, entity, event, fields)
-  local entry = {'ts', NOW, 'event', event, 'kind', kind, 'entity', entity}
   local packed = {ts = NOW, event = event, kind = kind, entity = entity}
   for i = 1, #fields, 2 do
-    if fields[i + 1] and fields[i + 1] ~= '' then
-      entry[#entry + 1] = fields[i]
-      entry[#entry + 1] = fields[i + 1]
-      packed[fields[i]] = fields[i + 1]
-    end
+    local value = fields[i + 1]
+    if value and value ~= '' then packed[fields[i]] = value end
   end
-  redis.call('XADD', BASE .. 'kpi', 'MAXLEN', '~', MAXLEN, '*', 'e', cjson.encode(packed))
+  local entry = cjson.encode(packed)
+  redis.call('XADD', BASE .. 'kpi', 'MAXLEN', '~', MAXLEN, '*', 'e', entry)
   -- Pages follow every change live through one subscription (docs/pages.md).
   redis.call('PUBLISH', BASE .. 'changes', kind .. ' ' .. entity .. ' ' .. event)
-  redis.call('XADD', BASE .. 'audit', 'MAXLEN', '~', MAXLEN, '*', unpack(entry))
   redis.call('XADD', BASE .. 'audit:' .. kind .. ':' .. entity, 'MAXLEN', '~', EMAXLEN, '*',
-    unpack(entry))
+    'e', entry)
 end
 
 -- Fields joined: {a..., b...}.
