@@ -129,9 +129,12 @@ async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQ
     log.info("acdkit serve: app %s on %s", settings.ari.app, redact(settings.ari.url))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*runners, stopper], return_when=asyncio.FIRST_COMPLETED)
-    for task in [*runners, stopper]:
-        if task is not lease:  # renewed until the flows ended: they still act meanwhile
-            task.cancel()
+    stopped = [task for task in [*runners, stopper] if task is not lease]
+    for task in stopped:  # the lease is renewed until the flows ended: they still act
+        task.cancel()
+    # Ended before the pool closes under them (a loop that met the closing pool instead of
+    # its cancellation would take that for an outage and go on).
+    await asyncio.wait(stopped, timeout=FLOWS_STOP)
     with contextlib.suppress(Exception):
         await client.close()
     ended = await app.spawner.stop(FLOWS_STOP)

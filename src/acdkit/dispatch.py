@@ -32,6 +32,7 @@ one task twice, and neither has to retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -317,7 +318,10 @@ class Dispatcher:
                                                              name="dispatch sweep")
                     next_sweep = loop.time() + self.sweep_interval
         finally:
-            await pubsub.aclose()
+            # A close that fails (the pool closing under it as serve stops) must not replace
+            # the cancellation with an error that run() takes for an outage and retries.
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
     async def _start(self, work: Coroutine[Any, Any, object]) -> None:
         """Handle a wake-up in its own asyncio task once a slot is free (the wait holds back

@@ -69,6 +69,14 @@ def serve(started: list[Serve], env: dict[str, str], tmp_path: Path) -> Serve:
     return started[-1]
 
 
+def exit_code(serve: Serve, timeout: float) -> int:
+    """How ``serve`` exited; its log when it does not within ``timeout`` s."""
+    try:
+        return serve.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"serve still running {timeout} s after the signal; its log:\n{serve.log()}")
+
+
 def lease_row(env: dict[str, str], cwd: Path) -> str:
     done = subprocess.run([sys.executable, "-m", "acdkit", "doctor", "--json"], env=env,
                           cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
@@ -118,7 +126,7 @@ def test_a_serve_stopped_by_sigterm_gives_the_lease_up(env: dict[str, str], tmp_
     active = serve(started, env, tmp_path)
     active.wait_log("acdkit serve: app acdkit")
     active.proc.send_signal(signal.SIGTERM)
-    assert active.proc.wait(15) == 0, active.log()
+    assert exit_code(active, 15) == 0, active.log()
     assert "lease released" in active.log()
     with redis.Redis.from_url(redis_url) as plain:
         assert plain.get(LEASE) is None
