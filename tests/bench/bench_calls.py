@@ -267,7 +267,7 @@ def steps_at(cap: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]
 
 
 def cpu_per_call(step: dict[str, Any] | None, who: str) -> str:
-    if step is None:
+    if step is None or who not in step["cpu"]:  # runs before Redis was measured had none
         return "-"
     return f"{1000 * step['cpu'][who]['cpu_s'] / step['calls']:.1f}"
 
@@ -301,6 +301,8 @@ def table(r: dict[str, Any]) -> str:
          "target <= 2"),
         ("  at it, CPU per call, ms: Asterisk", cpu_per_call(a_top, "asterisk"),
          cpu_per_call(n_top, "asterisk"), ""),
+        ("  at it, CPU per call, ms: Redis", cpu_per_call(a_top, "redis"), "-",
+         "the pool's scripts, audit included"),
         ("  at it, cores: serve / Asterisk", cores(a_top), cores(n_top),
          f"of the machine's {r['machine']['cores']}, shared with SIPp"),
         ("  first failed step, calls/s", rate_of(a_bad), rate_of(n_bad), ""),
@@ -397,7 +399,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         serve.start()
         ast = lab.asterisk_pid()
         assert serve.proc is not None and ast is not None, "serve or Asterisk not found"
-        pids = {"serve": serve.proc.pid, "asterisk": ast}
+        assert redis.proc is not None
+        pids = {"serve": serve.proc.pid, "asterisk": ast, "redis": redis.proc.pid}
         if args.only == "capacity":
             result["capacity"] = {t: capacity(t, args, work, pids, serve)
                                   for t in args.targets.split(",")}
