@@ -5,7 +5,8 @@
   ``--max-wait`` s, with zero failed calls: acdkit's Stasis path (extension 100 with the bench
   IVR: a beep, no menu) against native ``Queue(bench)`` (extension 301: Answer, beep, Queue)
   with the same 200 agents (asterisk/etc/pjsip_agents.conf: enough that Asterisk, not the
-  agents, bounds native Queue()) and call length;
+  agents, bounds native Queue()) and call length; CPU per call of serve, Asterisk and the
+  pool's redis-server at each step;
 - set-up latency: caller's INVITE to the agent leg's INVITE, p50/p99, both paths, at a
   modest rate (paired by the caller's number, unique per call:
   src/acdkit/labkit/scenarios/bench_caller.xml);
