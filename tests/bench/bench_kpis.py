@@ -31,7 +31,7 @@ from acdkit.core.kpis import KpiSettings, figures
 from acdkit.core.routing import PriorityRules
 from acdkit.core.windows import Window
 from acdkit.store.connection import connect
-from acdkit.store.kpis import kpi_stream, read_events
+from acdkit.store.kpis import read_events
 from acdkit.store.pool import Pool
 
 SKILLS = ["sales", "support", "billing", "tech"]
@@ -75,7 +75,7 @@ async def fill(pool: Pool, count: int, start: float, end: float) -> int:
     entries = sorted(entries[:count], key=lambda e: e[0])
     pipe = pool.redis.pipeline(transaction=False)
     for seq, (ts, fields) in enumerate(entries):
-        pipe.xadd(kpi_stream(pool), {"e": json.dumps({"ts": f"{ts:.3f}", **fields})},
+        pipe.xadd(pool.keys.kpi, {"e": json.dumps({"ts": f"{ts:.3f}", **fields})},
                   id=f"{int(ts * 1000)}-{seq}")
         if seq % 5_000 == 4_999:
             await pipe.execute()

@@ -87,6 +87,13 @@ class Audit:
         return _entries(await self.redis.xrange(self.keys.audit_of(kind, entity_id)))
 
     @guarded
+    async def latest(self, entity_id: str, kind: Kind = "task",
+                     count: int = 1) -> list[AuditEntry]:
+        """The newest ``count`` entries of one task's (or agent's) story, newest first."""
+        return _entries(await self.redis.xrevrange(self.keys.audit_of(kind, entity_id),
+                                                   count=count))
+
+    @guarded
     async def tail(self, count: int = 50) -> list[AuditEntry]:
         """The last ``count`` entries of the pool's stream, oldest first."""
         return _entries(await self.redis.xrevrange(self.keys.kpi, count=count))[::-1]

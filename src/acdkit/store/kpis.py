@@ -39,11 +39,6 @@ def _id(ts: float) -> str:
     return f"{int(ts * 1000)}-0"
 
 
-def kpi_stream(pool: Pool) -> str:
-    """The pool's audit stream: every entry packed as one JSON field ``e``."""
-    return pool.keys.kpi
-
-
 def _raw_client(pool: Pool) -> aioredis.Redis:
     """A client on the pool's connections that leaves XRANGE replies as hiredis gives them
     (redis-py's stream parsing would cost more than reading)."""
@@ -73,7 +68,7 @@ async def read_events(pool: Pool, start: float, end: float | None, *,
     low, last = (f"({after}" if after else _id(start)), after
     while True:
         raw = await raw_client.execute_command(  # type: ignore[no-untyped-call]
-            "XRANGE", kpi_stream(pool), low, "+" if end is None else _id(end + CLOCK_SLACK),
+            "XRANGE", pool.keys.kpi, low, "+" if end is None else _id(end + CLOCK_SLACK),
             "COUNT", CHUNK,
             **{NEVER_DECODE: True})
         if raw:
@@ -88,9 +83,9 @@ async def read_events(pool: Pool, start: float, end: float | None, *,
 async def trimmed_before(pool: Pool) -> float | None:
     """When the oldest entry kept was written, if the KPI stream is full (it has been
     trimmed, so a window that starts earlier is cut short); None when nothing was trimmed."""
-    if int(await pool.redis.xlen(kpi_stream(pool))) < pool.audit.maxlen:
+    if int(await pool.redis.xlen(pool.keys.kpi)) < pool.audit.maxlen:
         return None
-    head = cast(list[tuple[str, Any]], await pool.redis.xrange(kpi_stream(pool), count=1))
+    head = cast(list[tuple[str, Any]], await pool.redis.xrange(pool.keys.kpi, count=1))
     return int(head[0][0].split("-")[0]) / 1000 if head else None
 
 

@@ -22,7 +22,6 @@ from acdkit.core.errors import (
 )
 from acdkit.core.routing import pool_score
 from acdkit.core.tasks import TERMINAL_STATES, Task, TaskEvent, TaskKind, TaskState
-from acdkit.store.audit import AuditEntry
 from acdkit.store.base import flat
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.codec import encode_float, task_to_hash
@@ -131,7 +130,6 @@ async def purge_callbacks(store: CallbackStore, older_than: float, now: float) -
 
 async def last_change(store: CallbackStore, task: Task) -> float:
     """When ``task`` last changed: its newest audit entry, else its creation."""
-    newest = cast(list[tuple[str, dict[str, str]]], await store.redis.xrevrange(
-        store.keys.audit_of("task", task.id), count=1))
-    return AuditEntry.parse(*newest[0]).ts if newest else task.created_at
+    newest = await store.pool.audit.latest(task.id)
+    return newest[0].ts if newest else task.created_at
 

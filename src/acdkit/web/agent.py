@@ -11,7 +11,7 @@ current task, all through the store functions the phone menus use (docs/pages.md
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -24,7 +24,6 @@ from acdkit.core.ratings import OVERALL
 from acdkit.core.tasks import Task, TaskKind
 from acdkit.policies import pin_policy, reach_policy
 from acdkit.services.reach import check_agent_reach
-from acdkit.store.audit import AuditEntry
 from acdkit.store.outbound import add_follow_up
 from acdkit.store.requests import store_reply
 from acdkit.web import auth
@@ -81,10 +80,8 @@ async def last_task(w: Web, agent: Agent) -> Task | None:
     """The task the agent holds, else the last one it held (its audit stream says which)."""
     if agent.task_id:
         return await w.pool.get_task(agent.task_id)
-    entries = cast(list[tuple[str, dict[str, str]]], await w.pool.redis.xrevrange(
-        w.pool.keys.audit_of("agent", agent.id), count=20))
-    for entry_id, raw in entries:
-        task_id = AuditEntry.parse(entry_id, raw).fields.get("task")
+    for entry in await w.pool.audit.latest(agent.id, "agent", count=20):
+        task_id = entry.fields.get("task")
         if task_id:
             return await w.pool.get_task(task_id)
     return None

@@ -40,8 +40,9 @@ end
 -- What a task event carries for reports (docs/kpis.md): skill, task kind, enqueue and
 -- creation times, customer attempts (when any); pos is the 1-based place in its skill queue
 -- (given by the caller: before it leaves, after it joins); ``read``: those fields as the
--- caller read them already (the HMGET below, in its order), else they are read here. The caller's channel and number
--- only as it joins (queue_log's ENTERQUEUE): entries stay small, a busy day is 100,000.
+-- caller read them already (the HMGET below, in its order), else they are read here. The
+-- caller's channel and number only as it joins (queue_log's ENTERQUEUE): entries stay small,
+-- a busy day is 100,000.
 local function task_facts(task_key, pos, joins, read)
   local t = read or redis.call('HMGET', task_key, 'skill', 'kind', 'enqueued_at',
     'created_at', 'attempts', 'channel_id', 'number')
