@@ -63,6 +63,24 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+def count_fragments(page: Page) -> None:
+    """``window.fragments``: how many live fragments the page's stream has swapped in."""
+    page.add_init_script("window.fragments = 0; document.addEventListener("
+                         "'htmx:sseMessage', () => { window.fragments += 1; });")
+
+
+def wait_fragments(page: Page, count: int, timeout: float = 5.0) -> None:
+    """Until the page has swapped in ``count`` fragments. Not ``wait_for_function``: its
+    polling evaluates text, which the pages' Content-Security-Policy refuses."""
+    page.evaluate("""([count, ms]) => new Promise((done, fail) => {
+        const end = Date.now() + ms;
+        const check = () => window.fragments >= count ? done()
+            : Date.now() > end ? fail(new Error(`${window.fragments} of ${count} fragments`))
+            : setTimeout(check, 20);
+        check();
+    })""", [count, timeout * 1000])
+
+
 def busy_center(serve: Serve, env: dict[str, str] | None = None) -> None:
     """Agent 1 (sales, PIN 1234) signed in at PJSIP/agent1 and paused: callers wait."""
     serve.extra_env.update({**FAST, **(env or {})})
@@ -143,8 +161,16 @@ def test_a_pause_reason_shows_on_the_wallboard_and_in_stats(
     try:
         board.goto(f"{pages.url}/wallboard")
         board.wait_for_selector("[data-state=ready]")
+        count_fragments(agent_page)
         sign_in(agent_page, pages.url, "1", PIN)
+        wait_fragments(agent_page, 1)  # the stream's first
         agent_page.select_option("#pause-reason", "lunch")
+        # A fragment arrives between the choice and the click: the choice stays, and the
+        # mode select, which the agent did not touch, shows the new mode.
+        serve.cli("agents", "mode", "1", "persistent")
+        wait_fragments(agent_page, 2)
+        assert agent_page.input_value("#pause-reason") == "lunch"
+        assert agent_page.input_value("select[name=mode]") == "persistent"
         agent_page.click("#pause")
         agent_page.wait_for_selector("#reason:has-text('lunch')")
         board.wait_for_selector("[data-reason=lunch]", timeout=3_000)
