@@ -22,6 +22,7 @@ from acdkit.ami.originate import DialPlan
 from acdkit.ami.watcher import Watcher
 from acdkit.ari.app import StasisApp
 from acdkit.ari.client import AriClient
+from acdkit.ari.events import HANDLED
 from acdkit.ari.media import run_media
 from acdkit.ari.recordings import fetch_recording
 from acdkit.config import Settings
@@ -60,7 +61,7 @@ def ari_client(settings: Settings) -> AriClient:
     # Backoff capped at 5 s: after an Asterisk restart calls come back within seconds.
     return AriClient(a.url, a.username, a.password.reveal(), a.app,
                      request_timeout=a.request_timeout, transport=a.transport,
-                     backoff_max=5.0)
+                     backoff_max=5.0, events=HANDLED)
 
 
 async def serve(settings: Settings, clock: Clock | None = None,
@@ -119,7 +120,7 @@ async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQ
                asyncio.create_task(supervised("housekeeping", lambda: housekeeping(
                    pool, settings, clock)), name="housekeeping"),
                asyncio.create_task(supervised("voice-media", lambda: voice_media(
-                   pool, settings, client.requests)), name="voice-media"),
+                   pool, settings, client.requests, client.events)), name="voice-media"),
                asyncio.create_task(supervised("loop-watch", watch_loop), name="loop-watch")]
     if settings.kpis.queue_log or settings.kpis.queue_log_sqlite:
         feed = QueueLogFeed(pool, settings.kpis)
@@ -165,10 +166,12 @@ async def supervised(name: str, loop: Callable[[], Awaitable[None]],
 
 
 async def voice_media(pool: Pool, settings: Settings,
-                      ari_requests: Mapping[tuple[str, str], int] | None = None) -> None:
+                      ari_requests: Mapping[tuple[str, str], int] | None = None,
+                      ari_events: Mapping[str, int] | None = None) -> None:
     """Serve voice-request audio to Asterisk over HTTP (ari/media.py), and ``/metrics``
-    on the same listener (web/metrics.py), with the ARI client's request counts."""
-    extra = metrics.routes(pool, settings, ari_requests) if settings.kpis.metrics else []
+    on the same listener (web/metrics.py), with the ARI client's request and event counts."""
+    extra = (metrics.routes(pool, settings, ari_requests, ari_events) if settings.kpis.metrics
+             else [])
     await run_media(RequestStore(pool, settings.requests), extra)
 
 

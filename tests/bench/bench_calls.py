@@ -156,8 +156,10 @@ def fmt_cpu(cpu: dict[str, dict[str, float]]) -> str:
 
 
 def fmt_counts(per_call: dict[str, Any]) -> str:
+    events = per_call.get("ari_events")
     return (f"serve per answered call: {per_call['redis_round_trips']:.1f} Redis round trips, "
-            f"{per_call['ari_requests']:.1f} ARI requests")
+            f"{per_call['ari_requests']:.1f} ARI requests"
+            + ("" if events is None else f", {events:.1f} ARI events"))
 
 
 # ---- callers held, dial-back -------------------------------------------------------------------
@@ -267,6 +269,11 @@ def steps_at(cap: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]
     return (good[-1] if good else None), (bad[0] if bad else None)
 
 
+def events_per_call(per_call: dict[str, Any]) -> str:
+    events = per_call.get("ari_events")  # not counted in runs made before the event filter
+    return "-" if events is None else f"{events:.1f}"
+
+
 def cpu_per_call(step: dict[str, Any] | None, who: str) -> str:
     if step is None or who not in step["cpu"]:  # runs before Redis was measured had none
         return "-"
@@ -314,6 +321,8 @@ def table(r: dict[str, Any]) -> str:
         ("serve per call: Redis round trips / ARI reqs",
          f"{per_call['redis_round_trips']:.1f} / {per_call['ari_requests']:.1f}", "-",
          "counters of serve's /metrics over the latency run"),
+        ("serve per call: ARI events received", events_per_call(per_call), "-",
+         "the types serve acts on only (Asterisk's event filter)"),
         (f"callers held ({h['callers']} called)", f"{h['held']}", "-", "target 200"),
         ("  serve CPU cores / RSS MB", f"{hs['cpu_cores']:.2f} / {hs['rss_mb']:.0f}", "-",
          f"RSS target < 150 (idle {h['serve_idle_rss_mb']:.0f})"),

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -212,33 +212,40 @@ class CpuWindow:
 
 @dataclass(frozen=True)
 class Counters:
-    """serve's Redis round trips and ARI requests (by "METHOD route") so far."""
+    """serve's Redis round trips, ARI requests (by "METHOD route") and ARI events (by
+    type) so far."""
 
     redis: float
     ari: dict[str, float]
+    events: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def read(cls, serve: Serve) -> Counters:
         url = f"http://{settings_of(serve).requests.media_listen}/metrics"
         with urllib.request.urlopen(url, timeout=10) as reply:
             text = reply.read().decode()
-        redis_trips, ari = 0.0, {}
+        redis_trips, ari, events = 0.0, {}, {}
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name == "acdkit_redis_round_trips_total":
                     redis_trips = s.value
                 elif s.name == "acdkit_ari_requests_total":
                     ari[f"{s.labels['method']} {s.labels['route']}"] = s.value
-        return cls(redis_trips, ari)
+                elif s.name == "acdkit_ari_events_total":
+                    events[s.labels["type"]] = s.value
+        return cls(redis_trips, ari, events)
 
     def per_call(self, before: Counters, calls: int) -> dict[str, Any]:
         """What happened since ``before``, per call (of ``calls``): round trips, requests,
         and the requests by route (the window holds serve's background loops too)."""
         n = max(calls, 1)
         routes = {k: (v - before.ari.get(k, 0.0)) / n for k, v in self.ari.items()}
+        kinds = {k: (v - before.events.get(k, 0.0)) / n for k, v in self.events.items()}
         return {"calls": calls, "redis_round_trips": round((self.redis - before.redis) / n, 2),
                 "ari_requests": round(sum(routes.values()), 2),
-                "ari_by_route": {k: round(v, 2) for k, v in sorted(routes.items()) if v}}
+                "ari_by_route": {k: round(v, 2) for k, v in sorted(routes.items()) if v},
+                "ari_events": round(sum(kinds.values()), 2),
+                "ari_events_by_type": {k: round(v, 2) for k, v in sorted(kinds.items()) if v}}
 
 
 # ---- the pool, written directly --------------------------------------------------------------

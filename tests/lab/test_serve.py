@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from tests.lab.center import FAST, add_agents, eventually, task_story, tasks
-from tests.lab.conftest import ROOT, Serve, lab_channels
+from tests.lab.conftest import ROOT, Serve, ari_get, lab_channels, lab_settings
 from tests.lab.rtp import RtpSniffer
+from tests.lab.test_kpis_lab import scrape
 
+from acdkit.ari.client import WANTED_ALWAYS
+from acdkit.ari.events import HANDLED
 from acdkit.labkit.sipp import Peer, agent_peer, caller
 
 pytestmark = pytest.mark.lab
@@ -33,7 +36,8 @@ def _channel_of(log: str, number: str) -> str:
 
 def test_a_call_enters_and_leaves_the_app(serve: Serve) -> None:
     """The app answers, plays the menu, queues the caller (no agent); the caller hangs up:
-    the channel enters and leaves the app and its task ends abandoned."""
+    the channel enters and leaves the app and its task ends abandoned. serve asked Asterisk
+    for the events it acts on only (ari/events.py HANDLED) and received no other."""
     serve.extra_env.update(FAST)
     serve.start()
     with RtpSniffer() as rtp:
@@ -50,6 +54,15 @@ def test_a_call_enters_and_leaves_the_app(serve: Serve) -> None:
     assert (task["number"], task["skill"], task["agent"]) == ("4930100001", "sales", None)
     _, history = task_story(serve, task["id"])
     assert [h["event"] for h in history] == ["add", "abandon"]
+    # serve asked Asterisk for the events it acts on only, and got no other.
+    status, app = ari_get(f"applications/{lab_settings()['ari']['app']}")
+    assert status == 200 and isinstance(app, dict), (status, app)
+    allowed = {entry["type"] for entry in app["events_allowed"]}
+    assert allowed == HANDLED | WANTED_ALWAYS, allowed
+    got = {dict(labels)["type"] for (name, labels), n in scrape().items()
+           if name == "acdkit_ari_events_total" and n}
+    assert {"StasisStart", "StasisEnd"} <= got <= HANDLED, got
+
 
 
 def test_serve_survives_an_asterisk_restart(serve: Serve, phones: Callable[..., Peer]) -> None:

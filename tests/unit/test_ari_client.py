@@ -309,6 +309,45 @@ async def test_malformed_frames_are_dropped_not_fatal(
     assert harness.kinds() == ["Connected", "StasisEnd"]
 
 
+async def test_every_connection_asks_for_the_wanted_events_only(fake: FakeAsterisk) -> None:
+    """Asterisk forgets an app's event filter with its registration: each connection sets it
+    again, answers to requests always included (they pass the filter as events do)."""
+    h = await Harness(fake, events={"StasisStart", "StasisEnd"}).start()
+    try:
+        await fake.drop()
+        await h.until(lambda: h.kinds().count("Connected") == 2)
+        filters = [r for r in fake.ws_requests
+                   if (r["method"], r["uri"]) == ("PUT", f"applications/{APP}/eventFilter")]
+        assert len(filters) == 2
+        allowed = [e["type"] for e in json.loads(filters[0]["message_body"])["allowed"]]
+        assert allowed == ["ApplicationReplaced", "RESTResponse", "StasisEnd", "StasisStart"]
+    finally:
+        await h.stop()
+
+
+async def test_a_refused_event_filter_leaves_every_event_coming(
+        fake: FakeAsterisk, caplog: pytest.LogCaptureFixture) -> None:
+    fake.statuses[f"applications/{APP}/eventFilter"] = (404, {"message": "Not found"})
+    h = await Harness(fake, events={"StasisEnd"}).start()
+    try:
+        assert "ARI event filter not set (404)" in caplog.text
+        await fake.push({"type": "StasisEnd", "channel": CHANNEL})
+        await h.until(lambda: "StasisEnd" in h.kinds())
+    finally:
+        await h.stop()
+
+
+async def test_events_received_are_counted_by_type(
+        harness: Harness, fake: FakeAsterisk) -> None:
+    await fake.push({"type": "StasisEnd", "channel": CHANNEL})
+    await fake.push({"type": "ChannelVarset", "variable": "X", "value": "1"})
+    await fake.push({"type": "NoSuchEvent-" + "x" * 300})  # never a label of its own
+    await harness.until(lambda: sum(harness.client.events.values()) == 3)
+    assert harness.client.events == {"StasisEnd": 1, "ChannelVarset": 1, "other": 1}
+    # Without a wanted list, the client sets no filter.
+    assert not [r for r in fake.ws_requests if r["uri"].endswith("eventFilter")]
+
+
 async def test_falls_back_to_http_when_the_probe_gets_an_error(fake: FakeAsterisk) -> None:
     fake.rest_over_ws = False
     h = await Harness(fake).start()

@@ -10,7 +10,10 @@ caller by ``request_id`` (a dict of futures, each with its own timeout). Every c
 ``GET asterisk/info`` on the socket: an error status or no answer (older Asterisk ignores
 text frames) switches requests to HTTP. Binary content (stored recordings) always goes over
 HTTP: the socket answers 406 for it. Every request sent counts in ``requests``, by method
-and route (ari/request_routes.py), for ``/metrics``.
+and route (ari/request_routes.py), and every event received in ``events``, by type, for
+``/metrics``. Given the event types it wants, the client sets the app's event filter on every
+connection (Asterisk forgets it with the registration), answers to requests always included:
+they pass the filter as events do (docs/architecture.md §7).
 
 Tasks. ``run()`` owns a *reader* task that only decodes frames, resolves response futures
 and queues events; a *dispatcher* task that awaits ``on_event`` for one event at a time, in
@@ -37,6 +40,7 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +60,10 @@ Params = Mapping[str, Param]
 TRANSPORTS = ("auto", "websocket", "http")
 SLOW_ANSWER = 0.5  # seconds: an ARI answer this late is logged (a call step waited for it)
 EventHandler = Callable[[ev.Event], Awaitable[None]]
+# Asked for whatever the app wants: answers to requests on the socket pass Asterisk's event
+# filter as if they were events (Asterisk 22.10.1: without it, no request is answered), and
+# the takeover notice ends this client.
+WANTED_ALWAYS = frozenset({"RESTResponse", "ApplicationReplaced"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +102,10 @@ class AriClient:
     def __init__(self, url: str, username: str, password: str, app: str, *,
                  request_timeout: float = 5.0, transport: str = "auto",
                  backoff_initial: float = 0.5, backoff_max: float = 10.0,
-                 heartbeat: float = 15.0) -> None:
+                 heartbeat: float = 15.0, events: Collection[str] | None = None) -> None:
         """``url`` is Asterisk's HTTP server (``http://127.0.0.1:8088``, ``/ari`` optional);
-        ``transport``: ``auto`` (probe), ``websocket`` (no fallback) or ``http`` (forced)."""
+        ``transport``: ``auto`` (probe), ``websocket`` (no fallback) or ``http`` (forced);
+        ``events``: the event types to ask Asterisk for (None: every one)."""
         base = URL(url).with_user(None).with_password(None)
         if base.scheme not in ("http", "https"):
             raise ConfigError("ari.url", f"must be http(s)://host:port, not {base.scheme!r}")
@@ -126,6 +135,8 @@ class AriClient:
         self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
         self.replaced = False
         self.requests: RequestCounts = RequestCounts()  # sent, by (method, route): /metrics
+        self.events: Counter[str] = Counter()  # received, by type: /metrics
+        self._wanted = None if events is None else frozenset(events) | WANTED_ALWAYS
 
     def __repr__(self) -> str:
         return (f"AriClient(url={str(self._http)!r}, username={self.username!r}, "
@@ -316,6 +327,7 @@ class AriClient:
         try:
             version = await self._probe(ws)
             if version is not None:
+                await self._filter_events()
                 log.info("ARI app %s registered; requests over %s (Asterisk %s)",
                          self.app, self._transport, version or "unknown version")
                 self._emit_connected(version)
@@ -364,6 +376,23 @@ class AriClient:
         except AriRequestFailed:
             return ""
 
+    async def _filter_events(self) -> None:
+        """Ask Asterisk for the wanted event types only. The filter lives as long as the
+        app's registration, so every connection sets it again; a refusal (an Asterisk
+        without event filters) leaves every event coming, which the app copes with."""
+        if self._wanted is None:
+            return
+        path = f"applications/{self.app}/eventFilter"
+        body = {"allowed": [{"type": kind} for kind in sorted(self._wanted)]}
+        send = self._http_request if self._transport == "http" else self._ws_request
+        try:
+            answer = await send("PUT", path, {}, body)
+        except AriRequestFailed as exc:
+            answer = AriResponse(0, exc.detail)
+        if not 200 <= answer.status < 300:
+            log.warning("ARI event filter not set (%s): Asterisk sends every event",
+                        answer.status or answer.body)
+
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for frame in ws:
             if frame.type == aiohttp.WSMsgType.TEXT:
@@ -382,9 +411,11 @@ class AriClient:
         except ValueError:
             log.warning("ARI sent a frame that is not JSON (%d bytes)", len(text))
             return
-        if isinstance(data, dict) and data.get("type") == "RESTResponse":
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "RESTResponse":
             self._on_response(data)
             return
+        self.events[kind if kind in ev.ASTERISK_EVENTS else "other"] += 1
         try:
             event = ev.parse_event(data)
         except InvalidInput as exc:

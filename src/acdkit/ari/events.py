@@ -20,6 +20,28 @@ from acdkit.core.errors import InvalidInput
 # What Asterisk reports as a DTMF digit; anything else is not a key press.
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
+# The events acdkit's flows act on. serve asks Asterisk for these only (the client's event
+# filter): a call's other events (ChannelVarset, ChannelDialplan, ChannelStateChange, bridge
+# entries and exits, Dial, PlaybackStarted...) are never sent, parsed or routed.
+HANDLED = frozenset({
+    "StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest",
+    "ChannelDtmfReceived", "PlaybackFinished", "RecordingFinished", "RecordingFailed",
+    "ApplicationReplaced",
+})
+# Asterisk 22's event types (its REST data models): the labels events are counted by
+# (``acdkit_ari_events_total``); any other type is counted as "other".
+ASTERISK_EVENTS = HANDLED | frozenset({
+    "ApplicationMoveFailed", "ApplicationRegistered", "ApplicationUnregistered",
+    "BridgeAttendedTransfer", "BridgeBlindTransfer", "BridgeCreated", "BridgeDestroyed",
+    "BridgeMerged", "BridgeVideoSourceChanged", "ChannelCallerId", "ChannelConnectedLine",
+    "ChannelCreated", "ChannelDialplan", "ChannelEnteredBridge", "ChannelHold",
+    "ChannelLeftBridge", "ChannelStateChange", "ChannelTalkingFinished",
+    "ChannelTalkingStarted", "ChannelToneDetected", "ChannelTransfer", "ChannelUnhold",
+    "ChannelUserevent", "ChannelVarset", "ContactStatusChange", "DeviceStateChanged", "Dial",
+    "EndpointStateChange", "PeerStatusChange", "PlaybackContinuing", "PlaybackStarted",
+    "RecordingStarted", "TextMessageReceived",
+})
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Channel:

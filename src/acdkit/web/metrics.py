@@ -8,11 +8,12 @@ reset at midnight) from the same code as ``acdkit stats``, so both give the same
 Labels come from bounded sets only: skill, state, kind, threshold; never a number or an id.
 A scrape within ``MIN_INTERVAL`` of the previous one is answered from it.
 
-Two counters of this process come first, read fresh at every scrape before the figures
+The counters of this process come first, read fresh at every scrape before the figures
 above are computed (so a scrape's own Redis reads show on the next one): the Redis round
 trips of its clients (``acdkit_redis_round_trips_total``: one per command, pipeline or
 transaction, store/primary.py) and, in ``serve``, the ARI requests it sent
-(``acdkit_ari_requests_total{method,route}``, the route with its ids templated).
+(``acdkit_ari_requests_total{method,route}``, the route with its ids templated) and the ARI
+events it received (``acdkit_ari_events_total{type}``).
 """
 
 from __future__ import annotations
@@ -172,9 +173,11 @@ class ProcessCollector(Collector):
     """This process's counters: Redis round trips and, when given, ARI requests."""
 
     def __init__(self, round_trips: RoundTrips,
-                 ari_requests: Mapping[tuple[str, str], int] | None) -> None:
+                 ari_requests: Mapping[tuple[str, str], int] | None,
+                 ari_events: Mapping[str, int] | None = None) -> None:
         self.round_trips = round_trips.count
         self.ari_requests = None if ari_requests is None else dict(ari_requests)
+        self.ari_events = None if ari_events is None else dict(ari_events)
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily("acdkit_redis_round_trips", "Round trips to Redis of this "
@@ -186,6 +189,12 @@ class ProcessCollector(Collector):
             for (method, route), sent in sorted(self.ari_requests.items()):
                 ari.add_metric([method, route], sent)
             yield ari
+        if self.ari_events is not None:
+            events = CounterMetricFamily("acdkit_ari_events", "ARI events received",
+                                         labels=["type"])
+            for kind, got in sorted(self.ari_events.items()):
+                events.add_metric([kind], got)
+            yield events
 
 
 def _buckets(waits: tuple[float, ...]) -> list[tuple[str, float]]:
@@ -200,17 +209,20 @@ class MetricsEndpoint:
 
     def __init__(self, pool: Pool, settings: Settings,
                  ari_requests: Mapping[tuple[str, str], int] | None = None,
-                 round_trips: RoundTrips = ROUND_TRIPS) -> None:
+                 round_trips: RoundTrips = ROUND_TRIPS,
+                 ari_events: Mapping[str, int] | None = None) -> None:
         self.pool = pool
         self.settings = settings
         self.ari_requests = ari_requests
+        self.ari_events = ari_events
         self.round_trips = round_trips
         self._lock = asyncio.Lock()
         self._last: tuple[float, bytes] | None = None
 
     async def handle(self, _: web.Request) -> web.Response:
         counters = CollectorRegistry(auto_describe=False)
-        counters.register(ProcessCollector(self.round_trips, self.ari_requests))
+        counters.register(ProcessCollector(self.round_trips, self.ari_requests,
+                                           self.ari_events))
         head = generate_latest(counters)
         async with self._lock:
             if self._last is None or time.monotonic() - self._last[0] > MIN_INTERVAL:
@@ -227,7 +239,9 @@ class MetricsEndpoint:
 
 
 def routes(pool: Pool, settings: Settings,
-           ari_requests: Mapping[tuple[str, str], int] | None = None) -> list[web.RouteDef]:
+           ari_requests: Mapping[tuple[str, str], int] | None = None,
+           ari_events: Mapping[str, int] | None = None) -> list[web.RouteDef]:
     """``GET /metrics`` for an aiohttp application; ``ari_requests``: the ARI client's
-    counts of requests sent, by (method, route)."""
-    return [web.get("/metrics", MetricsEndpoint(pool, settings, ari_requests).handle)]
+    counts of requests sent, by (method, route); ``ari_events``: of events, by type."""
+    return [web.get("/metrics", MetricsEndpoint(pool, settings, ari_requests,
+                                                ari_events=ari_events).handle)]
