@@ -273,3 +273,22 @@ def test_calling_hours_need_an_aware_now_and_a_window() -> None:
         within_calling_hours("+12025550123", US, datetime(2026, 1, 1, 12))
     with pytest.raises(ConfigError):
         next_calling_time("+12025550123", NumberPolicy(calling_hours=BusinessHours()), NOON_NY)
+
+
+def test_a_number_asked_again_gets_the_same_answer_from_the_cache() -> None:
+    """A call normalizes its caller's number more than once; the second answer is kept,
+    refusals included, and a kept refusal is raised as a new exception each time."""
+    policy = NumberPolicy()
+    refusals = []
+    for _ in range(2):
+        with pytest.raises(NumberRejected) as refused:
+            normalize("71234", policy)
+        refusals.append(refused.value)
+    assert [r.reason for r in refusals] == ["short_code", "short_code"]
+    assert refusals[0] is not refusals[1] and refusals[1].number == "71234"
+    assert normalize("(212) 555-0123", policy) == normalize("(212) 555-0123", policy) \
+        == "+12125550123"
+    # Another policy is another answer, not the kept one.
+    assert normalize("2125550123", NumberPolicy(default_region="US")) == "+12125550123"
+    with pytest.raises(NumberRejected, match="country_not_allowed"):
+        normalize("+12125550123", NumberPolicy(default_region="DE"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -121,6 +122,24 @@ def normalize(raw: str, policy: NumberPolicy) -> str:
     the denied type in lower case (``premium_rate``, ``shared_cost``, ``uan``, ...),
     ``do_not_call``.
     """
+    found = _normalized(raw, policy)
+    if isinstance(found, NumberRejected):
+        raise NumberRejected(raw, found.reason, found.detail)  # a new one: fresh traceback
+    return found
+
+
+# A pure function of its arguments, kept for the last 4,096 numbers, refusals included: a
+# call asks for its caller's number more than once (the caller's own items, then the
+# follow-up it drops), and customers call again.
+@lru_cache(maxsize=4096)
+def _normalized(raw: str, policy: NumberPolicy) -> str | NumberRejected:
+    try:
+        return _normalize(raw, policy)
+    except NumberRejected as refused:
+        return refused.with_traceback(None)  # keeps no frames alive
+
+
+def _normalize(raw: str, policy: NumberPolicy) -> str:
     text = raw.strip(" ")
     if not text:
         raise NumberRejected(raw, "empty")
