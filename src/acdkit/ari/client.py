@@ -415,7 +415,7 @@ class AriClient:
         if kind == "RESTResponse":
             self._on_response(data)
             return
-        self.events[kind if kind in ev.ASTERISK_EVENTS else "other"] += 1
+        self.events[kind if isinstance(kind, str) and kind in ev.ASTERISK_EVENTS else "other"] += 1
         try:
             event = ev.parse_event(data)
         except InvalidInput as exc:
