@@ -156,10 +156,8 @@ def fmt_cpu(cpu: dict[str, dict[str, float]]) -> str:
 
 
 def fmt_counts(per_call: dict[str, Any]) -> str:
-    events = per_call.get("ari_events")
     return (f"serve per answered call: {per_call['redis_round_trips']:.1f} Redis round trips, "
-            f"{per_call['ari_requests']:.1f} ARI requests"
-            + ("" if events is None else f", {events:.1f} ARI events"))
+            f"{per_call['ari_requests']:.1f} ARI requests, {per_call['ari_events']:.1f} ARI events")
 
 
 # ---- callers held, dial-back -------------------------------------------------------------------

@@ -64,7 +64,6 @@ def test_a_call_enters_and_leaves_the_app(serve: Serve) -> None:
     assert {"StasisStart", "StasisEnd"} <= got <= HANDLED, got
 
 
-
 def test_serve_survives_an_asterisk_restart(serve: Serve, phones: Callable[..., Peer]) -> None:
     serve.extra_env.update(FAST)
     serve.start()

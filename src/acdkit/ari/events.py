@@ -21,17 +21,18 @@ from acdkit.core.errors import InvalidInput
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 # The events acdkit's flows act on. serve asks Asterisk for these only (the client's event
-# filter): a call's other events (ChannelVarset, ChannelDialplan, ChannelStateChange, bridge
-# entries and exits, Dial, PlaybackStarted...) are never sent, parsed or routed.
+# filter, which adds what the client itself needs: ari/client.py WANTED_ALWAYS): a call's
+# other events (ChannelVarset, ChannelDialplan, ChannelStateChange, bridge entries and exits,
+# Dial, PlaybackStarted...) are never sent, parsed or routed.
 HANDLED = frozenset({
     "StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest",
     "ChannelDtmfReceived", "PlaybackFinished", "RecordingFinished", "RecordingFailed",
-    "ApplicationReplaced",
 })
 # Asterisk 22's event types (its REST data models): the labels events are counted by
 # (``acdkit_ari_events_total``); any other type is counted as "other".
 ASTERISK_EVENTS = HANDLED | frozenset({
-    "ApplicationMoveFailed", "ApplicationRegistered", "ApplicationUnregistered",
+    "ApplicationMoveFailed", "ApplicationRegistered", "ApplicationReplaced",
+    "ApplicationUnregistered",
     "BridgeAttendedTransfer", "BridgeBlindTransfer", "BridgeCreated", "BridgeDestroyed",
     "BridgeMerged", "BridgeVideoSourceChanged", "ChannelCallerId", "ChannelConnectedLine",
     "ChannelCreated", "ChannelDialplan", "ChannelEnteredBridge", "ChannelHold",

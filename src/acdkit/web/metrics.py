@@ -170,7 +170,7 @@ class CenterCollector(Collector):
 
 
 class ProcessCollector(Collector):
-    """This process's counters: Redis round trips and, when given, ARI requests."""
+    """This process's counters: Redis round trips and, when given, ARI requests and events."""
 
     def __init__(self, round_trips: RoundTrips,
                  ari_requests: Mapping[tuple[str, str], int] | None,
