@@ -12,7 +12,10 @@ some with a language attribute that some tasks require). Two ways to hand an age
   same script.
 
 After each claim the agent completes the task and is ready again (not timed). Prints the
-figures and their ratio; ``--out FILE.json`` writes them. Starts its own redis-server.
+figures and their ratio. Then, on a fresh pool of 20,000 tasks: the cost of a claim when
+``--held`` tasks of each skill wait at the head of its line for a preferred agent who is not
+there (callers who chose an agent; store/lua/_lib.lua holds them out of the skill queue).
+``--out FILE.json`` writes the figures. Starts its own redis-server.
 
     python tests/bench/bench_dispatch.py --out var/results/bench-dispatch.json
 """
@@ -255,7 +258,14 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
     print(f"ratio    acdkit / naive: {ratio:,.0f}x claims per second", flush=True)
     await dispatcher.wait_idle()
     await pool.close()
-    return {"tasks": args.tasks, "skills": args.skills, "agents": args.agents,
+    held = []
+    for count in args.held:
+        got = await held_heads(url, count, args.seed)
+        held.append(got)
+        print(f"acdkit   claim_next x8, {count:3} held per skill at the head: "
+              f"Redis {got['redis_us_per_claim']:5.0f} µs, wall {got['wall_us_per_claim']:5.0f} µs "
+              f"per claim ({got['claims']} claims)", flush=True)
+    return {"held_heads": held, "tasks": args.tasks, "skills": args.skills, "agents": args.agents,
             "load_seconds": load_s, "acdkit": fast, "acdkit_batches": batches,
             "acdkit_cycles": {"workers": args.workers, "processes": 1,
                               "cycles_per_s": parallel},
@@ -263,6 +273,49 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                         "redis": redis_version(url), "redis_py": redis.__version__,
                         "hiredis_parser": HIREDIS_AVAILABLE}}
+
+
+async def held_heads(url: str, held: int, seed: int) -> dict[str, Any]:
+    """Redis time (``INFO commandstats``) and wall time per claim of ``claim_next`` for 8
+    agents per round trip, every agent claiming three times, on a fresh pool of 20,000 tasks
+    whose ``held`` oldest per skill wait an hour for an agent who is not logged in."""
+    rng = random.Random(seed)
+    clock = SystemClock()
+    now = clock.now()
+    sync = redis.Redis.from_url(url, decode_responses=True)
+    sync.flushall()
+    pool = Pool(await connect(url), RULES, clock=clock)
+    skills = [f"skill{i}" for i in range(20)]
+    agents = make_agents(1_000, skills, rng)
+    for agent in agents:
+        await pool.save_agent(agent)
+        await pool.move_agent(agent.id, AgentEvent.LOGIN, now, reach=f"PJSIP/{agent.id}")
+    tasks = [Task(id=f"h-{s}-{i}", kind=TaskKind.CALLBACK, skill=s, created_at=now,
+                  enqueued_at=now - 7200 - i, preferred_agent="away", preferred_until=now + 3600)
+             for s in skills for i in range(held)]
+    tasks += [Task(id=f"t{i}", kind=TaskKind.CALLBACK, skill=rng.choice(skills), created_at=now,
+                   enqueued_at=now - rng.uniform(0, 3600)) for i in range(20_000)]
+    await pool.add_tasks(tasks)
+    rng.shuffle(agents)
+    usec = claims = 0
+    wall = 0.0
+    for _ in range(3):
+        sync.config_resetstat()
+        made: list[Any] = []
+        for start in range(0, len(agents), 8):
+            t0 = time.perf_counter()
+            got = await pool.claim_next([a.id for a in agents[start:start + 8]], clock.now())
+            wall += time.perf_counter() - t0
+            made += got.claimed
+        usec += int(sync.info("commandstats")["cmdstat_evalsha"]["usec"])
+        claims += len(made)
+        for c in made:
+            await recycle(pool, c.agent.id, c.task, clock.now())
+    await pool.close()
+    sync.close()
+    return {"held_per_skill": held, "claims": claims,
+            "redis_us_per_claim": usec / claims if claims else 0.0,
+            "wall_us_per_claim": wall / claims * 1e6 if claims else 0.0}
 
 
 def redis_version(url: str) -> str:
@@ -284,6 +337,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 32, 64],
                         help="agents per claim_next round trip")
+    parser.add_argument("--held", type=int, nargs="*", default=[0, 100],
+                        help="tasks per skill held for an absent agent at the head (last part)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()

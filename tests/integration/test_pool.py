@@ -39,13 +39,52 @@ async def ready_ids(pool: Pool, skill: str = "sales") -> set[str]:
 
 async def test_a_queued_task_round_trips_and_waits_in_its_skill_queue(pool: Pool) -> None:
     added = task("t1", priority=3, number="+15551234567", required={"lang": "fr"},
-                 attributes={"vip": "yes"}, preferred_agent="a9", preferred_until=T0 + 30,
-                 customer_rating=4.5)
+                 attributes={"vip": "yes"}, customer_rating=4.5)
     await pool.add_task(added)
     assert await pool.get_task("t1") == added
     score = await pool.redis.zscore(pool.keys.queue("sales"), "t1")
     assert score == pool_score(added, RULES)
     assert [e.event for e in await pool.audit.history("t1")] == ["add"]
+
+
+async def test_a_task_waiting_for_its_agent_is_held_out_of_the_skill_queue(pool: Pool) -> None:
+    """Until its time is up, only its preferred agent's claims meet it; it still counts in
+    the skill's line (places, waiting figures) and is served in score order."""
+    await pool.add_task(task("early", at=T0 - 300))
+    added = task("t1", at=T0 - 200, preferred_agent="a9", preferred_until=T0 + 30)
+    await pool.add_task(added)
+    await pool.add_task(task("late", at=T0 - 100))
+    score = pool_score(added, RULES)
+    assert await queue_ids(pool) == ["early", "late"]
+    assert await pool.redis.zscore(pool.keys.queue_held("sales"), "t1") == score
+    assert await pool.redis.zscore(pool.keys.held_for("a9"), "t1") == score
+    assert await pool.redis.zscore(pool.keys.held_end, "t1") == T0 + 30
+    assert [await pool.queue_position(t) for t in ("early", "t1", "late")] == [0, 1, 2]
+    assert [s.waiting for s in await pool.stats(["sales"])] == [3]
+    assert [t.id for _, t in await pool.candidates(["sales"], 2, offset=1)] == ["t1", "late"]
+
+    await ready_agent(pool, "a1", now=T0 - 50)
+    await ready_agent(pool, "a9", now=T0 - 40)
+    made = await pool.claim_next(["a1", "a9"], T0)  # a1 passes t1 by without reading it
+    assert {c.agent.id: c.task.id for c in made.claimed} == {"a1": "early", "a9": "t1"}
+    assert made.wake_at == {}
+    [reserve] = [e for e in await pool.audit.history("t1") if e.event == "reserve"]
+    assert reserve.fields["pos"] == "1"
+    for key in (pool.keys.queue_held("sales"), pool.keys.held_for("a9"), pool.keys.held_end):
+        assert await pool.redis.zcard(key) == 0
+
+
+async def test_a_held_task_joins_its_skill_queue_when_its_time_is_up(pool: Pool) -> None:
+    await pool.add_task(task("t1", preferred_agent="a9", preferred_until=T0 + 30))
+    await pool.add_task(task("t2", preferred_agent="a8", preferred_until=T0 + 90))
+    await ready_agent(pool, "a1")
+    made = await pool.claim_next(["a1"], T0 + 10)
+    assert made.claimed == () and made.wake_at == {"t1": T0 + 30}  # the next time up
+    made = await pool.claim_next(["a1"], T0 + 30)
+    assert [c.task.id for c in made.claimed] == ["t1"]
+    assert made.wake_at == {"t2": T0 + 90}
+    assert await pool.redis.zrange(pool.keys.held_end, 0, -1) == ["t2"]
+    assert await pool.redis.zrange(pool.keys.held_for("a9"), 0, -1) == []
 
 
 async def test_adding_an_existing_task_is_refused(pool: Pool) -> None:

@@ -9,7 +9,11 @@ on Redis Cluster (docs/architecture.md §6)::
     acdkit:{pool}:agents               set    every agent id
     acdkit:{pool}:skills               set    every skill that ever had a queue
     acdkit:{pool}:q:<skill>            zset   queued task ids, score = routing.pool_score
-    acdkit:{pool}:qage:<skill>         zset   the same ids, score = enqueued_at (for stats)
+    acdkit:{pool}:qheld:<skill>        zset   queued ids waiting for their preferred agent, held
+                                              out of q:<skill> until then (score as there)
+    acdkit:{pool}:held:<agent>         zset   the same tasks, in their preferred agent's line
+    acdkit:{pool}:heldend              zset   the same tasks, score = preferred_until
+    acdkit:{pool}:qage:<skill>         zset   queued ids (held too), score = enqueued_at (stats)
     acdkit:{pool}:due                  zset   scheduled task ids, score = due_at
     acdkit:{pool}:ready:<skill>        set    ready agents having that skill
     acdkit:{pool}:kpi                  stream every state change, one JSON field ``e`` (MAXLEN ~)
@@ -93,6 +97,16 @@ class Keys:
 
     def queue_age(self, skill: str) -> str:
         return f"{self.base}qage:{check_id(skill, 'skill')}"
+
+    def queue_held(self, skill: str) -> str:
+        return f"{self.base}qheld:{check_id(skill, 'skill')}"
+
+    def held_for(self, agent_id: str) -> str:
+        return f"{self.base}held:{check_id(agent_id, 'agent id')}"
+
+    @property
+    def held_end(self) -> str:
+        return f"{self.base}heldend"
 
     def ready(self, skill: str) -> str:
         return f"{self.base}ready:{check_id(skill, 'skill')}"

@@ -255,14 +255,23 @@ class Pool(ClaimRepository):
 
     @guarded
     async def queue_position(self, task_id: str) -> int | None:
-        """How many tasks are ahead of a queued task in its skill queue (0: it is next);
-        None when the task is not queued (or does not exist).
+        """How many tasks are ahead of a queued task in its skill's line (the skill queue
+        and the tasks held for their preferred agent, by score; 0: it is next); None when the
+        task is not queued (or does not exist).
         """
-        state, skill = await self.redis.hmget(self.keys.task(task_id), ["state", "skill"])
-        if state != TaskState.QUEUED:
+        state, skill, score = await self.redis.hmget(self.keys.task(task_id),
+                                                     ["state", "skill", "score"])
+        if state != TaskState.QUEUED or score is None:
             return None
-        rank = await self.redis.zrank(self.keys.queue(str(skill)), task_id)
-        return None if rank is None else int(cast(int, rank))
+        lines = (self.keys.queue(str(skill)), self.keys.queue_held(str(skill)))
+        pipe = self.redis.pipeline(transaction=False)
+        for line in lines:
+            pipe.zrank(line, task_id)
+            pipe.zcount(line, "-inf", f"({cast(str, score)}")
+        in_queue, below_queue, in_held, below_held = await pipe.execute()
+        if in_queue is not None:
+            return int(in_queue) + int(below_held)
+        return None if in_held is None else int(in_held) + int(below_queue)
 
     @guarded
     async def stats(self, skills: Iterable[str] | None = None) -> list[SkillStats]:
@@ -272,12 +281,14 @@ class Pool(ClaimRepository):
         pipe = self.redis.pipeline(transaction=False)
         for skill in names:
             pipe.zcard(self.keys.queue(skill))
+            pipe.zcard(self.keys.queue_held(skill))
             pipe.zrange(self.keys.queue_age(skill), 0, 0, withscores=True)
             pipe.scard(self.keys.ready(skill))
         got = await pipe.execute()
-        return [SkillStats(skill, int(got[3 * i]),
-                           float(got[3 * i + 1][0][1]) if got[3 * i + 1] else None,
-                           int(got[3 * i + 2])) for i, skill in enumerate(names)]
+        return [SkillStats(skill, int(queued) + int(held),
+                           float(oldest[0][1]) if oldest else None, int(ready))
+                for skill, queued, held, oldest, ready
+                in zip(names, got[0::4], got[1::4], got[2::4], got[3::4], strict=True)]
 
 
 async def open_pool(target: str | Primary, rules: PriorityRules, *, prefix: str,

@@ -60,8 +60,10 @@ class Quarantine:
                       json.dumps({"reason": reason[:500], "at": now}))
         if kind == "task":
             pipe.zrem(self.keys.due, record_id)
+            pipe.zrem(self.keys.held_end, record_id)  # (its agent's line drops it at a claim)
             for skill in sorted(skills):
                 pipe.zrem(self.keys.queue(skill), record_id)
+                pipe.zrem(self.keys.queue_held(skill), record_id)
                 pipe.zrem(self.keys.queue_age(skill), record_id)
         else:
             for skill in sorted(skills):

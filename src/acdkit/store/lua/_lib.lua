@@ -56,13 +56,28 @@ local function task_facts(task_key, pos, joins, read)
   return facts
 end
 
--- The 1-based place of a queued task in its skill queue, '' when it is not queued.
+-- The 1-based place of a queued task among its skill's queued tasks: the skill queue and the
+-- held line (tasks waiting for their preferred agent, below) together, by score.
+local function place_in_line(skill, task_id, score)
+  local below = '(' .. score
+  local rank = redis.call('ZRANK', BASE .. 'q:' .. skill, task_id)
+  if rank then
+    return rank + 1 + redis.call('ZCOUNT', BASE .. 'qheld:' .. skill, '-inf', below)
+  end
+  rank = redis.call('ZRANK', BASE .. 'qheld:' .. skill, task_id)
+  if rank then
+    return rank + 1 + redis.call('ZCOUNT', BASE .. 'q:' .. skill, '-inf', below)
+  end
+  return nil
+end
+
+-- The 1-based place of a queued task in its skill's line, '' when it is not queued.
 local function queue_pos(task_key, task_id)
-  local t = redis.call('HMGET', task_key, 'state', 'skill')
+  local t = redis.call('HMGET', task_key, 'state', 'skill', 'score')
   if t[1] ~= 'queued' then return '' end
-  local rank = redis.call('ZRANK', BASE .. 'q:' .. t[2], task_id)
-  if not rank then return '' end
-  return tostring(rank + 1)
+  local place = place_in_line(t[2], task_id, t[3])
+  if not place then return '' end
+  return tostring(place)
 end
 
 local function skills_of(agent_key)
@@ -83,29 +98,60 @@ local function set_ready(agent_key, agent_id, on, skills)
   end
 end
 
--- Remove a task from every index (its skill queue, the age index, the due set);
--- ``skill``: the task's, when the caller has read it already.
-local function unindex_task(task_key, task_id, skill)
-  skill = skill or redis.call('HGET', task_key, 'skill')
+-- A queued task that waits for its preferred agent (until its ``preferred_until``) is held
+-- out of its skill queue, so the claims of the other agents never read it: it stands in the
+-- skill's held line ``qheld:<skill>`` (counts and places), in the agent's own line
+-- ``held:<agent>`` (merged into that agent's claims: claim_next.lua) and in ``heldend``
+-- (scored by that time: claim_next.lua moves it to its skill queue once the time is up).
+
+-- Remove a task from every index (its skill queue or held lines, the age index, the due set);
+-- ``skill`` and ``preferred`` (its preferred agent, '' for none): the task's, when the caller
+-- has read them already.
+local function unindex_task(task_key, task_id, skill, preferred)
+  if not skill or preferred == nil then
+    local t = redis.call('HMGET', task_key, 'skill', 'preferred_agent')
+    skill, preferred = skill or t[1], preferred or t[2] or ''
+  end
   if skill then
     redis.call('ZREM', BASE .. 'q:' .. skill, task_id)
     redis.call('ZREM', BASE .. 'qage:' .. skill, task_id)
+    if preferred ~= '' then
+      redis.call('ZREM', BASE .. 'qheld:' .. skill, task_id)
+      redis.call('ZREM', BASE .. 'held:' .. preferred, task_id)
+      redis.call('ZREM', BASE .. 'heldend', task_id)
+    end
   end
   redis.call('ZREM', BASE .. 'due', task_id)
 end
 
--- Put a task where its state says: queued → its skill queue (and a wake-up for dispatchers),
--- scheduled → the due set; any other state is in no index.
+-- Put a task where its state says: queued → its skill queue, or its held lines while it waits
+-- for its preferred agent (and a wake-up for dispatchers either way), scheduled → the due
+-- set; any other state is in no index.
 local function index_task(task_key, task_id)
-  local t = redis.call('HMGET', task_key, 'state', 'skill', 'score', 'enqueued_at', 'due_at')
+  local t = redis.call('HMGET', task_key, 'state', 'skill', 'score', 'enqueued_at', 'due_at',
+    'preferred_agent', 'preferred_until')
   if t[1] == 'queued' then
-    redis.call('ZADD', BASE .. 'q:' .. t[2], t[3], task_id)
     redis.call('ZADD', BASE .. 'qage:' .. t[2], t[4], task_id)
     redis.call('SADD', BASE .. 'skills', t[2])
+    local until_ = tonumber(t[7] or '')
+    if t[6] and t[6] ~= '' and until_ and until_ > tonumber(NOW) then
+      redis.call('ZADD', BASE .. 'qheld:' .. t[2], t[3], task_id)
+      redis.call('ZADD', BASE .. 'held:' .. t[6], t[3], task_id)
+      redis.call('ZADD', BASE .. 'heldend', t[7], task_id)
+    else
+      redis.call('ZADD', BASE .. 'q:' .. t[2], t[3], task_id)
+    end
     redis.call('PUBLISH', BASE .. 'events', 'task_added ' .. task_id)
   elseif t[1] == 'scheduled' then
     redis.call('ZADD', BASE .. 'due', t[5], task_id)
   end
+end
+
+-- The held task whose agent's time is up next (after now): {task id, time} ({} for none),
+-- a dispatcher's wake-up (it claims for the task then: dispatch.py).
+local function next_held_end()
+  return redis.call('ZRANGE', BASE .. 'heldend', '(' .. NOW, '+inf', 'BYSCORE', 'LIMIT', 0, 1,
+    'WITHSCORES')
 end
 
 -- Send a task held in state reserved/active back to its queue with its stored score.
@@ -127,7 +173,7 @@ local function reserve(agent_key, agent_id, task_key, task_id, skills, known)
   local pos = known.pos or queue_pos(task_key, task_id)
   local was = known.since or redis.call('HGET', agent_key, 'state_since') or ''
   set_ready(agent_key, agent_id, false, skills)
-  unindex_task(task_key, task_id, task and task.skill)
+  unindex_task(task_key, task_id, task and task.skill, task and task.preferred)
   redis.call('HSET', agent_key, 'state', 'reserved', 'task_id', task_id, 'state_since', NOW)
   redis.call('HSET', task_key, 'state', 'reserved', 'agent_id', agent_id)
   audit('task', task_id, 'reserve', joined({'from', 'queued', 'to', 'reserved', 'agent', agent_id},

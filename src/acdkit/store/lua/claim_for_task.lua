@@ -4,8 +4,10 @@
 -- node (a live caller of another node is that node's to claim: 'none').
 -- Returns {status, agent hash, task hash, bad agents, wake} as nested arrays: status 'ok'
 -- (the hashes as HGETALL gives them after the claim), 'none' (no ready agent may take it
--- now; wake: {task id, time} when it waits for its preferred agent until that time), 'taken' (not queued), 'missing' or
--- 'bad' (the task cannot be read). bad agents: ids of agents that cannot be read.
+-- now), 'taken' (not queued), 'missing' or 'bad' (the task cannot be read). bad agents: ids
+-- of agents that cannot be read. wake: {task id, time, ...} after 'ok' or 'none': the task
+-- itself when it waits for its preferred agent until that time, and the held task whose
+-- agent's time is up next (so a dispatcher that wakes for one learns the next).
 local task_id, now, node = ARGV[5], tonumber(NOW), ARGV[6]
 local task, why = routing_task(task_id)
 if not task then return {why, {}, {}, {}, {}} end
@@ -24,14 +26,24 @@ for _, agent_id in ipairs(redis.call('SMEMBERS', BASE .. 'ready:' .. task.skill)
     bad[#bad + 1] = agent_id
   end
 end
+local function wake_up(wake)
+  local next_end = next_held_end()
+  if next_end[1] and next_end[1] ~= wake[1] then
+    wake[#wake + 1] = next_end[1]
+    wake[#wake + 1] = next_end[2]
+  end
+  return wake
+end
+
 if not best then
   local wake = {}
   if task.preferred ~= '' and task.until_ and task.until_ > now then
     wake = {task_id, task.until_text}
   end
-  return {'none', {}, {}, bad, wake}
+  return {'none', {}, {}, bad, wake_up(wake)}
 end
 local agent_key, task_key = BASE .. 'agent:' .. best.id, BASE .. 'task:' .. task_id
 reserve(agent_key, best.id, task_key, task_id, best.skills,
   {since = best.since_text, task = task})
-return {'ok', redis.call('HGETALL', agent_key), redis.call('HGETALL', task_key), bad, {}}
+return {'ok', redis.call('HGETALL', agent_key), redis.call('HGETALL', task_key), bad,
+  wake_up({})}

@@ -1,17 +1,20 @@
 -- The dispatcher's claim for ready agents: each agent gets the best task it may take, in one
 -- step for several agents (docs/architecture.md, "The claim").
 -- For each agent in turn: the lowest-scored queued task of its skills that the routing rule
--- (_routing.lua) lets it take, read from the heads of its skill queues merged by score, a
--- page at a time and no deeper than the scan limit, is reserved at once; so the next agent
--- cannot get it.
--- KEYS: any key of the pool (declares the slot). ARGV[5..6]: tasks per page, deepest rank;
+-- (_routing.lua) lets it take, read from the heads of its skill queues and of its own held
+-- line (tasks waiting for it as their preferred agent: _lib.lua) merged by score, a page at a
+-- time and no deeper than the scan limit, is reserved at once; so the next agent cannot get
+-- it. Held tasks whose agent's time is up go to their skill queue first.
+-- KEYS: any key of the pool (declares the slot). ARGV[5..6]: tasks in a line's first page
+-- (each next page is twice the one before), deepest rank;
 -- ARGV[7]: the claimer's node (its serve bridges live callers of that node only);
 -- ARGV[8..]: agent ids, in the order they are served.
 -- Returns {results, bad, wake} as nested arrays (no JSON to build and parse: RESP is
 -- cheaper). results[i]: {agent id, 'ok', agent hash, task hash} (both HGETALL, as stored
 -- after the claim) or {agent id, 'busy' | 'none' | 'missing' | 'bad'}; bad: ids of tasks
--- that cannot be read (to set aside); wake: {task id, time, ...} of the tasks skipped because
--- they wait for their preferred agent until that time.
+-- that cannot be read (to set aside); wake: {task id, time, ...} of the tasks that wait for
+-- their preferred agent until that time (the held task whose time is up next, and those met
+-- in a skill queue: stored before held lines were kept).
 local page, depth, now, node = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(NOW), ARGV[7]
 local bad, wake = {}, {}
 local woken = {}
@@ -30,26 +33,48 @@ local function task_of(task_id)
   return nil, known
 end
 
--- The best task the agent may take: its skill queues walked together, lowest score first
--- (a merge of their heads, read a page at a time and no deeper than the scan limit), so a
--- task is read only when no better one is left in any of them, and the first one the agent
--- may take is its best. Returns its id, routing record and 1-based place in its queue.
+-- Held tasks whose agent's time is up join their skill queue with their stored score (at
+-- most ``limit`` per claim; the rest at the next one).
+local function free_held(limit)
+  local ended = redis.call('ZRANGE', BASE .. 'heldend', '-inf', NOW, 'BYSCORE', 'LIMIT', 0, limit)
+  for _, id in ipairs(ended) do
+    local t = redis.call('HMGET', BASE .. 'task:' .. id, 'state', 'skill', 'score',
+      'preferred_agent')
+    redis.call('ZREM', BASE .. 'heldend', id)
+    if t[4] and t[4] ~= '' then redis.call('ZREM', BASE .. 'held:' .. t[4], id) end
+    if t[2] then
+      redis.call('ZREM', BASE .. 'qheld:' .. t[2], id)
+      if t[1] == 'queued' and t[3] then redis.call('ZADD', BASE .. 'q:' .. t[2], t[3], id) end
+    end
+  end
+end
+
+-- The best task the agent may take: its skill queues and its held line walked together,
+-- lowest score first (a merge of their heads, read a page at a time, each page twice the one
+-- before, and no deeper than the scan limit), so a task is read only when no better one is
+-- left in any of them, and the first one the agent may take is its best. Returns its id,
+-- routing record and 1-based place in its skill's line.
 local function best_for(agent)
   local heads = {}
   local function read(head)
-    head.ids = redis.call('ZRANGE', head.queue, head.offset, head.offset + page - 1, 'WITHSCORES')
+    local last = math.min(head.offset + head.size, depth) - 1
+    head.ids = redis.call('ZRANGE', head.queue, head.offset, last, 'WITHSCORES')
     head.i = 1
   end
-  for skill, _ in pairs(agent.skills) do
-    local head = {queue = BASE .. 'q:' .. tostring(skill), offset = 0}
+  local function add(queue, own)
+    local head = {queue = queue, own = own, offset = 0, size = page}
     read(head)
     heads[#heads + 1] = head
   end
+  for skill, _ in pairs(agent.skills) do add(BASE .. 'q:' .. tostring(skill), false) end
+  add(BASE .. 'held:' .. agent.id, true)
   while true do
     local pick, pick_score = nil, nil
     for _, head in ipairs(heads) do
-      if head.i > #head.ids and #head.ids == 2 * page and head.offset + page < depth then
-        head.offset = head.offset + page
+      if head.i > #head.ids and #head.ids == 2 * head.size
+          and head.offset + head.size < depth then
+        head.offset = head.offset + head.size
+        head.size = head.size * 2
         read(head)
       end
       if head.i <= #head.ids then
@@ -58,12 +83,14 @@ local function best_for(agent)
       end
     end
     if not pick then return nil end
-    local id, place = pick.ids[pick.i], pick.offset + (pick.i + 1) / 2
+    local id, score_text = pick.ids[pick.i], pick.ids[pick.i + 1]
     pick.i = pick.i + 2
     local task, why = task_of(id)
-    if task and claimable_on(task, node) then
+    if pick.own and (not task or task.state ~= 'queued' or task.preferred ~= agent.id) then
+      redis.call('ZREM', pick.queue, id)  -- no longer held for this agent (set aside, moved)
+    elseif task and claimable_on(task, node) then
       local ok, until_ = may_take(agent, task, now)
-      if ok then return id, task, place end
+      if ok then return id, task, place_in_line(task.skill, id, score_text) end
       if until_ and until_ > now and not woken[id] then
         woken[id] = true
         wake[#wake + 1] = id
@@ -83,10 +110,16 @@ local function serve(agent_id)
   if not best then return {agent_id, 'none'} end
   local agent_key, task_key = BASE .. 'agent:' .. agent_id, BASE .. 'task:' .. best
   reserve(agent_key, agent_id, task_key, best, agent.skills,
-    {pos = tostring(pos), since = agent.since_text, task = task})
+    {pos = tostring(pos or ''), since = agent.since_text, task = task})
   return {agent_id, 'ok', redis.call('HGETALL', agent_key), redis.call('HGETALL', task_key)}
 end
 
+free_held(100)
 local results = {}
 for i = 8, #ARGV do results[#results + 1] = serve(ARGV[i]) end
+local next_end = next_held_end()
+if next_end[1] and not woken[next_end[1]] then
+  wake[#wake + 1] = next_end[1]
+  wake[#wake + 1] = next_end[2]
+end
 return {results, bad, wake}
