@@ -1,5 +1,6 @@
 """Random sequences of pool operations against real Redis never let the indexes disagree with
-the hashes: ready sets, skill queues, the due set and who holds what (hypothesis, stateful)."""
+the hashes: ready sets, skill queues, the lines of tasks held for their preferred agent, the
+due set and who holds what (hypothesis, stateful)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ skill_maps = st.dictionaries(st.sampled_from(SKILLS), st.integers(3, 9), max_siz
 agent_events = st.sampled_from([e for e in AgentEvent if e is not AgentEvent.RESERVE])
 task_events = st.sampled_from(
     [e for e in TaskEvent if e not in (TaskEvent.RESERVE, TaskEvent.RELEASE)])
+preferred_agents = st.sampled_from([None, "a0", "a1", "away"])
 next_states = st.sampled_from(
     [AgentState.READY, AgentState.WRAP_UP, AgentState.PAUSED, AgentState.LOGGED_OUT])
 
@@ -100,14 +102,16 @@ class PoolMachine(RuleBasedStateMachine):
                                           reach=f"PJSIP/{agent_id}"))
 
     @rule(skill=st.sampled_from(SKILLS), priority=st.integers(-5, 5), level=st.integers(1, 5),
-          later=st.booleans())
-    def add_task(self, skill: str, priority: int, level: int, later: bool) -> None:
+          later=st.booleans(), preferred=preferred_agents, wait=st.integers(1, 6))
+    def add_task(self, skill: str, priority: int, level: int, later: bool,
+                 preferred: str | None = None, wait: int = 1) -> None:
         task_id = f"t{len(self.tasks)}"
         state = TaskState.SCHEDULED if later else TaskState.QUEUED
         self.run(self.pool.add_task(Task(
             id=task_id, kind=TaskKind.CALLBACK, skill=skill, created_at=self.now,
             enqueued_at=self.now, priority=priority, min_level=level, state=state,
-            due_at=self.now + 5 if later else None)))
+            due_at=self.now + 5 if later else None, preferred_agent=preferred,
+            preferred_until=self.now + wait if preferred else None)))
         self.tasks.append(task_id)
 
     @rule(agent_id=agents, skills=skill_maps)
@@ -149,11 +153,22 @@ class PoolMachine(RuleBasedStateMachine):
             task_id = data.draw(st.sampled_from(self.tasks))
             self.attempt(self.pool.move_task(task_id, event, self.now, due_at=self.now + 3))
 
-    @rule(data=st.data(), skill=st.sampled_from(SKILLS), priority=st.integers(-5, 5))
-    def update_task(self, data: st.DataObject, skill: str, priority: int) -> None:
+    @rule(data=st.data(), skill=st.sampled_from(SKILLS), priority=st.integers(-5, 5),
+          preferred=preferred_agents, wait=st.integers(1, 6))
+    def update_task(self, data: st.DataObject, skill: str, priority: int,
+                    preferred: str | None, wait: int) -> None:
         if self.tasks:
             task_id = data.draw(st.sampled_from(self.tasks))
-            self.run(self.pool.update_task(task_id, self.now, skill=skill, priority=priority))
+            self.run(self.pool.update_task(
+                task_id, self.now, skill=skill, priority=priority, preferred_agent=preferred,
+                preferred_until=self.now + wait if preferred else None))
+
+    @rule(data=st.data())
+    def dispatch_task(self, data: st.DataObject) -> None:
+        if self.tasks:
+            dispatcher = Dispatcher(self.pool, RULES, self.clock, _noop)
+            self.run(dispatcher.dispatch_task(data.draw(st.sampled_from(self.tasks))))
+            self.run(dispatcher.wait_idle())
 
     @rule()
     def promote_due(self) -> None:
@@ -172,14 +187,32 @@ class PoolMachine(RuleBasedStateMachine):
 
     @invariant()
     def queues_match_task_hashes(self) -> None:
+        """A queued task stands in its skill queue or, while it waits for its preferred agent,
+        in its held lines (the skill's, its agent's, the end times): one or the other."""
         for task_id in self.tasks:
             h = self.raw.hgetall(self.keys.task(task_id))
+            agent, until = h["preferred_agent"], h["preferred_until"]
+            held_end = self.raw.zscore(self.keys.held_end, task_id)
             for skill in SKILLS:
                 queued = h["state"] == TaskState.QUEUED and h["skill"] == skill
                 score = self.raw.zscore(self.keys.queue(skill), task_id)
-                assert (score is not None) == queued, (task_id, skill, h["state"])
+                held = self.raw.zscore(self.keys.queue_held(skill), task_id)
+                assert (score is not None or held is not None) == queued, (task_id, skill, h)
+                assert score is None or held is None, (task_id, "in both lines")
                 assert score is None or score == float(h["score"])
+                assert held is None or held == float(h["score"])
+                if queued and agent and float(until) > self.now:
+                    assert held is not None, (task_id, "waits for its agent in the queue")
+                if held is not None:
+                    assert held_end == float(until), (task_id, h)
+                    assert self.raw.zscore(self.keys.held_for(agent), task_id) == held
                 assert (self.raw.zscore(self.keys.queue_age(skill), task_id) is not None) == queued
+            if held_end is not None:
+                assert h["state"] == TaskState.QUEUED and agent, (task_id, h)
+        for agent_id in (*AGENTS, "away"):
+            for task_id in self.raw.zrange(self.keys.held_for(agent_id), 0, -1):
+                h = self.raw.hgetall(self.keys.task(task_id))
+                assert h["state"] == TaskState.QUEUED and h["preferred_agent"] == agent_id
             due = self.raw.zscore(self.keys.due, task_id)
             assert (due is not None) == (h["state"] == TaskState.SCHEDULED)
             assert due is None or due == float(h["due_at"])
@@ -205,4 +238,4 @@ class PoolMachine(RuleBasedStateMachine):
 def test_indexes_never_disagree_with_hashes(redis_url: str) -> None:
     run_state_machine_as_test(
         lambda: PoolMachine(redis_url),
-        settings=settings(max_examples=40, stateful_step_count=30, deadline=None))
+        settings=settings(max_examples=60, stateful_step_count=30, deadline=None))
