@@ -77,6 +77,13 @@ def test_missing_and_unknown_fields_are_refused_but_the_score_is_the_stores() ->
     assert task_from_hash({**good_task(), "score": "12.5"}).id == "t1"
 
 
+def test_a_task_stored_before_nodes_existed_reads_with_no_node() -> None:
+    raw = good_task()
+    del raw["node"]
+    assert task_from_hash(raw) == task_from_hash(good_task())
+    assert task_from_hash(raw).node == ""
+
+
 def test_agent_skill_levels_must_be_integers() -> None:
     raw = agent_to_hash(Agent(id="a1"))
     for bad in ('{"sales": "5"}', '{"sales": true}', '{"sales": 2.5}'):

@@ -131,8 +131,23 @@ def _encode(value: object, codec: Mapping[str, tuple[Encode, Decode]]) -> dict[s
     return {name: enc(getattr(value, name)) for name, (enc, _) in codec.items()}
 
 
-def _decode(what: str, raw: Mapping[str, str],
+def _decode(kind: str, raw: Mapping[str, str],
             codec: Mapping[str, tuple[Encode, Decode]]) -> dict[str, Any]:
+    """Every field of ``raw`` (a ``kind`` record) decoded; ``InvalidInput`` naming the first
+    bad one."""
+    allowed = _ALLOWED[id(codec)]
+    if raw.keys() <= allowed:
+        try:  # the common case: every field there and well formed, no error to name
+            return {name: dec(raw[name]) for name, dec in _DECODERS[id(codec)]}
+        except (KeyError, ValueError, TypeError):
+            pass
+    return _decode_naming(kind, raw, codec)
+
+
+def _decode_naming(kind: str, raw: Mapping[str, str],
+                   codec: Mapping[str, tuple[Encode, Decode]]) -> dict[str, Any]:
+    """``_decode`` field by field, to name what is wrong (or to fill in a newer field)."""
+    what = f"{kind} {raw.get('id', '?')!r}"
     unknown = set(raw) - set(codec) - STORE_FIELDS
     if unknown:
         raise InvalidInput(f"{what}: unknown field {sorted(unknown)[0]!r}")
@@ -150,6 +165,12 @@ def _decode(what: str, raw: Mapping[str, str],
     return values
 
 
+# Per codec: the fields a record may have, and each field's decoder (looked up once).
+_ALLOWED = {id(c): frozenset(c) | STORE_FIELDS for c in (TASK_CODEC, AGENT_CODEC)}
+_DECODERS = {id(c): tuple((name, dec) for name, (_, dec) in c.items())
+             for c in (TASK_CODEC, AGENT_CODEC)}
+
+
 def task_to_hash(task: Task) -> dict[str, str]:
     """Every field of ``task`` as a string."""
     return _encode(task, TASK_CODEC)
@@ -157,7 +178,7 @@ def task_to_hash(task: Task) -> dict[str, str]:
 
 def task_from_hash(raw: Mapping[str, str]) -> Task:
     """The task stored in ``raw``; raise ``InvalidInput`` naming the first bad field."""
-    return Task(**_decode(f"task {raw.get('id', '?')!r}", raw, TASK_CODEC))
+    return Task(**_decode("task", raw, TASK_CODEC))
 
 
 def agent_to_hash(agent: Agent) -> dict[str, str]:
@@ -167,7 +188,7 @@ def agent_to_hash(agent: Agent) -> dict[str, str]:
 
 def agent_from_hash(raw: Mapping[str, str]) -> Agent:
     """The agent stored in ``raw``; raise ``InvalidInput`` naming the first bad field."""
-    return Agent(**_decode(f"agent {raw.get('id', '?')!r}", raw, AGENT_CODEC))
+    return Agent(**_decode("agent", raw, AGENT_CODEC))
 
 
 def changed(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
