@@ -83,6 +83,8 @@ def _mapping(value_type: type) -> Decode:
 
 
 def _encode_mapping(value: Mapping[str, Any]) -> str:
+    if not value:
+        return "{}"  # most attributes and requirements are none: no JSON to build
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
 
 
@@ -128,7 +130,7 @@ for _cls, _codec in ((Task, TASK_CODEC), (Agent, AGENT_CODEC)):
 
 
 def _encode(value: object, codec: Mapping[str, tuple[Encode, Decode]]) -> dict[str, str]:
-    return {name: enc(getattr(value, name)) for name, (enc, _) in codec.items()}
+    return {name: enc(getattr(value, name)) for name, enc in _ENCODERS[id(codec)]}
 
 
 def _decode(kind: str, raw: Mapping[str, str],
@@ -168,6 +170,8 @@ def _decode_naming(kind: str, raw: Mapping[str, str],
 # Per codec: the fields a record may have, and each field's decoder (looked up once).
 _ALLOWED = {id(c): frozenset(c) | STORE_FIELDS for c in (TASK_CODEC, AGENT_CODEC)}
 _DECODERS = {id(c): tuple((name, dec) for name, (_, dec) in c.items())
+             for c in (TASK_CODEC, AGENT_CODEC)}
+_ENCODERS = {id(c): tuple((name, enc) for name, (enc, _) in c.items())
              for c in (TASK_CODEC, AGENT_CODEC)}
 
 
