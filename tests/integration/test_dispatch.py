@@ -153,6 +153,27 @@ async def test_a_preferred_task_goes_to_others_when_its_time_is_up(pool: Pool,
     assert held is not None and held.agent_id == "other"
 
 
+async def test_each_held_task_goes_to_others_in_turn_as_its_time_is_up(
+        pool: Pool, clock: StepClock) -> None:
+    """The dispatcher learns only the next time a held task's agent is up; the claim it makes
+    then tells it the one after (store/lua/_lib.lua ``next_held_end``)."""
+    await ready_agent(pool, "other", now=T0 - 20)
+    await ready_agent(pool, "other2", now=T0 - 10)
+    await pool.add_task(task("t1", preferred_agent="gone", preferred_until=T0 + 30))
+    await pool.add_task(task("t2", preferred_agent="gone", preferred_until=T0 + 60))
+    d = dispatcher(pool, clock, Recorder())
+    assert await d.dispatch_agent("other") is None
+    assert d.next_wakeup() == T0 + 30
+    clock.advance(30)
+    assert await d.wake_due() == 1
+    assert d.next_wakeup() == T0 + 60
+    clock.advance(30)
+    assert await d.wake_due() == 1
+    assert d.next_wakeup() is None
+    held = {t: (await pool.get_task(t)).agent_id for t in ("t1", "t2")}  # type: ignore[union-attr]
+    assert held == {"t1": "other", "t2": "other2"}
+
+
 async def test_the_preferred_agent_gets_its_task_first(pool: Pool, clock: StepClock) -> None:
     await ready_agent(pool, "other", now=T0 - 100)
     await ready_agent(pool, "chosen", now=T0)
