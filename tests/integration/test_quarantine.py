@@ -95,3 +95,19 @@ async def test_a_flood_of_bad_records_logs_a_few_lines(pool: Pool, clock: StepCl
     assert len(await pool.quarantine.entries()) == 50
     lines = [r for r in caplog.records if "quarantined" in r.getMessage()]
     assert 1 <= len(lines) <= 5
+
+
+async def test_an_unreadable_task_held_for_its_agent_is_set_aside(pool: Pool) -> None:
+    """Met in the agent's own line, it leaves every held line for the quarantine; the agent
+    gets the next task."""
+    await pool.add_task(task("held-bad", "sales", T0 - 600, preferred_agent="a1",
+                             preferred_until=T0 + 60))
+    await pool.redis.hset(pool.keys.task("held-bad"), "min_level", "high")
+    await pool.add_task(task("good", "sales", T0 - 10))
+    await ready_agent(pool, "a1", now=T0 - 30)
+    made = await pool.claim_next(["a1"], T0)
+    assert [(c.agent.id, c.task.id) for c in made.claimed] == [("a1", "good")]
+    assert {(q.kind, q.record_id) for q in await pool.quarantine.entries()} == {
+        ("task", "held-bad")}
+    for key in (pool.keys.held_for("a1"), pool.keys.queue_held("sales"), pool.keys.held_end):
+        assert await pool.redis.zscore(key, "held-bad") is None

@@ -88,6 +88,7 @@ local function best_for(agent)
     local task, why = task_of(id)
     if pick.own and (not task or task.state ~= 'queued' or task.preferred ~= agent.id) then
       redis.call('ZREM', pick.queue, id)  -- no longer held for this agent (set aside, moved)
+      if not task and why == 'bad' then bad[#bad + 1] = id end
     elseif task and claimable_on(task, node) then
       local ok, until_ = may_take(agent, task, now)
       if ok then return id, task, place_in_line(task.skill, id, score_text) end
