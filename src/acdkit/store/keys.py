@@ -101,6 +101,10 @@ class Keys:
     def queue_held(self, skill: str) -> str:
         return f"{self.base}qheld:{check_id(skill, 'skill')}"
 
+    def lines(self, skill: str) -> tuple[str, str]:
+        """Where the skill's queued tasks stand: its queue and its held line."""
+        return self.queue(skill), self.queue_held(skill)
+
     def held_for(self, agent_id: str) -> str:
         return f"{self.base}held:{check_id(agent_id, 'agent id')}"
 

@@ -263,9 +263,8 @@ class Pool(ClaimRepository):
                                                      ["state", "skill", "score"])
         if state != TaskState.QUEUED or score is None:
             return None
-        lines = (self.keys.queue(str(skill)), self.keys.queue_held(str(skill)))
         pipe = self.redis.pipeline(transaction=False)
-        for line in lines:
+        for line in self.keys.lines(str(skill)):
             pipe.zrank(line, task_id)
             pipe.zcount(line, "-inf", f"({cast(str, score)}")
         in_queue, below_queue, in_held, below_held = await pipe.execute()
@@ -280,8 +279,8 @@ class Pool(ClaimRepository):
                        else cast(set[str], await self.redis.smembers(self.keys.skills)))
         pipe = self.redis.pipeline(transaction=False)
         for skill in names:
-            pipe.zcard(self.keys.queue(skill))
-            pipe.zcard(self.keys.queue_held(skill))
+            for line in self.keys.lines(skill):
+                pipe.zcard(line)
             pipe.zrange(self.keys.queue_age(skill), 0, 0, withscores=True)
             pipe.scard(self.keys.ready(skill))
         got = await pipe.execute()

@@ -62,9 +62,8 @@ class Quarantine:
             pipe.zrem(self.keys.due, record_id)
             pipe.zrem(self.keys.held_end, record_id)  # (its agent's line drops it at a claim)
             for skill in sorted(skills):
-                pipe.zrem(self.keys.queue(skill), record_id)
-                pipe.zrem(self.keys.queue_held(skill), record_id)
-                pipe.zrem(self.keys.queue_age(skill), record_id)
+                for key in (*self.keys.lines(skill), self.keys.queue_age(skill)):
+                    pipe.zrem(key, record_id)
         else:
             for skill in sorted(skills):
                 pipe.srem(self.keys.ready(skill), record_id)

@@ -63,7 +63,7 @@ async def _callbacks_pending(pool: Pool, skills: list[str]) -> int:
     """Callbacks waiting for their time or for an agent (the due set and the skill queues)."""
     ids = set(cast(list[str], await pool.redis.zrange(pool.keys.due, 0, -1)))
     for skill in skills:
-        for line in (pool.keys.queue(skill), pool.keys.queue_held(skill)):
+        for line in pool.keys.lines(skill):
             ids |= set(cast(list[str], await pool.redis.zrange(line, 0, -1)))
     pipe = pool.redis.pipeline(transaction=False)
     for task_id in sorted(ids):

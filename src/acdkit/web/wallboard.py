@@ -88,7 +88,7 @@ async def _waiting_kinds(pool: Pool) -> Counter[tuple[str, str, str]]:
     """(skill, kind, state) of the tasks in line and scheduled, counted."""
     ids = cast(list[str], await pool.redis.zrange(pool.keys.due, 0, _SCAN - 1))
     for skill in cast(set[str], await pool.redis.smembers(pool.keys.skills)):
-        for line in (pool.keys.queue(skill), pool.keys.queue_held(skill)):
+        for line in pool.keys.lines(skill):
             ids += cast(list[str], await pool.redis.zrange(line, 0, _SCAN - 1))
     pipe = pool.redis.pipeline(transaction=False)
     for task_id in ids:

@@ -107,6 +107,15 @@ end
 -- Remove a task from every index (its skill queue or held lines, the age index, the due set);
 -- ``skill`` and ``preferred`` (its preferred agent, '' for none): the task's, when the caller
 -- has read them already.
+-- Take a task out of its held lines (``skill``, ``preferred``: as stored, when known).
+local function unhold(task_id, skill, preferred)
+  redis.call('ZREM', BASE .. 'heldend', task_id)
+  if preferred and preferred ~= '' then
+    redis.call('ZREM', BASE .. 'held:' .. preferred, task_id)
+  end
+  if skill then redis.call('ZREM', BASE .. 'qheld:' .. skill, task_id) end
+end
+
 local function unindex_task(task_key, task_id, skill, preferred)
   if not skill or preferred == nil then
     local t = redis.call('HMGET', task_key, 'skill', 'preferred_agent')
@@ -115,11 +124,7 @@ local function unindex_task(task_key, task_id, skill, preferred)
   if skill then
     redis.call('ZREM', BASE .. 'q:' .. skill, task_id)
     redis.call('ZREM', BASE .. 'qage:' .. skill, task_id)
-    if preferred ~= '' then
-      redis.call('ZREM', BASE .. 'qheld:' .. skill, task_id)
-      redis.call('ZREM', BASE .. 'held:' .. preferred, task_id)
-      redis.call('ZREM', BASE .. 'heldend', task_id)
-    end
+    if preferred ~= '' then unhold(task_id, skill, preferred) end
   end
   redis.call('ZREM', BASE .. 'due', task_id)
 end
@@ -147,11 +152,17 @@ local function index_task(task_key, task_id)
   end
 end
 
--- The held task whose agent's time is up next (after now): {task id, time} ({} for none),
--- a dispatcher's wake-up (it claims for the task then: dispatch.py).
-local function next_held_end()
-  return redis.call('ZRANGE', BASE .. 'heldend', '(' .. NOW, '+inf', 'BYSCORE', 'LIMIT', 0, 1,
-    'WITHSCORES')
+-- ``wake`` ({task id, time, ...}, a dispatcher's wake-ups: it claims for the task then,
+-- dispatch.py) and the held task whose agent's time is up next after now, unless it is
+-- ``listed`` already: a dispatcher that wakes for one learns the next.
+local function wake_next_held(wake, listed)
+  local next_end = redis.call('ZRANGE', BASE .. 'heldend', '(' .. NOW, '+inf', 'BYSCORE',
+    'LIMIT', 0, 1, 'WITHSCORES')
+  if next_end[1] and not listed[next_end[1]] then
+    wake[#wake + 1] = next_end[1]
+    wake[#wake + 1] = next_end[2]
+  end
+  return wake
 end
 
 -- Send a task held in state reserved/active back to its queue with its stored score.

@@ -26,24 +26,15 @@ for _, agent_id in ipairs(redis.call('SMEMBERS', BASE .. 'ready:' .. task.skill)
     bad[#bad + 1] = agent_id
   end
 end
-local function wake_up(wake)
-  local next_end = next_held_end()
-  if next_end[1] and next_end[1] ~= wake[1] then
-    wake[#wake + 1] = next_end[1]
-    wake[#wake + 1] = next_end[2]
-  end
-  return wake
-end
-
 if not best then
   local wake = {}
   if task.preferred ~= '' and task.until_ and task.until_ > now then
     wake = {task_id, task.until_text}
   end
-  return {'none', {}, {}, bad, wake_up(wake)}
+  return {'none', {}, {}, bad, wake_next_held(wake, {[task_id] = true})}
 end
 local agent_key, task_key = BASE .. 'agent:' .. best.id, BASE .. 'task:' .. task_id
 reserve(agent_key, best.id, task_key, task_id, best.skills,
   {since = best.since_text, task = task})
 return {'ok', redis.call('HGETALL', agent_key), redis.call('HGETALL', task_key), bad,
-  wake_up({})}
+  wake_next_held({}, {})}

@@ -40,11 +40,9 @@ local function free_held(limit)
   for _, id in ipairs(ended) do
     local t = redis.call('HMGET', BASE .. 'task:' .. id, 'state', 'skill', 'score',
       'preferred_agent')
-    redis.call('ZREM', BASE .. 'heldend', id)
-    if t[4] and t[4] ~= '' then redis.call('ZREM', BASE .. 'held:' .. t[4], id) end
-    if t[2] then
-      redis.call('ZREM', BASE .. 'qheld:' .. t[2], id)
-      if t[1] == 'queued' and t[3] then redis.call('ZADD', BASE .. 'q:' .. t[2], t[3], id) end
+    unhold(id, t[2], t[4])
+    if t[1] == 'queued' and t[2] and t[3] then
+      redis.call('ZADD', BASE .. 'q:' .. t[2], t[3], id)
     end
   end
 end
@@ -118,9 +116,4 @@ end
 free_held(100)
 local results = {}
 for i = 8, #ARGV do results[#results + 1] = serve(ARGV[i]) end
-local next_end = next_held_end()
-if next_end[1] and not woken[next_end[1]] then
-  wake[#wake + 1] = next_end[1]
-  wake[#wake + 1] = next_end[2]
-end
-return {results, bad, wake}
+return {results, bad, wake_next_held(wake, woken)}
