@@ -42,6 +42,7 @@ from acdkit.services.callbacks import callback_store
 from acdkit.services.dial_back import dial_back_of
 from acdkit.services.pools import open_pool as open_pool  # the wiring opens it here too
 from acdkit.services.standby import LeaseKeeper, NoLease, keeper_of, node_id
+from acdkit.stopping import stop_loops
 from acdkit.store.connection import redact
 from acdkit.store.pool import Pool
 from acdkit.store.primary import primary_of
@@ -130,12 +131,10 @@ async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQ
     log.info("acdkit serve: app %s on %s", settings.ari.app, redact(settings.ari.url))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*runners, stopper], return_when=asyncio.FIRST_COMPLETED)
-    stopped = [task for task in [*runners, stopper] if task is not lease]
-    for task in stopped:  # the lease is renewed until the flows ended: they still act
-        task.cancel()
-    # Ended before the pool closes under them (a loop that met the closing pool instead of
-    # its cancellation would take that for an outage and go on).
-    await asyncio.wait(stopped, timeout=FLOWS_STOP)
+    # The lease is renewed until the flows ended: they still act. The loops end before the
+    # pool closes under them (a loop that met the closing pool instead of its cancellation
+    # would take that for an outage and go on): stopping.py.
+    await stop_loops([task for task in [*runners, stopper] if task is not lease], FLOWS_STOP)
     with contextlib.suppress(Exception):
         await client.close()
     ended = await app.spawner.stop(FLOWS_STOP)
@@ -267,8 +266,7 @@ async def run_agi(settings: Settings, *, with_ami: bool | None = None,
     finally:
         log.info("acdkit agi: stopping")
         await server.close()
-        for task in runners:
-            task.cancel()
+        await stop_loops(runners, FLOWS_STOP)
         if dial_back is not None:
             await dial_back.close()
         if link is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 import subprocess
 from typing import Any
@@ -17,6 +18,7 @@ from tests.conftest import end_process, free_port, start_redis
 
 from acdkit.ari.dialback import Commands, run_commands
 from acdkit.ari.spawner import Spawner
+from acdkit.stopping import stop_loops
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.connection import connect
 from acdkit.store.pool import Pool
@@ -64,3 +66,32 @@ async def test_the_command_loop_takes_commands_again_after_redis_comes_back(
         await asyncio.gather(loop, return_exceptions=True)
         await pool.close()
         stop(server, signal.SIGTERM)
+
+
+async def test_a_busy_command_loop_ends_when_cancelled_at_any_moment(redis_url: str) -> None:
+    """A task cancelled while it sends a command lost the cancellation in redis-py's
+    ``wait_for`` (Python 3.11): the loop ran on, and serve did not exit on SIGTERM. The pool's
+    connections raise it (store/primary.py ``counting``); before, this loop ran on within 40
+    rounds, even when cancelled again every 0.1 s."""
+    pool = Pool(await connect(redis_url), RULES)
+    store = CallbackStore(pool, lock_ttl=60)
+    nothing: Any = None
+    rng = random.Random(7)
+
+    async def push() -> None:
+        while True:
+            await store.push_command({"op": "probe"})
+
+    pusher = asyncio.create_task(push())
+    try:
+        for _ in range(60):
+            loop = asyncio.create_task(run_commands(Commands(store, Spawner(), nothing,
+                                                             nothing, nothing)))
+            await asyncio.sleep(rng.uniform(0.0, 0.03))
+            loop.cancel()
+            await asyncio.wait([loop], timeout=2.0)
+            assert loop.cancelled()
+        assert await pool.redis.ping()  # the connections closed on the way are made again
+    finally:
+        await stop_loops([pusher], timeout=2.0)
+        await pool.close()

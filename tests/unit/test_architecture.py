@@ -174,6 +174,7 @@ LAYER_OF: dict[str, str] = {
     "acdkit.config": "base", "acdkit.config_rules": "base", "acdkit.policies": "base",
     "acdkit.ports": "base", "acdkit.dialplan_vars": "base", "acdkit.limits": "base",
     "acdkit.loopwatch": "base",  # a watch of the event loop: asyncio and a log
+    "acdkit.stopping": "base",  # the loops' stop: asyncio only
     "acdkit.speech.audio": "base",  # audio formats, pure: the store checks uploads with them
     "acdkit.store": "store",
     "acdkit.services": "services", "acdkit.jobqueue": "services",

@@ -53,7 +53,8 @@ class AgiChannel:
         self._note(">", line.decode().rstrip("\n"))
         self.writer.write(line)
         await self.writer.drain()
-        reply = await asyncio.wait_for(self._reply(), wait)
+        async with asyncio.timeout(wait):  # not wait_for: docs/architecture.md §7
+            reply = await self._reply()
         if reply.code == 511 or (reply.code == 200 and reply.result == -1):
             self.hung_up = True
             raise ChannelHungUp(reply.text)

@@ -118,7 +118,9 @@ class AmiLink:
             raise AmiUnavailable(f"AMI not connected ({action.get('Action')})")
         future = self.manager.send_action(dict(action))
         try:
-            return await asyncio.wait_for(future, timeout or self.action_timeout)
+            # asyncio.timeout, not wait_for: docs/architecture.md §7
+            async with asyncio.timeout(timeout or self.action_timeout):
+                return await future
         except TimeoutError:
             raise AmiUnavailable(f"AMI {action.get('Action')}: no reply in "
                                  f"{timeout or self.action_timeout:g} s") from None

@@ -54,11 +54,13 @@ from acdkit.policies import pin_policy, reach_policy
 from acdkit.ports import Clock, JobQueue, Messenger
 from acdkit.services.callbacks import enqueue_dial_back
 from acdkit.services.standby import node_id
+from acdkit.stopping import stop_loops
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.ratings import rating_store
 
 log = logging.getLogger(__name__)
+LOOPS_STOP = 2.0  # seconds the command and resettle loops get to end once ARI stepped down
 
 
 class StasisApp:
@@ -143,8 +145,7 @@ class StasisApp:
         try:
             await self.client.run(self.on_event)
         finally:
-            for loop in loops:
-                loop.cancel()
+            await stop_loops(loops, LOOPS_STOP)
 
     async def _resettle(self) -> None:
         """Every ``RESETTLE_EVERY`` s, settle holds whose end a Redis failover lost and

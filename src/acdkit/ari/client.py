@@ -238,7 +238,9 @@ class AriClient:
         try:
             # No send lock: aiohttp writes each (uncompressed) frame in one transport.write.
             await ws.send_str(json.dumps(message))
-            return await asyncio.wait_for(future, self.request_timeout)
+            # asyncio.timeout, not wait_for, which may lose a cancellation (docs/architecture.md §7)
+            async with asyncio.timeout(self.request_timeout):
+                return await future
         except TimeoutError:
             raise AriRequestFailed(method, path, None,
                                    f"no response within {self.request_timeout:g} s") from None

@@ -51,7 +51,8 @@ class Session:
         if self.gone and self.queue.empty():
             raise ChannelGone(self.channel_id)
         try:
-            event = await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: docs/architecture.md §7
+                event = await self.queue.get()
         except TimeoutError:
             return None
         if isinstance(event, ev.StasisEnd | ev.ChannelDestroyed | ev.ChannelHangupRequest):

@@ -12,6 +12,7 @@ retry (the dispatcher's loop, RQ's retries, the worker's reconnect) reaches the 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -128,14 +129,26 @@ ROUND_TRIPS = RoundTrips()  # this process's asyncio clients, unless told otherw
 
 
 def counting(cls: type[AbstractConnection], trips: RoundTrips) -> type[AbstractConnection]:
-    """``cls`` (a plain, TLS, unix or sentinel-managed connection) counting into ``trips``.
+    """``cls`` (a plain, TLS, unix or sentinel-managed connection) counting into ``trips``,
+    and never losing a cancellation.
 
     Every write of redis-py's asyncio client goes through ``send_packed_command``: a
-    command's (``send_command``), a pipeline's or a transaction's packed commands."""
+    command's (``send_command``), a pipeline's or a transaction's packed commands. redis-py
+    bounds the write with ``asyncio.wait_for``, which on Python 3.11 returns instead of
+    raising ``CancelledError`` when the task is cancelled as the write ends (CPython
+    gh-86296): nearly always, for a task cancelled while it sends. A loop stopped that way
+    ran on (serve did not exit on SIGTERM: docs/architecture.md §7). Such a lost
+    cancellation is raised here, after closing the connection, as redis-py does with one
+    that reaches it: the command went out, its reply is never read."""
     async def send_packed_command(self: AbstractConnection, command: Any,
                                   check_health: bool = True) -> None:
         trips.count += 1
+        task = asyncio.current_task()
+        asked = task.cancelling() if task is not None else 0
         await cls.send_packed_command(self, command, check_health)
+        if task is not None and task.cancelling() > asked:
+            await self.disconnect(nowait=True)
+            raise asyncio.CancelledError
 
     return type(f"Counted{cls.__name__}", (cls,), {"send_packed_command": send_packed_command})
 

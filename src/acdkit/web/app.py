@@ -4,7 +4,6 @@ the pages' routes and the one Redis subscription that feeds their live updates."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from aiohttp import web
 from acdkit.config import Settings
 from acdkit.core.numbers import NumberPolicy
 from acdkit.ports import Clock, JobQueue
+from acdkit.stopping import stop_loops
 from acdkit.store.callbacks import CallbackStore
 from acdkit.store.pool import Pool
 from acdkit.store.ratings import rating_store
@@ -28,6 +28,7 @@ from acdkit.web.events import Hub, TooManyClients
 
 HERE = Path(__file__).parent
 MAX_BODY = 64 * 1024  # forms only: no upload is larger
+HUB_STOP = 2.0  # seconds the page events' subscription gets to end
 # No inline script or style: every script is a vendored or own file under /static.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -78,9 +79,7 @@ async def _home(request: web.Request) -> web.Response:
 async def _subscription(app: web.Application) -> AsyncIterator[None]:
     runner = asyncio.create_task(app[WEB].hub.run(), name="web-events")
     yield
-    runner.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await runner
+    await stop_loops([runner], HUB_STOP)
 
 
 def _ago(seconds: float | None) -> str:
