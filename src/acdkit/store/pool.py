@@ -257,20 +257,10 @@ class Pool(ClaimRepository):
     async def queue_position(self, task_id: str) -> int | None:
         """How many tasks are ahead of a queued task in its skill's line (the skill queue
         and the tasks held for their preferred agent, by score; 0: it is next); None when the
-        task is not queued (or does not exist).
-        """
-        state, skill, score = await self.redis.hmget(self.keys.task(task_id),
-                                                     ["state", "skill", "score"])
-        if state != TaskState.QUEUED or score is None:
-            return None
-        pipe = self.redis.pipeline(transaction=False)
-        for line in self.keys.lines(str(skill)):
-            pipe.zrank(line, task_id)
-            pipe.zcount(line, "-inf", f"({cast(str, score)}")
-        in_queue, below_queue, in_held, below_held = await pipe.execute()
-        if in_queue is not None:
-            return int(in_queue) + int(below_held)
-        return None if in_held is None else int(in_held) + int(below_queue)
+        task is not queued (or does not exist). One round trip (a read-only script)."""
+        place = await self.scripts.position(keys=[self.keys.task(task_id)],
+                                            args=self._argv(0.0, task_id))
+        return int(place) - 1 if place else None
 
     @guarded
     async def stats(self, skills: Iterable[str] | None = None) -> list[SkillStats]:

@@ -47,9 +47,10 @@ class Scripts:
     task_state: AsyncScript
     peek: AsyncScript  # read only
     ready: AsyncScript  # read only
+    position: AsyncScript  # read only
 
     @classmethod
     def register(cls, redis: aioredis.Redis) -> Scripts:
         return cls(**{name: redis.register_script(source(name))
                       for name in ("claim", "claim_next", "claim_for_task", "release",
-                                   "agent_state", "task_state", "peek", "ready")})
+                                   "agent_state", "task_state", "peek", "ready", "position")})
