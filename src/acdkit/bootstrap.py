@@ -137,7 +137,7 @@ async def _serve_active(settings: Settings, pool: Pool, clock: Clock, jobs: JobQ
     await stop_loops([task for task in [*runners, stopper] if task is not lease], FLOWS_STOP)
     with contextlib.suppress(Exception):
         await client.close()
-    ended = await app.spawner.stop(FLOWS_STOP)
+    ended = all(await asyncio.gather(app.spawner.stop(FLOWS_STOP), dispatcher.stop(FLOWS_STOP)))
     lease.cancel()
     if isinstance(job_queue, BackgroundJobQueue):
         await asyncio.to_thread(job_queue.close)

@@ -184,6 +184,27 @@ class Dispatcher:
             except AcdError as err:
                 log.warning("task %s: not released after a failed connect: %s", task.id, err)
 
+    async def stop(self, timeout: float) -> bool:
+        """Cancel the work in flight (wake-ups, the sweep, and the connects ``on_reserved``
+        runs: a call's agent ringing) and wait up to ``timeout`` s for it to end, its
+        clean-up included; True when all ended. serve calls it once the loop stopped, with
+        the flows' stop, before it gives its node's lease up (docs/standby.md)."""
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + timeout
+        asked: set[asyncio.Task[None]] = set()
+        while True:  # a wake-up that ends with a claim starts a connect: it is stopped too
+            running = {work for work in (*self._handling, *self._pending, self._sweeping)
+                       if work is not None and not work.done()}
+            if not running:
+                return True
+            for work in running - asked:
+                work.cancel()  # once: a second cancellation would cut its clean-up short
+            asked |= running
+            left = deadline - clock()
+            if left <= 0:
+                return False
+            await asyncio.wait(running, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+
     async def wait_idle(self) -> None:
         """Wait until every wake-up, sweep and ``on_reserved`` started so far has finished."""
         while self._handling or self._pending or (self._sweeping and not self._sweeping.done()):

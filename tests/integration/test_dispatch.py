@@ -137,6 +137,50 @@ async def test_a_failed_connect_releases_the_reservation(pool: Pool, clock: Step
     assert (agent.state, agent.pause_reason) == (AgentState.PAUSED, "connect_failed")
 
 
+async def test_stop_ends_the_connects_in_flight_with_their_clean_up(pool: Pool,
+                                                                    clock: StepClock) -> None:
+    """serve stops the dispatcher's connects (an agent ringing) before it gives its lease up:
+    they ran in the dispatcher's own tasks, which no stop reached until the process ended."""
+    ended: list[str] = []
+
+    async def ringing(agent: Agent, task: Task) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.append(task.id)
+
+    await pool.add_tasks([task("t0", at=T0), task("t1", at=T0 + 1)])
+    await ready_agent(pool, "a1")
+    await ready_agent(pool, "a2")
+    d = Dispatcher(pool, RULES, clock, ringing)
+    assert await d.dispatch_agent("a1") is not None
+    assert await d.dispatch_agent("a2") is not None
+    await asyncio.sleep(0)  # the connects started
+    assert await d.stop(2.0) is True
+    assert sorted(ended) == ["t0", "t1"]
+    assert await d.stop(2.0) is True  # nothing left
+
+
+async def test_stop_says_when_a_connect_did_not_end_in_time(pool: Pool,
+                                                           clock: StepClock) -> None:
+    release = asyncio.Event()
+
+    async def slow_clean_up(agent: Agent, task: Task) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await release.wait()
+
+    await pool.add_tasks([task("t0", at=T0)])
+    await ready_agent(pool, "a1")
+    d = Dispatcher(pool, RULES, clock, slow_clean_up)
+    assert await d.dispatch_agent("a1") is not None
+    await asyncio.sleep(0)
+    assert await d.stop(0.2) is False
+    release.set()
+    assert await d.stop(2.0) is True
+
+
 async def test_a_preferred_task_goes_to_others_when_its_time_is_up(pool: Pool,
                                                                    clock: StepClock) -> None:
     await ready_agent(pool, "other")
