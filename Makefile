@@ -100,6 +100,7 @@ bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims, 
 	$(LAB) $(PY) tests/bench/bench_ari.py --out $(RESULTS)/bench-ari.json
 	$(PY) tests/bench/bench_dispatch.py --out $(RESULTS)/bench-dispatch.json
 	$(PY) tests/bench/bench_wait.py --out $(RESULTS)/bench-wait.json
+	$(PY) tests/bench/bench_redis_socket.py --out $(RESULTS)/bench-redis-socket.json
 	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/bench_calls.py --dispatch-json $(RESULTS)/bench-dispatch.json --out $(RESULTS)/bench-calls.json
 	$(PY) tests/bench/bench_import.py --out $(RESULTS)/bench-import.json
 	$(PY) tests/bench/bench_asr.py --out $(RESULTS)/bench-asr.json
