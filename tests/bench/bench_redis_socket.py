@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.* from the checkout
-from tests.bench.bench_wait import free_port, redis_version, start
+from tests.bench.bench_wait import free_port, median_of, redis_version, start
 
 from acdkit.cli.common import run
 from acdkit.store.primary import async_client
@@ -74,11 +73,6 @@ async def measure(url: str, n: int, concurrency: int) -> dict[str, Any]:
 def _per(cpu: float, wall: float, n: int) -> tuple[float, float]:
     return (round((time.process_time() - cpu) / n * 1e6, 1),
             round((time.perf_counter() - wall) / n * 1e6, 1))
-
-
-def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    return {work: {what: statistics.median(r[work][what] for r in rounds)
-                   for what in rounds[0][work]} for work in rounds[0]}
 
 
 def main() -> None:
