@@ -104,9 +104,6 @@ end
 -- ``held:<agent>`` (merged into that agent's claims: claim_next.lua) and in ``heldend``
 -- (scored by that time: claim_next.lua moves it to its skill queue once the time is up).
 
--- Remove a task from every index (its skill queue or held lines, the age index, the due set);
--- ``skill`` and ``preferred`` (its preferred agent, '' for none): the task's, when the caller
--- has read them already.
 -- Take a task out of its held lines (``skill``, ``preferred``: as stored, when known).
 local function unhold(task_id, skill, preferred)
   redis.call('ZREM', BASE .. 'heldend', task_id)
@@ -116,6 +113,9 @@ local function unhold(task_id, skill, preferred)
   if skill then redis.call('ZREM', BASE .. 'qheld:' .. skill, task_id) end
 end
 
+-- Remove a task from every index (its skill queue or held lines, the age index, the due set);
+-- ``skill`` and ``preferred`` (its preferred agent, '' for none): the task's, when the caller
+-- has read them already.
 local function unindex_task(task_key, task_id, skill, preferred)
   if not skill or preferred == nil then
     local t = redis.call('HMGET', task_key, 'skill', 'preferred_agent')
