@@ -290,6 +290,14 @@ def cores(step: dict[str, Any] | None) -> str:
     return f"{c['serve']['cpu_cores']:.2f} / {c['asterisk']['cpu_cores']:.2f}"
 
 
+def all_ask_rows(dispatcher: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The dispatcher's claims when every agent asks at once (runs since 2026-12-06)."""
+    return [(f"  {dispatcher['agents']:,} agents at once, {t['in_flight']} claim(s) in flight",
+             f"{t['claims_per_s']:,.0f}", "-",
+             f"x{t['batch']} per round trip; target 10,000/s")
+            for t in dispatcher.get("acdkit_all_ask", [])]
+
+
 def table(r: dict[str, Any]) -> str:
     cap, lat, h, d = r["capacity"], r["latency"], r["held"], r["dial_back"]
     (a_top, a_bad), (n_top, n_bad) = steps_at(cap["acdkit"]), steps_at(cap["native"])
@@ -328,10 +336,11 @@ def table(r: dict[str, Any]) -> str:
         ("dial-back ready -> agent INVITE p50/p99, ms",
          f"{d['p50_ms']:.0f} / {d['p99_ms']:.0f}", "-",
          f"n={d['measured']} + 1 cold ({d['cold_ms']:.0f} ms); p99 target <= 50"),
-        (f"dispatcher claims/s, {r['dispatcher']['tasks'] // 1000}k tasks, "
-         f"{r['dispatcher']['agents']:,} agents", f"{disp['claims_per_s']:,.0f}",
+        (f"dispatcher claims/s, {r['dispatcher']['tasks'] // 1000}k tasks, one agent",
+         f"{disp['claims_per_s']:,.0f}",
          f"naive {r['dispatcher']['naive']['claims_per_s']:.2f}",
-         f"p99 {disp['p99_ms']:.2f} ms (target 10,000/s, p99 <= 1 ms)"),
+         f"p99 {disp['p99_ms']:.2f} ms (target p99 <= 1 ms)"),
+        *all_ask_rows(r["dispatcher"]),
     ]
     lines = [f"machine: {m['cores']} cores, {m['model']}, {m['memory_gb']} GB; load average "
              f"before {m['loadavg']}, after {r['loadavg_after']}",

@@ -42,6 +42,7 @@ from typing import Any
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
+from acdkit.cli.common import run
 from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.routing import PriorityRules, best_task
 from acdkit.core.tasks import Task, TaskEvent, TaskKind
@@ -187,6 +188,38 @@ async def batched(pool: Pool, agents: list[Agent], size: int, seconds: float, li
             "claims_per_s": claims / total if total else 0.0}
 
 
+async def all_ask(pool: Pool, agents: list[Agent], dispatcher: Dispatcher, seconds: float,
+                  clock: SystemClock) -> dict[str, Any]:
+    """Every agent asks the dispatcher at once (``dispatch_agent``, as after a sweep or a
+    shift's start): claims per second from the asks to the last answer, and what each agent
+    waited (p50/p99). The dispatcher's own batching serves them: ``batch`` agents per round
+    trip, ``in_flight`` round trips at once. Then all complete (not timed), again."""
+    waits: list[float] = []
+    claims = rounds = misses = 0
+    busy = 0.0
+    stop = time.perf_counter() + seconds
+
+    async def timed(agent_id: str) -> Task | None:
+        task = await dispatcher.dispatch_agent(agent_id)
+        waits.append(time.perf_counter() - t0)
+        return task
+
+    while time.perf_counter() < stop:
+        t0 = time.perf_counter()
+        got = await asyncio.gather(*(timed(a.id) for a in agents))
+        busy += time.perf_counter() - t0
+        rounds += 1
+        await dispatcher.wait_idle()
+        made = [(a.id, t) for a, t in zip(agents, got, strict=True) if t is not None]
+        claims += len(made)
+        misses += len(agents) - len(made)
+        for agent_id, task in made:
+            await recycle(pool, agent_id, task, clock.now())
+    figures = summary(waits, misses)
+    return {**figures, "claims": claims, "rounds": rounds, "batch": dispatcher.batch,
+            "in_flight": dispatcher.in_flight, "claims_per_s": claims / busy if busy else 0.0}
+
+
 async def concurrent_throughput(pool: Pool, agents: list[Agent], dispatcher: Dispatcher,
                                 workers: int, seconds: float, clock: SystemClock) -> float:
     """Whole cycles per second (claim, then complete and ready again) of ``workers`` loops
@@ -245,6 +278,15 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
         print(f"acdkit   claim_next x{size:<3}     {got['claims_per_s']:8.1f} claims/s "
               f"(claim time only)  round trip p50 {got['p50_ms']:.2f} ms  "
               f"p99 {got['p99_ms']:.2f} ms  ({got['claims']} claims)", flush=True)
+    together = []
+    for in_flight in (1, 2):
+        asked = Dispatcher(pool, RULES, clock, noop, in_flight=in_flight)  # serve's batch
+        got = await all_ask(pool, order, asked, args.seconds / 2, clock)
+        together.append(got)
+        print(f"acdkit   {len(order)} agents ask at once, dispatcher x{got['batch']}, "
+              f"{in_flight} in flight: {got['claims_per_s']:8.1f} claims/s  "
+              f"each waits p50 {got['p50_ms']:.1f} ms  p99 {got['p99_ms']:.1f} ms  "
+              f"({got['claims']} claims)", flush=True)
     parallel = await concurrent_throughput(pool, order, dispatcher, args.workers,
                                            args.seconds / 2, clock)
     print(f"acdkit   {args.workers} concurrent loops, one process: {parallel:8.1f} "
@@ -267,6 +309,7 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
               f"per claim ({got['claims']} claims)", flush=True)
     return {"held_heads": held, "tasks": args.tasks, "skills": args.skills, "agents": args.agents,
             "load_seconds": load_s, "acdkit": fast, "acdkit_batches": batches,
+            "acdkit_all_ask": together,
             "acdkit_cycles": {"workers": args.workers, "processes": 1,
                               "cycles_per_s": parallel},
             "naive": naive, "ratio_claims_per_s": ratio,
@@ -344,7 +387,7 @@ def main() -> None:
     args = parser.parse_args()
     proc, url, workdir = start_redis()
     try:
-        result = asyncio.run(bench(args, url))
+        result = run(bench(args, url))  # serve's event loop (uvloop)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -106,6 +106,38 @@ async def test_agents_asking_together_share_one_claim_and_each_gets_its_own_task
     assert ((await first).id, second) == ("t3", None)  # type: ignore[union-attr]
 
 
+async def test_a_full_batch_waiting_starts_a_second_claim_beside_the_first(
+        pool: Pool, clock: StepClock) -> None:
+    await pool.add_tasks([task(f"t{i}", at=T0 + i) for i in range(5)])
+    names = [f"a{i}" for i in range(1, 6)]
+    for name in names:
+        await ready_agent(pool, name)
+    calls: list[list[str]] = []
+    running = most = 0
+    real = pool.claim_next
+
+    async def counted(agent_ids: list[str], *args: object, **kw: object) -> object:
+        nonlocal running, most
+        calls.append(list(agent_ids))
+        running += 1
+        most = max(most, running)
+        try:
+            return await real(agent_ids, *args, **kw)  # type: ignore[arg-type]
+        finally:
+            running -= 1
+
+    pool.claim_next = counted  # type: ignore[method-assign,assignment]
+    d = dispatcher(pool, clock, Recorder(), batch=2, in_flight=2)
+    got = await asyncio.gather(*(d.dispatch_agent(a) for a in names))
+    await d.wait_idle()
+    # Two full batches run at once; the agent left over is served by the claim that ends
+    # last, alone: never a third claim in flight.
+    assert calls == [["a1", "a2"], ["a3", "a4"], ["a5"]]
+    assert most == 2
+    assert sorted(t.id for t in got if t) == [f"t{i}" for i in range(5)]
+    assert len({t.id for t in got if t}) == 5  # each agent its own task
+
+
 async def test_dispatch_task_reserves_the_longest_ready_eligible_agent(
         pool: Pool, clock: StepClock) -> None:
     await ready_agent(pool, "fresh", now=T0)
@@ -240,6 +272,35 @@ async def test_the_sweep_promotes_due_tasks_and_serves_ready_agents(pool: Pool,
     assert await d.sweep() == 2
     await d.wait_idle()
     assert sorted(recorder.got) == [("a1", "cb"), ("a2", "pref")]
+
+
+async def test_the_sweep_serves_many_ready_agents_in_batches_and_reports_a_failed_claim(
+        pool: Pool, clock: StepClock) -> None:
+    await pool.add_tasks([task(f"t{i}", at=T0 + i) for i in range(4)])
+    for i in range(5):  # ready longest first: a0 .. a4
+        await ready_agent(pool, f"a{i}", now=T0 - 100 + i)
+    calls: list[list[str]] = []
+    real = pool.claim_next
+
+    async def counted(agent_ids: list[str], *args: object, **kw: object) -> object:
+        calls.append(list(agent_ids))
+        return await real(agent_ids, *args, **kw)  # type: ignore[arg-type]
+
+    pool.claim_next = counted  # type: ignore[method-assign,assignment]
+    recorder = Recorder()
+    d = dispatcher(pool, clock, recorder, batch=2)
+    assert await d.sweep() == 4
+    await d.wait_idle()
+    assert calls == [["a0", "a1"], ["a2", "a3"], ["a4"]]
+    assert sorted(recorder.got) == [("a0", "t0"), ("a1", "t1"), ("a2", "t2"), ("a3", "t3")]
+
+    async def broken(agent_ids: list[str], *args: object, **kw: object) -> object:
+        raise RuntimeError("the claim broke")
+
+    pool.claim_next = broken  # type: ignore[method-assign,assignment]
+    await pool.add_task(task("t4", at=T0 + 4))
+    with pytest.raises(RuntimeError, match="the claim broke"):
+        await d.sweep()
 
 
 async def test_the_sweep_releases_stale_reservations(pool: Pool, clock: StepClock) -> None:
