@@ -35,6 +35,26 @@ class Recorder:
             raise RuntimeError("the phone exploded")
 
 
+class ClaimLog:
+    """Wraps ``pool.claim_next``: the agents of each claim, in the order they started, and
+    the most claims in flight at once."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.calls: list[list[str]] = []
+        self.running = self.most = 0
+        self.real = pool.claim_next
+        pool.claim_next = self  # type: ignore[method-assign,assignment]
+
+    async def __call__(self, agent_ids: list[str], *args: object, **kw: object) -> object:
+        self.calls.append(list(agent_ids))
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            return await self.real(agent_ids, *args, **kw)  # type: ignore[arg-type]
+        finally:
+            self.running -= 1
+
+
 def dispatcher(pool: Pool, clock: StepClock, recorder: Recorder, **kw: float) -> Dispatcher:
     return Dispatcher(pool, RULES, clock, recorder, **kw)  # type: ignore[arg-type]
 
@@ -74,14 +94,7 @@ async def test_agents_asking_together_share_one_claim_and_each_gets_its_own_task
                          + [task("fr", at=T0 - 60, required={"lang": "fr"})])
     for name in ("a1", "a2", "a3", "a4"):
         await ready_agent(pool, name)
-    calls: list[list[str]] = []
-    real = pool.claim_next
-
-    async def counted(agent_ids: list[str], *args: object, **kw: object) -> object:
-        calls.append(list(agent_ids))
-        return await real(agent_ids, *args, **kw)  # type: ignore[arg-type]
-
-    pool.claim_next = counted  # type: ignore[method-assign,assignment]
+    calls = ClaimLog(pool).calls
     recorder = Recorder()
     d = dispatcher(pool, clock, recorder)
     got = await asyncio.gather(*(d.dispatch_agent(a) for a in ("a1", "a2", "a3", "a4")))
@@ -112,28 +125,14 @@ async def test_a_full_batch_waiting_starts_a_second_claim_beside_the_first(
     names = [f"a{i}" for i in range(1, 6)]
     for name in names:
         await ready_agent(pool, name)
-    calls: list[list[str]] = []
-    running = most = 0
-    real = pool.claim_next
-
-    async def counted(agent_ids: list[str], *args: object, **kw: object) -> object:
-        nonlocal running, most
-        calls.append(list(agent_ids))
-        running += 1
-        most = max(most, running)
-        try:
-            return await real(agent_ids, *args, **kw)  # type: ignore[arg-type]
-        finally:
-            running -= 1
-
-    pool.claim_next = counted  # type: ignore[method-assign,assignment]
+    claims = ClaimLog(pool)
     d = dispatcher(pool, clock, Recorder(), batch=2, in_flight=2)
     got = await asyncio.gather(*(d.dispatch_agent(a) for a in names))
     await d.wait_idle()
     # Two full batches run at once; the agent left over is served by the claim that ends
     # last, alone: never a third claim in flight.
-    assert calls == [["a1", "a2"], ["a3", "a4"], ["a5"]]
-    assert most == 2
+    assert claims.calls == [["a1", "a2"], ["a3", "a4"], ["a5"]]
+    assert claims.most == 2
     assert sorted(t.id for t in got if t) == [f"t{i}" for i in range(5)]
     assert len({t.id for t in got if t}) == 5  # each agent its own task
 
@@ -279,14 +278,7 @@ async def test_the_sweep_serves_many_ready_agents_in_batches_and_reports_a_faile
     await pool.add_tasks([task(f"t{i}", at=T0 + i) for i in range(4)])
     for i in range(5):  # ready longest first: a0 .. a4
         await ready_agent(pool, f"a{i}", now=T0 - 100 + i)
-    calls: list[list[str]] = []
-    real = pool.claim_next
-
-    async def counted(agent_ids: list[str], *args: object, **kw: object) -> object:
-        calls.append(list(agent_ids))
-        return await real(agent_ids, *args, **kw)  # type: ignore[arg-type]
-
-    pool.claim_next = counted  # type: ignore[method-assign,assignment]
+    calls = ClaimLog(pool).calls
     recorder = Recorder()
     d = dispatcher(pool, clock, recorder, batch=2)
     assert await d.sweep() == 4
