@@ -81,9 +81,13 @@ class Batches:
         self.in_flight = in_flight
         self._asking: dict[str, asyncio.Future[Task | None]] = {}
         self._draining: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def ask(self, agent_id: str) -> Task | None:
-        """The task reserved for ``agent_id`` by the claim that served it, or None."""
+        """The task reserved for ``agent_id`` by the claim that served it, or None (always
+        None once closed)."""
+        if self._closed:
+            return None
         future = self._asking.get(agent_id)
         if future is None:
             future = self._asking[agent_id] = asyncio.get_running_loop().create_future()
@@ -92,6 +96,17 @@ class Batches:
             drain = asyncio.create_task(self._drain(), name="dispatch claims")
             self._draining.add(drain)
         return await asyncio.shield(future)
+
+    def close(self) -> set[asyncio.Task[None]]:
+        """Start no claim any more; return the ones in flight. They are left to end, not
+        cancelled: Redis may have made their reservations already, and a cancelled claim
+        would leave them to the stale sweep. Whoever waits for a later claim gets None."""
+        self._closed = True
+        for future in self._asking.values():
+            if not future.done():
+                future.set_result(None)
+        self._asking.clear()
+        return set(self._draining)
 
     def _more(self) -> bool:
         """Whether a claim that just ended goes on: the last one serves whoever waits, the
@@ -210,16 +225,20 @@ class Dispatcher:
 
     async def stop(self, timeout: float) -> bool:
         """Cancel the work in flight (wake-ups, the sweep, and the connects ``on_reserved``
-        runs: a call's agent ringing) and wait up to ``timeout`` s for it to end, its
-        clean-up included; True when all ended. serve calls it once the loop stopped, with
+        runs: a call's agent ringing), let the claims in flight end (their connects are
+        stopped in turn), start no claim any more, and wait up to ``timeout`` s for it all to
+        end, clean-up included; True when all ended. serve calls it once the loop stopped, with
         the flows' stop, before it gives its node's lease up (docs/standby.md)."""
         clock = asyncio.get_running_loop().time
         deadline = clock() + timeout
+        claims = self._asks.close()  # the claims in flight end by themselves
         asked: set[asyncio.Task[None]] = set()
-        while True:  # a wake-up that ends with a claim starts a connect: it is stopped too
+        # A claim or a wake-up that ends with a reservation starts a connect: stopped too.
+        while True:
             running = {work for work in (*self._handling, *self._pending, self._sweeping)
                        if work is not None and not work.done()}
-            if not running:
+            claiming = {claim for claim in claims if not claim.done()}
+            if not running and not claiming:
                 return True
             for work in running - asked:
                 work.cancel()  # once: a second cancellation would cut its clean-up short
@@ -227,7 +246,8 @@ class Dispatcher:
             left = deadline - clock()
             if left <= 0:
                 return False
-            await asyncio.wait(running, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(running | claiming, timeout=left,
+                               return_when=asyncio.FIRST_COMPLETED)
 
     async def wait_idle(self) -> None:
         """Wait until every wake-up, sweep and ``on_reserved`` started so far has finished."""

@@ -192,6 +192,46 @@ async def test_stop_ends_the_connects_in_flight_with_their_clean_up(pool: Pool,
     assert await d.stop(2.0) is True  # nothing left
 
 
+async def test_stop_lets_a_claim_in_flight_end_stops_its_connect_and_starts_no_other(
+        pool: Pool, clock: StepClock) -> None:
+    """A claim is not cancelled (Redis may have reserved already): stop waits for it, then
+    stops the connect it started; an agent asking after the stop gets nothing."""
+    ended: list[str] = []
+    go = asyncio.Event()
+
+    async def ringing(agent: Agent, task: Task) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.append(task.id)
+
+    await pool.add_tasks([task("t0", at=T0), task("t1", at=T0 + 1)])
+    await ready_agent(pool, "a1")
+    await ready_agent(pool, "a2")
+    claims = ClaimLog(pool)
+    real = claims.real
+
+    async def slow(agent_ids: list[str], *args: object, **kw: object) -> object:
+        await go.wait()
+        return await real(agent_ids, *args, **kw)  # type: ignore[arg-type]
+
+    claims.real = slow  # type: ignore[assignment]
+    d = Dispatcher(pool, RULES, clock, ringing)
+    asked = asyncio.create_task(d.dispatch_agent("a1"))
+    while not claims.calls:
+        await asyncio.sleep(0)
+    stopping = asyncio.create_task(d.stop(2.0))
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # the claim is still on its way
+    go.set()
+    assert await stopping is True
+    got = await asked
+    assert got is not None and got.id == "t0"
+    assert ended == ["t0"]  # its connect was started, then stopped
+    assert await d.dispatch_agent("a2") is None
+    assert claims.calls == [["a1"]]
+
+
 async def test_stop_says_when_a_connect_did_not_end_in_time(pool: Pool,
                                                            clock: StepClock) -> None:
     release = asyncio.Event()
