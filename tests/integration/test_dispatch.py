@@ -168,27 +168,37 @@ async def test_a_failed_connect_releases_the_reservation(pool: Pool, clock: Step
     assert (agent.state, agent.pause_reason) == (AgentState.PAUSED, "connect_failed")
 
 
+class Ringing:
+    """An on_reserved that rings until cancelled and notes the tasks whose connect ended."""
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    async def __call__(self, agent: Agent, task: Task) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            self.ended.append(task.id)
+
+
+async def two_ready_agents_and_tasks(pool: Pool) -> None:
+    await pool.add_tasks([task("t0", at=T0), task("t1", at=T0 + 1)])
+    await ready_agent(pool, "a1")
+    await ready_agent(pool, "a2")
+
+
 async def test_stop_ends_the_connects_in_flight_with_their_clean_up(pool: Pool,
                                                                     clock: StepClock) -> None:
     """serve stops the dispatcher's connects (an agent ringing) before it gives its lease up:
     they ran in the dispatcher's own tasks, which no stop reached until the process ended."""
-    ended: list[str] = []
-
-    async def ringing(agent: Agent, task: Task) -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            ended.append(task.id)
-
-    await pool.add_tasks([task("t0", at=T0), task("t1", at=T0 + 1)])
-    await ready_agent(pool, "a1")
-    await ready_agent(pool, "a2")
+    ringing = Ringing()
+    await two_ready_agents_and_tasks(pool)
     d = Dispatcher(pool, RULES, clock, ringing)
     assert await d.dispatch_agent("a1") is not None
     assert await d.dispatch_agent("a2") is not None
     await asyncio.sleep(0)  # the connects started
     assert await d.stop(2.0) is True
-    assert sorted(ended) == ["t0", "t1"]
+    assert sorted(ringing.ended) == ["t0", "t1"]
     assert await d.stop(2.0) is True  # nothing left
 
 
@@ -196,18 +206,9 @@ async def test_stop_lets_a_claim_in_flight_end_stops_its_connect_and_starts_no_o
         pool: Pool, clock: StepClock) -> None:
     """A claim is not cancelled (Redis may have reserved already): stop waits for it, then
     stops the connect it started; an agent asking after the stop gets nothing."""
-    ended: list[str] = []
     go = asyncio.Event()
-
-    async def ringing(agent: Agent, task: Task) -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            ended.append(task.id)
-
-    await pool.add_tasks([task("t0", at=T0), task("t1", at=T0 + 1)])
-    await ready_agent(pool, "a1")
-    await ready_agent(pool, "a2")
+    ringing = Ringing()
+    await two_ready_agents_and_tasks(pool)
     claims = ClaimLog(pool)
     real = claims.real
 
@@ -227,7 +228,7 @@ async def test_stop_lets_a_claim_in_flight_end_stops_its_connect_and_starts_no_o
     assert await stopping is True
     got = await asked
     assert got is not None and got.id == "t0"
-    assert ended == ["t0"]  # its connect was started, then stopped
+    assert ringing.ended == ["t0"]  # its connect was started, then stopped
     assert await d.dispatch_agent("a2") is None
     assert claims.calls == [["a1"]]
 
