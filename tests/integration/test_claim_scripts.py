@@ -103,6 +103,9 @@ async def _claim_next_agrees(url: str, case: Case) -> None:
         made = await pool.claim_next([a.id for a in order], NOW, page=3, depth=100,
                                      node=case.node)
         assert {c.agent.id: c.task.id for c in made.claimed} == expected
+        for claimed in made.claimed:  # what the claim returns is what it stored
+            assert claimed.agent == await pool.get_agent(claimed.agent.id)
+            assert claimed.task == await pool.get_task(claimed.task.id)
         # the reserve's audit entry (queue_log's CONNECT position) says where the task stood
         for task_id, place in places.items():
             [reserve] = [e for e in await pool.audit.history(task_id) if e.event == "reserve"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from poolkit import StepClock, kpi_day, task
+from poolkit import StepClock, kpi_day, ready_agent, task
 from webkit import (
     PASSWORD,
     PIN,
@@ -37,6 +37,7 @@ from acdkit.store.pins import verify_pin
 from acdkit.store.pool import Pool
 from acdkit.store.requests import RequestStore, submit_request
 from acdkit.testing import FakeJobQueue
+from acdkit.web.events import Hub, Listener
 
 pytestmark = pytest.mark.integration
 
@@ -202,6 +203,34 @@ async def test_one_subscription_feeds_every_stream(client: TestClient, pool: Poo
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
+
+
+async def _changes(listener: Listener, names: set[str]) -> None:
+    """Wait until ``listener`` has been told of every one of ``names``."""
+    seen: set[str] = set()
+    while not names <= seen:
+        seen |= await listener.wait(1)
+
+
+async def test_a_claim_for_several_agents_wakes_the_pages_with_every_change(
+        pool: Pool, clock: StepClock) -> None:
+    """The claim publishes its changes in one message, one per line; the hub reads each."""
+    hub = Hub(pool.redis, pool.keys.changes, settle=0.0)
+    running = asyncio.create_task(hub.run())
+    try:
+        await asyncio.wait_for(hub.connected.wait(), 5)
+        names = {"agent:a1", "task:t1", "agent:a2", "task:t2"}
+        async with hub.listen() as listener:
+            for n in (1, 2):
+                await ready_agent(pool, f"a{n}", now=clock.now())
+                await pool.add_task(task(f"t{n}"), now=clock.now())
+            await asyncio.wait_for(_changes(listener, names), 5)  # the set-up's own
+            made = await pool.claim_next(["a1", "a2"], clock.now())
+            assert len(made.claimed) == 2
+            await asyncio.wait_for(_changes(listener, names), 5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_wrong_pins_on_the_phone_and_the_page_count_together(

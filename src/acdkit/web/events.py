@@ -1,7 +1,8 @@
 """One Redis subscription per process, fanned out to every page that streams updates.
 
 The store publishes each audited change on the pool's ``changes`` channel
-(``<kind> <id> <event>``). ``Hub.run`` holds the only subscription of this process; after a
+(``<kind> <id> <event>``; a script that makes many, a claim for many agents, publishes them in
+one message, one per line). ``Hub.run`` holds the only subscription of this process; after a
 short settle time it bumps ``version`` and wakes every ``Listener`` with the entities that
 changed, so a burst of changes costs one render per page, not one per change. A listener
 keeps only a set of names, never a backlog: a slow browser cannot make the process grow.
@@ -105,21 +106,24 @@ class Hub:
                 message = await pubsub.get_message(timeout=5.0)
                 if message is None:
                     continue
-                names = {_name(message["data"])}
+                names = _names(message["data"])
                 await asyncio.sleep(self.settle)  # gather the rest of a burst
                 while (more := await pubsub.get_message(timeout=0)) is not None:
-                    names.add(_name(more["data"]))
+                    names |= _names(more["data"])
                 self.publish(names)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
 
-def _name(data: object) -> str:
-    """``task:<id>`` or ``agent:<id>`` from a ``<kind> <id> <event>`` message."""
+def _names(data: object) -> set[str]:
+    """``task:<id>`` or ``agent:<id>`` of each ``<kind> <id> <event>`` line of a message."""
     text = data.decode() if isinstance(data, bytes) else str(data)
-    kind, _, rest = text.partition(" ")
-    return f"{kind}:{rest.partition(' ')[0]}"
+    names = set()
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        names.add(f"{kind}:{rest.partition(' ')[0]}")
+    return names
 
 
 Render = Callable[[set[str]], Awaitable[str | None]]

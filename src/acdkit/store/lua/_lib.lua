@@ -14,6 +14,10 @@ local function in_list(value, csv)
   return false
 end
 
+-- Changes not yet published: a script that makes many (a claim for many agents) sets this to
+-- {} and publishes them once, one per line, with ``publish_changes``.
+local CHANGES = nil
+
 -- Append one entry, packed as one JSON field ``e``, to the pool's stream (the audit trail
 -- in order, read for the KPIs: store/kpis.py) and to the entity's own stream (its story).
 -- fields: flat list {name, value, ...}; empty values are left out.
@@ -26,9 +30,22 @@ local function audit(kind, entity, event, fields)
   local entry = cjson.encode(packed)
   redis.call('XADD', BASE .. 'kpi', 'MAXLEN', '~', MAXLEN, '*', 'e', entry)
   -- Pages follow every change live through one subscription (docs/pages.md).
-  redis.call('PUBLISH', BASE .. 'changes', kind .. ' ' .. entity .. ' ' .. event)
+  local change = kind .. ' ' .. entity .. ' ' .. event
+  if CHANGES then
+    CHANGES[#CHANGES + 1] = change
+  else
+    redis.call('PUBLISH', BASE .. 'changes', change)
+  end
   redis.call('XADD', BASE .. 'audit:' .. kind .. ':' .. entity, 'MAXLEN', '~', EMAXLEN, '*',
     'e', entry)
+end
+
+-- Publish the changes gathered in ``CHANGES`` (if any) as one message.
+local function publish_changes()
+  if CHANGES and #CHANGES > 0 then
+    redis.call('PUBLISH', BASE .. 'changes', table.concat(CHANGES, '\n'))
+  end
+  CHANGES = nil
 end
 
 -- Fields joined: {a..., b...}.
@@ -57,10 +74,11 @@ local function task_facts(task_key, pos, joins, read)
 end
 
 -- The 1-based place of a queued task among its skill's queued tasks: the skill queue and the
--- held line (tasks waiting for their preferred agent, below) together, by score.
-local function place_in_line(skill, task_id, score)
+-- held line (tasks waiting for their preferred agent, below) together, by score. ``rank``:
+-- its 0-based rank in the skill queue when the caller read it there already.
+local function place_in_line(skill, task_id, score, rank)
   local below = '(' .. score
-  local rank = redis.call('ZRANK', BASE .. 'q:' .. skill, task_id)
+  rank = rank or redis.call('ZRANK', BASE .. 'q:' .. skill, task_id)
   if rank then
     return rank + 1 + redis.call('ZCOUNT', BASE .. 'qheld:' .. skill, '-inf', below)
   end
@@ -115,8 +133,9 @@ end
 
 -- Remove a task from every index (its skill queue or held lines, the age index, the due set);
 -- ``skill`` and ``preferred`` (its preferred agent, '' for none): the task's, when the caller
--- has read them already.
-local function unindex_task(task_key, task_id, skill, preferred)
+-- has read them already; ``queued``: the caller read its state as queued (every state change
+-- re-indexes the task, so it is not in the due set).
+local function unindex_task(task_key, task_id, skill, preferred, queued)
   if not skill or preferred == nil then
     local t = redis.call('HMGET', task_key, 'skill', 'preferred_agent')
     skill, preferred = skill or t[1], preferred or t[2] or ''
@@ -126,7 +145,7 @@ local function unindex_task(task_key, task_id, skill, preferred)
     redis.call('ZREM', BASE .. 'qage:' .. skill, task_id)
     if preferred ~= '' then unhold(task_id, skill, preferred) end
   end
-  redis.call('ZREM', BASE .. 'due', task_id)
+  if not queued then redis.call('ZREM', BASE .. 'due', task_id) end
 end
 
 -- Put a task where its state says: queued → its skill queue, or its held lines while it waits
@@ -178,17 +197,39 @@ end
 -- ``known`` (optional), what the caller read already, so it is not read again: ``pos`` the
 -- task's place in its skill queue, ``since`` the agent's state_since as stored, ``task`` the
 -- task's routing record (_routing.lua ``routing_task``: skill and report facts).
+-- Returns the fields written to the agent's hash and to the task's ({name, value, ...}).
 local function reserve(agent_key, agent_id, task_key, task_id, skills, known)
   known = known or {}
   local task = known.task
   local pos = known.pos or queue_pos(task_key, task_id)
   local was = known.since or redis.call('HGET', agent_key, 'state_since') or ''
   set_ready(agent_key, agent_id, false, skills)
-  unindex_task(task_key, task_id, task and task.skill, task and task.preferred)
-  redis.call('HSET', agent_key, 'state', 'reserved', 'task_id', task_id, 'state_since', NOW)
-  redis.call('HSET', task_key, 'state', 'reserved', 'agent_id', agent_id)
+  unindex_task(task_key, task_id, task and task.skill, task and task.preferred,
+    task and task.state == 'queued')
+  local agent_fields = {'state', 'reserved', 'task_id', task_id, 'state_since', NOW}
+  local task_fields = {'state', 'reserved', 'agent_id', agent_id}
+  redis.call('HSET', agent_key, unpack(agent_fields))
+  redis.call('HSET', task_key, unpack(task_fields))
   audit('task', task_id, 'reserve', joined({'from', 'queued', 'to', 'reserved', 'agent', agent_id},
     task_facts(task_key, pos, false, task and task.facts)))
   audit('agent', agent_id, 'reserve', {'from', 'ready', 'to', 'reserved', 'task', task_id,
     'since', was})
+  return agent_fields, task_fields
+end
+
+-- ``flat`` (a hash as HGETALL gives it) with ``fields`` ({name, value, ...}) set as HSET sets
+-- them: what HGETALL would give after that HSET, without reading it again.
+local function with_fields(flat, fields)
+  local at = {}
+  for i = 1, #flat, 2 do at[flat[i]] = i + 1 end
+  for i = 1, #fields, 2 do
+    local j = at[fields[i]]
+    if j then
+      flat[j] = fields[i + 1]
+    else
+      flat[#flat + 1] = fields[i]
+      flat[#flat + 1] = fields[i + 1]
+    end
+  end
+  return flat
 end

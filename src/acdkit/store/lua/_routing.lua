@@ -12,10 +12,18 @@ local function json_object(raw)
   return value
 end
 
--- An agent as routing reads it; nil and 'missing' or 'bad' when it cannot be read.
-local function routing_agent(agent_id)
-  local a = redis.call('HMGET', BASE .. 'agent:' .. agent_id, 'state', 'skills', 'attributes',
-    'state_since')
+-- An agent as routing reads it; nil and 'missing' or 'bad' when it cannot be read. ``hash``:
+-- the agent's whole hash as HGETALL gives it, when the caller has read that already.
+local function routing_agent(agent_id, hash)
+  local a
+  if hash then
+    local f = {}
+    for i = 1, #hash, 2 do f[hash[i]] = hash[i + 1] end
+    a = {f.state, f.skills, f.attributes, f.state_since}
+  else
+    a = redis.call('HMGET', BASE .. 'agent:' .. agent_id, 'state', 'skills', 'attributes',
+      'state_since')
+  end
   if not a[1] then return nil, 'missing' end
   local skills, attrs, since = json_object(a[2]), json_object(a[3]), tonumber(a[4])
   if not skills or not attrs or not since then return nil, 'bad' end

@@ -82,6 +82,8 @@ local function best_for(agent)
     end
     if not pick then return nil end
     local id, score_text = pick.ids[pick.i], pick.ids[pick.i + 1]
+    local rank = nil  -- in its skill queue, as read (this walk takes nothing out of one)
+    if not pick.own then rank = pick.offset + (pick.i - 1) / 2 end
     pick.i = pick.i + 2
     local task, why = task_of(id)
     if pick.own and (not task or task.state ~= 'queued' or task.preferred ~= agent.id) then
@@ -89,7 +91,7 @@ local function best_for(agent)
       if not task and why == 'bad' then bad[#bad + 1] = id end
     elseif task and claimable_on(task, node) then
       local ok, until_ = may_take(agent, task, now)
-      if ok then return id, task, place_in_line(task.skill, id, score_text) end
+      if ok then return id, task, place_in_line(task.skill, id, score_text, rank) end
       if until_ and until_ > now and not woken[id] then
         woken[id] = true
         wake[#wake + 1] = id
@@ -102,18 +104,22 @@ local function best_for(agent)
 end
 
 local function serve(agent_id)
-  local agent, why = routing_agent(agent_id)
+  local agent_key = BASE .. 'agent:' .. agent_id
+  local hash = redis.call('HGETALL', agent_key)
+  local agent, why = routing_agent(agent_id, hash)
   if not agent then return {agent_id, why} end
   if agent.state ~= 'ready' then return {agent_id, 'busy'} end
   local best, task, pos = best_for(agent)
   if not best then return {agent_id, 'none'} end
-  local agent_key, task_key = BASE .. 'agent:' .. agent_id, BASE .. 'task:' .. best
-  reserve(agent_key, agent_id, task_key, best, agent.skills,
+  local task_key = BASE .. 'task:' .. best
+  local agent_fields = reserve(agent_key, agent_id, task_key, best, agent.skills,
     {pos = tostring(pos or ''), since = agent.since_text, task = task})
-  return {agent_id, 'ok', redis.call('HGETALL', agent_key), redis.call('HGETALL', task_key)}
+  return {agent_id, 'ok', with_fields(hash, agent_fields), redis.call('HGETALL', task_key)}
 end
 
+CHANGES = {}  -- published once for every agent served (_lib.lua)
 free_held(100)
 local results = {}
 for i = 8, #ARGV do results[#results + 1] = serve(ARGV[i]) end
+publish_changes()
 return {results, bad, wake_next_held(wake, woken)}
