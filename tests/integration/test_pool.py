@@ -87,6 +87,48 @@ async def test_a_held_task_joins_its_skill_queue_when_its_time_is_up(pool: Pool)
     assert await pool.redis.zrange(pool.keys.held_for("a9"), 0, -1) == []
 
 
+async def recounted(pool: Pool) -> dict[tuple[str, str, str], int]:
+    """The waiting counts counted again from the indexes (as for a pool written before)."""
+    await pool.redis.hdel(pool.keys.counts, "built")
+    return await pool.waiting_by_kind()
+
+
+async def test_the_waiting_counts_follow_every_task_in_and_out_of_line(pool: Pool) -> None:
+    """The scripts keep the counts as tasks join and leave the lines and the due set; they
+    always equal a count made again from the indexes."""
+    callback, request = TaskKind.CALLBACK, TaskKind.VOICE_REQUEST
+    await pool.add_tasks([
+        task("t1"), task("t2", preferred_agent="a9", preferred_until=T0 + 30),
+        task("c1", kind=callback, state=TaskState.SCHEDULED, due_at=T0 + 60),
+        task("c2", kind=callback), task("r1", "support", kind=request)])
+    expected = {("sales", "call", "queued"): 2, ("sales", "callback", "scheduled"): 1,
+                ("sales", "callback", "queued"): 1, ("support", "voice_request", "queued"): 1}
+    assert await pool.waiting_by_kind() == expected == await recounted(pool)
+
+    await ready_agent(pool, "a1")
+    assert await pool.claim("a1", "t1", T0)
+    assert await pool.promote_due(T0 + 60) == ["c1"]
+    await pool.move_task("r1", TaskEvent.ABANDON, T0 + 61)
+    expected = {("sales", "call", "queued"): 1, ("sales", "callback", "queued"): 2}
+    assert await pool.waiting_by_kind() == expected == await recounted(pool)
+
+    await pool.release("t1", AgentState.READY, T0 + 62, reason="test")  # back in line
+    assert (await pool.waiting_by_kind())[("sales", "call", "queued")] == 2
+    made = await pool.claim_next(["a1"], T0 + 63)
+    assert sum((await pool.waiting_by_kind()).values()) == 3 == sum(
+        (await recounted(pool)).values()) and len(made.claimed) == 1
+
+
+async def test_the_waiting_counts_are_counted_again_after_a_task_is_set_aside(
+        pool: Pool) -> None:
+    await pool.add_tasks([task("t1"), task("t2")])
+    await pool.redis.hset(pool.keys.task("t2"), "min_level", "lots")  # unreadable now
+    await pool.quarantine.add("task", "t2", "test", T0)
+    assert await pool.waiting_by_kind() == {("sales", "call", "queued"): 1}
+    await pool.redis.delete(pool.keys.counts)  # a pool written before the counts were kept
+    assert await pool.waiting_by_kind() == {("sales", "call", "queued"): 1}
+
+
 async def test_adding_an_existing_task_is_refused(pool: Pool) -> None:
     await pool.add_task(task("t1"))
     with pytest.raises(InvalidInput, match="already exists"):

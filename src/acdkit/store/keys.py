@@ -109,6 +109,11 @@ class Keys:
         return f"{self.base}held:{check_id(agent_id, 'agent id')}"
 
     @property
+    def counts(self) -> str:
+        """The waiting tasks counted by state, skill and kind (lua/_lib.lua ``count_waiting``)."""
+        return f"{self.base}counts"
+
+    @property
     def held_end(self) -> str:
         return f"{self.base}heldend"
 

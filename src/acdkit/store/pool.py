@@ -238,7 +238,7 @@ class Pool(ClaimRepository):
             except (InvalidTransition, ClaimLost):
                 continue  # another process promoted it (or it changed) meanwhile
             except NoSuchTask:
-                await self.redis.zrem(self.keys.due, task_id)  # a hash deleted by hand
+                await self.quarantine.unindexed(task_id)  # a hash deleted by hand
                 continue
             except InvalidInput as err:  # a hash that cannot be read: set it aside
                 await self.quarantine.add("task", task_id, str(err), now)
@@ -278,6 +278,25 @@ class Pool(ClaimRepository):
                            float(oldest[0][1]) if oldest else None, int(ready))
                 for skill, queued, held, oldest, ready
                 in zip(names, got[0::4], got[1::4], got[2::4], got[3::4], strict=True)]
+
+    @guarded
+    async def waiting_by_kind(self) -> dict[tuple[str, str, str], int]:
+        """How many tasks wait, by (skill, kind, state): ``queued`` (in line, those held for
+        their preferred agent included) and ``scheduled``. One read of the counts the scripts
+        keep (lua/_lib.lua ``count_waiting``); counted again from the indexes when they are
+        not known (lua/counts.lua: a pool written before them, a task set aside)."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.counts))
+        if "built" not in raw:
+            reply = await self.scripts.counts(keys=[self.keys.counts],
+                                              args=self._argv(self.clock.now()))
+            raw = dict(zip(reply[0::2], reply[1::2], strict=True))
+        counts: dict[tuple[str, str, str], int] = {}
+        for field, value in raw.items():
+            state, _, rest = field.partition("|")
+            skill, _, kind = rest.partition("|")
+            if rest and int(value) > 0:
+                counts[(skill, kind, state)] = int(value)
+        return counts
 
 
 async def open_pool(target: str | Primary, rules: PriorityRules, *, prefix: str,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from acdkit.core.errors import InvalidInput
 from acdkit.limits import RateLimitedLog
@@ -59,15 +60,28 @@ class Quarantine:
             pipe.hset(self.key, f"{kind}:{record_id}",
                       json.dumps({"reason": reason[:500], "at": now}))
         if kind == "task":
-            pipe.zrem(self.keys.due, record_id)
-            pipe.zrem(self.keys.held_end, record_id)  # (its agent's line drops it at a claim)
-            for skill in sorted(skills):
-                for key in (*self.keys.lines(skill), self.keys.queue_age(skill)):
-                    pipe.zrem(key, record_id)
+            self._unindex(pipe, record_id, skills)
         else:
             for skill in sorted(skills):
                 pipe.srem(self.keys.ready(skill), record_id)
         await pipe.execute()
+
+    async def unindexed(self, task_id: str) -> None:
+        """Take a task that cannot be read (or whose hash is gone) out of every index."""
+        skills = [s for s in cast(set[str], await self.redis.smembers(self.keys.skills))
+                  if _KEYABLE.fullmatch(s)]
+        pipe = self.redis.pipeline(transaction=False)
+        self._unindex(pipe, task_id, skills)
+        await pipe.execute()
+
+    def _unindex(self, pipe: Pipeline, task_id: str, skills: list[str]) -> None:
+        pipe.zrem(self.keys.due, task_id)
+        pipe.zrem(self.keys.held_end, task_id)  # (its agent's line drops it at a claim)
+        for skill in sorted(skills):
+            for key in (*self.keys.lines(skill), self.keys.queue_age(skill)):
+                pipe.zrem(key, task_id)
+        # The waiting counts cannot say what it was: they are counted again at the next read.
+        pipe.hdel(self.keys.counts, "built")
 
     async def entries(self) -> list[Quarantined]:
         """Every quarantined record, by kind and id."""

@@ -48,9 +48,11 @@ class Scripts:
     peek: AsyncScript  # read only
     ready: AsyncScript  # read only
     position: AsyncScript  # read only
+    counts: AsyncScript  # the waiting tasks counted again from the indexes
 
     @classmethod
     def register(cls, redis: aioredis.Redis) -> Scripts:
         return cls(**{name: redis.register_script(source(name))
                       for name in ("claim", "claim_next", "claim_for_task", "release",
-                                   "agent_state", "task_state", "peek", "ready", "position")})
+                                   "agent_state", "task_state", "peek", "ready", "position",
+                                   "counts")})

@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import cast
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -40,6 +39,7 @@ from acdkit.config import Settings
 from acdkit.core.agents import AgentState
 from acdkit.core.errors import AcdError
 from acdkit.core.kpis import Kpis, KpiSettings, parse_window
+from acdkit.core.tasks import TaskKind
 from acdkit.store.kpis import Live, kpi_settings, kpis_of, read_journal
 from acdkit.store.pool import Pool
 from acdkit.store.primary import ROUND_TRIPS, RoundTrips
@@ -59,16 +59,10 @@ class Snapshot:
     threshold: str
 
 
-async def _callbacks_pending(pool: Pool, skills: list[str]) -> int:
-    """Callbacks waiting for their time or for an agent (the due set and the skill queues)."""
-    ids = set(cast(list[str], await pool.redis.zrange(pool.keys.due, 0, -1)))
-    for skill in skills:
-        for line in pool.keys.lines(skill):
-            ids |= set(cast(list[str], await pool.redis.zrange(line, 0, -1)))
-    pipe = pool.redis.pipeline(transaction=False)
-    for task_id in sorted(ids):
-        pipe.hget(pool.keys.task(task_id), "kind")
-    return sum(1 for kind in (await pipe.execute() if ids else []) if kind == "callback")
+async def _callbacks_pending(pool: Pool) -> int:
+    """Callbacks waiting for their time or for an agent."""
+    return sum(n for (_, kind, _), n in (await pool.waiting_by_kind()).items()
+               if kind == TaskKind.CALLBACK)
 
 
 async def snapshot(pool: Pool, settings: Settings, now: float) -> Snapshot:
@@ -80,7 +74,7 @@ async def snapshot(pool: Pool, settings: Settings, now: float) -> Snapshot:
                     | {r.skill for r in journal.tasks.values() if r.skill})
     return Snapshot(kpis_of(journal, live, formulas),
                     {s: kpis_of(journal, live, formulas, skill=s) for s in skills}, live,
-                    await _callbacks_pending(pool, skills), f"{formulas.threshold_s:g}")
+                    await _callbacks_pending(pool), f"{formulas.threshold_s:g}")
 
 
 class CenterCollector(Collector):

@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -31,7 +31,6 @@ from acdkit.store.pool import Pool
 from acdkit.web.context import Web, of
 from acdkit.web.events import stream
 
-_SCAN = 5_000  # waiting and scheduled tasks read for the callback and request counts
 MIN_RENDER = 1.0  # seconds between two renders of a changing board
 IDLE_RENDER = 5.0  # seconds between two renders of a quiet board (waits tick)
 
@@ -84,18 +83,6 @@ def formula_text(settings: KpiSettings, formulas: dict[str, str]) -> str:
             f"ASA = {formulas.get('asa', 'mean wait until answered')}")
 
 
-async def _waiting_kinds(pool: Pool) -> Counter[tuple[str, str, str]]:
-    """(skill, kind, state) of the tasks in line and scheduled, counted."""
-    ids = cast(list[str], await pool.redis.zrange(pool.keys.due, 0, _SCAN - 1))
-    for skill in cast(set[str], await pool.redis.smembers(pool.keys.skills)):
-        for line in pool.keys.lines(skill):
-            ids += cast(list[str], await pool.redis.zrange(line, 0, _SCAN - 1))
-    pipe = pool.redis.pipeline(transaction=False)
-    for task_id in ids:
-        pipe.hmget(pool.keys.task(task_id), ["skill", "kind", "state"])
-    return Counter((str(r[0]), str(r[1]), str(r[2])) for r in await pipe.execute() if r[0])
-
-
 async def board(pool: Pool, day: DayEvents, now: float, timezone: str,
                 settings: KpiSettings) -> Board:
     """Every figure of the wallboard at ``now``."""
@@ -104,7 +91,7 @@ async def board(pool: Pool, day: DayEvents, now: float, timezone: str,
     live = await read_live(pool)
     journal = collect(events, window, live.agents)
     rows = await skill_rows(pool, now)
-    kinds = await _waiting_kinds(pool)
+    kinds = await pool.waiting_by_kind()
     skills = []
     formulas: dict[str, str] = {}
     for row in rows:

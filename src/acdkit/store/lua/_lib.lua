@@ -122,30 +122,47 @@ end
 -- ``held:<agent>`` (merged into that agent's claims: claim_next.lua) and in ``heldend``
 -- (scored by that time: claim_next.lua moves it to its skill queue once the time is up).
 
--- Take a task out of its held lines (``skill``, ``preferred``: as stored, when known).
+-- Take a task out of its held lines (``skill``, ``preferred``: as stored, when known); returns
+-- 1 when it stood in its skill's held line.
 local function unhold(task_id, skill, preferred)
   redis.call('ZREM', BASE .. 'heldend', task_id)
   if preferred and preferred ~= '' then
     redis.call('ZREM', BASE .. 'held:' .. preferred, task_id)
   end
-  if skill then redis.call('ZREM', BASE .. 'qheld:' .. skill, task_id) end
+  if skill then return redis.call('ZREM', BASE .. 'qheld:' .. skill, task_id) end
+  return 0
 end
 
--- Remove a task from every index (its skill queue or held lines, the age index, the due set);
--- ``skill`` and ``preferred`` (its preferred agent, '' for none): the task's, when the caller
--- has read them already; ``queued``: the caller read its state as queued (every state change
--- re-indexes the task, so it is not in the due set).
-local function unindex_task(task_key, task_id, skill, preferred, queued)
-  if not skill or preferred == nil then
-    local t = redis.call('HMGET', task_key, 'skill', 'preferred_agent')
-    skill, preferred = skill or t[1], preferred or t[2] or ''
+-- How many tasks wait, by state, skill and kind: the hash ``counts``, one field
+-- ``<state>|<skill>|<kind>`` per kind of waiting task (queued: in a skill queue or a held line;
+-- scheduled: in the due set), changed only as a task enters or leaves one of those indexes.
+-- The wallboard and /metrics read it instead of every waiting task. Its field ``built`` says
+-- it was counted from the indexes (counts.lua); a reader that misses it counts again.
+local function count_waiting(state, skill, kind, by)
+  redis.call('HINCRBY', BASE .. 'counts', state .. '|' .. (skill or '') .. '|' .. (kind or ''),
+    by)
+end
+
+-- Remove a task from every index (its skill queue or held lines, the age index, the due set).
+-- ``known`` (optional), what the caller has read already: ``skill``, ``preferred`` (its
+-- preferred agent, '' for none) and ``kind``, as stored; ``queued``: its state is queued
+-- (every state change re-indexes the task, so it is not in the due set).
+local function unindex_task(task_key, task_id, known)
+  known = known or {}
+  local skill, preferred, kind = known.skill, known.preferred, known.kind
+  if not skill or preferred == nil or not kind then
+    local t = redis.call('HMGET', task_key, 'skill', 'preferred_agent', 'kind')
+    skill, preferred, kind = skill or t[1], preferred or t[2] or '', kind or t[3]
   end
   if skill then
-    redis.call('ZREM', BASE .. 'q:' .. skill, task_id)
+    local left = redis.call('ZREM', BASE .. 'q:' .. skill, task_id)
     redis.call('ZREM', BASE .. 'qage:' .. skill, task_id)
-    if preferred ~= '' then unhold(task_id, skill, preferred) end
+    if preferred ~= '' then left = left + unhold(task_id, skill, preferred) end
+    if left > 0 then count_waiting('queued', skill, kind, -1) end
   end
-  if not queued then redis.call('ZREM', BASE .. 'due', task_id) end
+  if not known.queued and redis.call('ZREM', BASE .. 'due', task_id) > 0 then
+    count_waiting('scheduled', skill, kind, -1)
+  end
 end
 
 -- Put a task where its state says: queued → its skill queue, or its held lines while it waits
@@ -153,21 +170,25 @@ end
 -- set; any other state is in no index.
 local function index_task(task_key, task_id)
   local t = redis.call('HMGET', task_key, 'state', 'skill', 'score', 'enqueued_at', 'due_at',
-    'preferred_agent', 'preferred_until')
+    'preferred_agent', 'preferred_until', 'kind')
   if t[1] == 'queued' then
     redis.call('ZADD', BASE .. 'qage:' .. t[2], t[4], task_id)
     redis.call('SADD', BASE .. 'skills', t[2])
     local until_ = tonumber(t[7] or '')
+    local added
     if t[6] and t[6] ~= '' and until_ and until_ > tonumber(NOW) then
-      redis.call('ZADD', BASE .. 'qheld:' .. t[2], t[3], task_id)
+      added = redis.call('ZADD', BASE .. 'qheld:' .. t[2], t[3], task_id)
       redis.call('ZADD', BASE .. 'held:' .. t[6], t[3], task_id)
       redis.call('ZADD', BASE .. 'heldend', t[7], task_id)
     else
-      redis.call('ZADD', BASE .. 'q:' .. t[2], t[3], task_id)
+      added = redis.call('ZADD', BASE .. 'q:' .. t[2], t[3], task_id)
     end
+    if added > 0 then count_waiting('queued', t[2], t[8], 1) end
     redis.call('PUBLISH', BASE .. 'events', 'task_added ' .. task_id)
   elseif t[1] == 'scheduled' then
-    redis.call('ZADD', BASE .. 'due', t[5], task_id)
+    if redis.call('ZADD', BASE .. 'due', t[5], task_id) > 0 then
+      count_waiting('scheduled', t[2], t[8], 1)
+    end
   end
 end
 
@@ -204,8 +225,8 @@ local function reserve(agent_key, agent_id, task_key, task_id, skills, known)
   local pos = known.pos or queue_pos(task_key, task_id)
   local was = known.since or redis.call('HGET', agent_key, 'state_since') or ''
   set_ready(agent_key, agent_id, false, skills)
-  unindex_task(task_key, task_id, task and task.skill, task and task.preferred,
-    task and task.state == 'queued')
+  unindex_task(task_key, task_id, task and {skill = task.skill, preferred = task.preferred,
+    kind = task.kind, queued = task.state == 'queued'})
   local agent_fields = {'state', 'reserved', 'task_id', task_id, 'state_since', NOW}
   local task_fields = {'state', 'reserved', 'agent_id', agent_id}
   redis.call('HSET', agent_key, unpack(agent_fields))
