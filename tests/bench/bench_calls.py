@@ -298,6 +298,10 @@ def all_ask_rows(dispatcher: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             for t in dispatcher.get("acdkit_all_ask", [])]
 
 
+def _share(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.0%}"
+
+
 def table(r: dict[str, Any]) -> str:
     cap, lat, h, d = r["capacity"], r["latency"], r["held"], r["dial_back"]
     (a_top, a_bad), (n_top, n_bad) = steps_at(cap["acdkit"]), steps_at(cap["native"])
@@ -343,7 +347,9 @@ def table(r: dict[str, Any]) -> str:
         *all_ask_rows(r["dispatcher"]),
     ]
     lines = [f"machine: {m['cores']} cores, {m['model']}, {m['memory_gb']} GB; load average "
-             f"before {m['loadavg']}, after {r['loadavg_after']}",
+             f"before {m['loadavg']}, after {r['loadavg_after']}; CPU time taken by the host "
+             f"(steal) during the run: {_share(r.get('steal'))}; code {m.get('code') or '?'}, "
+             f"{m.get('date', '?')}",
              f"call: answer, beep, queue, the agent answers at once and hangs up {r['talk']} s "
              f"later; a call fails if SIPp fails it or no agent is rung within "
              f"{r['max_wait']} s; {r['agents']} agents",
@@ -405,6 +411,7 @@ async def pause_all(serve: lab.Serve, agents: int) -> list[str]:
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    ticks = lab.cpu_ticks()
     result: dict[str, Any] = {"machine": lab.machine(), "talk": args.talk,
                               "max_wait": args.max_wait, "agents": args.agents}
     if args.only is None:
@@ -421,6 +428,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if args.only == "capacity":
             result["capacity"] = {t: capacity(t, args, work, pids, serve)
                                   for t in args.targets.split(",")}
+            result["steal"] = lab.steal_share(ticks, lab.cpu_ticks())
             return result
         if args.only == "held":
             asyncio.run(pause_all(serve, args.agents))
@@ -443,6 +451,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         hang_up_all()
         redis.stop()
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["steal"] = lab.steal_share(ticks, lab.cpu_ticks())
     return result
 
 

@@ -70,7 +70,32 @@ def machine() -> dict[str, Any]:
                   if line.startswith("MemTotal"))
     return {"cores": os.cpu_count(), "model": model, "memory_gb": round(mem_kb / 2**20, 1),
             "kernel": platform.release(), "python": platform.python_version(),
-            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": _code()}
+
+
+def _code() -> str:
+    """The commit measured (``-dirty`` with changes not committed), or '' outside git."""
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"],
+                              capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, all) CPU ticks of the whole machine so far (/proc/stat): the share of the
+    machine's time that its host gave to others between two readings, which slows every
+    figure of a run (on a VM)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time stolen by the host between two ``cpu_ticks`` readings."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else 0.0
 
 
 # ---- redis-server --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from acdkit.config import Settings
 from acdkit.core.kpis import parse_window
+from acdkit.core.tasks import TaskKind, TaskState
 from acdkit.store.kpis import kpi_settings, read_kpis
 from acdkit.store.pool import Pool
 from acdkit.store.primary import ROUND_TRIPS, RoundTrips
@@ -65,6 +66,16 @@ async def test_scrape_agrees_with_stats(pool: Pool) -> None:
     assert got[("acdkit_calls_waiting", sales)] == 0
     assert got[("acdkit_callbacks_pending", ())] == 0
     assert got[("acdkit_agent_state_seconds_total", (("state", "on_call"),))] == 30
+
+
+async def test_callbacks_pending_are_the_scheduled_and_queued_callbacks(pool: Pool) -> None:
+    now = time.time()
+    await pool.add_tasks([
+        task("c1", kind=TaskKind.CALLBACK, state=TaskState.SCHEDULED, due_at=now + 600),
+        task("c2", "support", kind=TaskKind.CALLBACK), task("t1")])
+    got = await scrape(pool, Settings())
+    assert got[("acdkit_callbacks_pending", ())] == 2
+    assert got[("acdkit_calls_waiting", (("skill", "sales"),))] == 1
 
 
 async def test_the_process_counters_are_fresh_at_every_scrape(pool: Pool) -> None:

@@ -28,7 +28,7 @@ from webkit import (
 from acdkit.config import AgentSettings, CenterSettings, RequestSettings
 from acdkit.core.agents import AgentEvent, AgentState
 from acdkit.core.pins import PinOutcome, PinPolicy
-from acdkit.core.tasks import TaskEvent
+from acdkit.core.tasks import TaskEvent, TaskKind, TaskState
 from acdkit.ports import SystemClock
 from acdkit.speech import tts
 from acdkit.store.callbacks import CallbackStore
@@ -272,6 +272,21 @@ def _zone_at_noon() -> str:
     """A zone where it is about noon now: "today" holds the last minutes whatever the hour."""
     offset = 12 - datetime.now(UTC).hour
     return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+async def test_the_wallboard_counts_callbacks_and_requests_per_skill(pool: Pool) -> None:
+    now = time.time()
+    await pool.add_tasks([
+        task("c1", kind=TaskKind.CALLBACK, state=TaskState.SCHEDULED, due_at=now + 600),
+        task("c2", kind=TaskKind.CALLBACK), task("c3", kind=TaskKind.CALLBACK),
+        task("r1", kind=TaskKind.VOICE_REQUEST), task("t1"), task("t2", "support")])
+    async with TestClient(TestServer(app_of(pool, SystemClock(), FakeJobQueue(),
+                                            settings()))) as client:
+        body = await (await client.get("/wallboard")).text()
+    row = body[body.index("<td>sales</td>"):]
+    cells = [c.split(">", 1)[1] for c in row[:row.index("</tr>")].split("</td>")[:-1]]
+    assert cells[1] == "4" and cells[6:9] == ["1", "2", "1"], cells  # waiting; callbacks
+    # pending and due, voice requests
 
 
 async def test_the_wallboard_shows_the_figures_of_acdkit_stats(pool: Pool) -> None:
