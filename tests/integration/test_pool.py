@@ -18,7 +18,8 @@ from acdkit.core.errors import (
     NoSuchTask,
 )
 from acdkit.core.routing import PriorityRules, pool_score
-from acdkit.core.tasks import TaskEvent, TaskKind, TaskState
+from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
+from acdkit.store.base import AgentMove, TaskMove
 from acdkit.store.connection import ROUND_TRIPS
 from acdkit.store.pool import Pool
 from acdkit.store.scripts import ClaimResult
@@ -296,6 +297,90 @@ async def test_a_move_from_a_known_agent_leaves_fields_changed_meanwhile(pool: P
     with pytest.raises(ClaimLost):  # a copy holding t1; the stored agent holds nothing
         await pool.move_agent("a1", AgentEvent.ANSWER, T0 + 4, known=claimed,
                               expect_task="t1")
+
+
+async def test_a_calls_two_moves_from_its_copies_take_one_round_trip(pool: Pool) -> None:
+    """The agent answers and the task connects; then the task ends and the agent goes to
+    wrap-up: each pair one round trip, with what two single moves would store."""
+    await t1_reserved_for_a1(pool)
+    task, agent = await pool.get_task("t1"), await pool.get_agent("a1")
+    before = ROUND_TRIPS.count
+    on_call, active = await pool.move_together(
+        [AgentMove("a1", AgentEvent.ANSWER, known=agent),
+         TaskMove("t1", TaskEvent.CONNECT, known=task)], T0 + 1)
+    assert ROUND_TRIPS.count - before == 1
+    assert on_call == await pool.get_agent("a1")
+    assert active == await pool.get_task("t1")
+    assert isinstance(on_call, Agent) and on_call.state is AgentState.ON_CALL
+    assert isinstance(active, Task) and active.state is TaskState.ACTIVE
+    before = ROUND_TRIPS.count
+    done, wrapping = await pool.move_together(
+        [TaskMove("t1", TaskEvent.COMPLETE, known=active, outcome="customer hung up"),
+         AgentMove("a1", AgentEvent.END, known=on_call)], T0 + 9)
+    assert ROUND_TRIPS.count - before == 1
+    assert done == await pool.get_task("t1")
+    assert isinstance(done, Task) and (done.state, done.outcome) == (TaskState.COMPLETED,
+                                                                      "customer hung up")
+    assert isinstance(wrapping, Agent) and wrapping == await pool.get_agent("a1")
+    assert (wrapping.state, wrapping.task_id) == (AgentState.WRAP_UP, None)
+    assert [e.event for e in await pool.audit.history("t1")][-2:] == ["connect", "complete"]
+
+
+async def test_a_move_whose_copy_is_out_of_date_is_made_again_from_a_fresh_read(
+        pool: Pool) -> None:
+    """The task's copy says reserved, the store says active (another writer connected it):
+    its compare-and-set refuses it in the round trip, the move is made again from a read,
+    and the agent's move, whose copy was right, is made once."""
+    await t1_reserved_for_a1(pool)
+    reserved, agent = await pool.get_task("t1"), await pool.get_agent("a1")
+    assert reserved is not None and agent is not None
+    await pool.move_task("t1", TaskEvent.CONNECT, T0 + 1)
+    on_call = await pool.move_agent("a1", AgentEvent.ANSWER, T0 + 1, known=agent)
+    before = ROUND_TRIPS.count
+    done, ended = await pool.move_together(
+        [TaskMove("t1", TaskEvent.COMPLETE, known=reserved),
+         AgentMove("a1", AgentEvent.END, known=on_call)], T0 + 5)
+    assert ROUND_TRIPS.count - before == 3  # the pair, the task's read, its script
+    assert isinstance(done, Task) and done.state is TaskState.COMPLETED
+    assert done == await pool.get_task("t1")
+    assert isinstance(ended, Agent) and ended.state is AgentState.WRAP_UP
+    assert [e.event for e in await pool.audit.history("a1", "agent")].count("end") == 1
+
+
+async def test_a_move_the_store_refuses_is_returned_and_the_other_is_made(pool: Pool) -> None:
+    """A task the caller already ended cannot end again: its refusal comes back as a value
+    and its agent still goes to wrap-up; a copy of another record is not used; a claim is
+    not a move."""
+    await t1_reserved_for_a1(pool)
+    agent = await pool.get_agent("a1")
+    await pool.move_task("t1", TaskEvent.ABANDON, T0 + 1)
+    other = await pool.get_task("t1")
+    assert other is not None
+    refused, ended = await pool.move_together(
+        [TaskMove("t1", TaskEvent.COMPLETE, known=replace(other, id="t2")),
+         AgentMove("a1", AgentEvent.END, known=agent)], T0 + 2)
+    assert isinstance(refused, InvalidTransition)
+    assert (await pool.get_task("t1")).state is TaskState.ABANDONED  # type: ignore[union-attr]
+    assert isinstance(ended, Agent) and ended.state is AgentState.WRAP_UP
+    missing, = await pool.move_together([TaskMove("t9", TaskEvent.COMPLETE)], T0 + 3)
+    assert isinstance(missing, NoSuchTask)
+    with pytest.raises(InvalidInput):
+        await pool.move_together([AgentMove("a1", AgentEvent.RESERVE, known=ended)], T0 + 4)
+
+
+async def test_a_pair_of_moves_loads_the_scripts_redis_lost(pool: Pool) -> None:
+    """After SCRIPT FLUSH (a restart, a failover) the round trip's scripts did not run: each
+    move is made alone, which loads its script, and once only."""
+    await t1_reserved_for_a1(pool)
+    task, agent = await pool.get_task("t1"), await pool.get_agent("a1")
+    await pool.redis.script_flush()
+    on_call, active = await pool.move_together(
+        [AgentMove("a1", AgentEvent.ANSWER, known=agent),
+         TaskMove("t1", TaskEvent.CONNECT, known=task)], T0 + 1)
+    assert isinstance(on_call, Agent) and on_call.state is AgentState.ON_CALL
+    assert isinstance(active, Task) and active.state is TaskState.ACTIVE
+    assert [e.event for e in await pool.audit.history("t1")].count("connect") == 1
+    assert [e.event for e in await pool.audit.history("a1", "agent")].count("answer") == 1
 
 
 # -- scheduled tasks ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from acdkit.ari import end_key, followup_key, survey
 from acdkit.ari import events as ev
@@ -31,6 +32,7 @@ from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.ports import Clock
 from acdkit.services.reach import check_agent_reach
+from acdkit.store.base import AgentMove, TaskMove
 from acdkit.store.pins import verify_pin
 from acdkit.store.pool import Pool
 
@@ -280,11 +282,14 @@ class AgentConnector:
             await self.ctx.bridges.ensure(call.bridge_id, "mixing,dtmf_events")
             await control.add_to_bridge(call.bridge_id, [customer, leg.channel_id])
             self.ctx.spawner.spawn(self.watch_leg(call, leg), f"leg {leg.channel_id}")
-        now = self.ctx.clock.now()
-        # As claimed and as last read: each move is then one round trip (store/pool.py)
-        call.agent = await self.ctx.pool.move_agent(agent.id, AgentEvent.ANSWER, now,
-                                                    known=agent)
-        await self.ctx.pool.move_task(task.id, TaskEvent.CONNECT, now, known=task)
+        # As claimed and as last read: both moves in one round trip (store/pool.py)
+        answered, connected = await self.ctx.pool.move_together(
+            [AgentMove(agent.id, AgentEvent.ANSWER, known=agent),
+             TaskMove(task.id, TaskEvent.CONNECT, known=task)], self.ctx.clock.now())
+        for refused in (answered, connected):
+            if isinstance(refused, AcdError):
+                raise refused
+        call.agent = cast(Agent, answered)
         await survey.record_served(self.ctx.survey, agent, task)
         log.info("task %s: agent %s connected to %s", task.id, agent.id, customer)
         self.ctx.spawner.spawn(followup_key.watch(self.ctx.follow_up, agent, task, call, leg),

@@ -13,6 +13,7 @@ from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.errors import AcdError, InvalidTransition, NotFound
 from acdkit.core.tasks import Task, TaskEvent
 from acdkit.ports import Clock
+from acdkit.store.base import AgentMove, TaskMove
 from acdkit.store.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,17 @@ class Endings:
     async def end(self, task_id: str, agent_id: str, event: TaskEvent, outcome: str, *,
                   task: Task | None = None, agent: Agent | None = None) -> None:
         """End ``task_id`` by ``event`` and send its agent to wrap-up; ``task`` and ``agent``:
-        copies the caller holds, each saving a read (store/pool.py ``move_task``)."""
-        await self.move_task(task_id, event, outcome, known=task)
-        ended = await self.move_agent(agent_id, AgentEvent.END, known=agent)
-        self.after_wrap_up(agent_id, ended)
+        copies the caller holds, with which both moves take one round trip (store/pool.py
+        ``move_together``). A move the state no longer takes is logged; the other is made."""
+        moved, ended = await self.pool.move_together(
+            [TaskMove(task_id, event, known=task, outcome=outcome),
+             AgentMove(agent_id, AgentEvent.END, known=agent, max_misses=self.max_misses)],
+            self.clock.now())
+        if isinstance(moved, AcdError):
+            log.info("task %s: %s not applied: %s", task_id, event, moved)
+        if isinstance(ended, AcdError):
+            log.info("agent %s: %s not applied: %s", agent_id, AgentEvent.END, ended)
+        self.after_wrap_up(agent_id, ended if isinstance(ended, Agent) else None)
 
     async def move_task(self, task_id: str, event: TaskEvent, outcome: str, *,
                         known: Task | None = None) -> None:

@@ -10,7 +10,7 @@ from typing import cast
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, validate_reach
 from acdkit.core.agents import transition as agent_transition
 from acdkit.core.errors import ClaimLost, InvalidInput, InvalidTransition, NoSuchAgent
-from acdkit.store.base import ATTEMPTS, PoolBase, copies, flat
+from acdkit.store.base import ATTEMPTS, AgentMove, PoolBase, copies, flat
 from acdkit.store.codec import AGENT_PROFILE, agent_from_hash, agent_to_hash, changed
 from acdkit.store.connection import guarded
 
@@ -28,12 +28,9 @@ class AgentRepository(PoolBase):
 
     async def _write_agent(self, agent_id: str, expected: str, holds: str, event: str,
                            now: float, pairs: dict[str, str]) -> str:
-        status = cast(str, await self.scripts.agent_state(
+        return self._agent_written(agent_id, cast(str, await self.scripts.agent_state(
             keys=[self.keys.agent(agent_id)],
-            args=self._argv(now, agent_id, expected, holds, event, *flat(pairs))))
-        if status == "missing":
-            raise NoSuchAgent(f"no agent {agent_id!r}")
-        return status
+            args=self._argv(now, agent_id, expected, holds, event, *flat(pairs)))))
 
     @guarded
     async def save_agent(self, agent: Agent, now: float | None = None) -> Agent:
@@ -115,19 +112,37 @@ class AgentRepository(PoolBase):
         """
         if event is AgentEvent.RESERVE:
             raise InvalidInput("agent event 'reserve' goes through claim()")
+        move = AgentMove(agent_id, event, expect_task=expect_task, max_misses=max_misses,
+                         reason=reason)
         async for raw, agent, guessed in copies(agent_id, known, self._agent_raw,
                                                 agent_to_hash, agent_from_hash):
             try:
-                if expect_task is not None and agent.task_id != expect_task:
-                    raise ClaimLost(f"agent {agent_id!r} does not hold task {expect_task!r}")
-                new = agent_transition(agent, event, now, reach=reach, mode=mode,
-                                       max_misses=max_misses, reason=reason)
+                new, keys, args = self._agent_write(move, raw, agent, now, reach=reach,
+                                                    mode=mode)
             except (ClaimLost, InvalidTransition):
                 if guessed:
                     continue  # the caller's copy was out of date: read the agent
                 raise
-            status = await self._write_agent(agent_id, agent.state, agent.task_id or "", event,
-                                             now, changed(raw, agent_to_hash(new)))
-            if status == "ok":
+            status = await self.scripts.agent_state(keys=keys, args=args)
+            if self._agent_written(agent_id, status) == "ok":
                 return new
         raise ClaimLost(f"agent {agent_id!r} kept changing while taking {event!r}")
+
+    def _agent_write(self, move: AgentMove, raw: dict[str, str], agent: Agent, now: float, *,
+                     reach: str | None = None, mode: AgentMode | None = None,
+                     ) -> tuple[Agent, list[str], list[str]]:
+        """The agent after ``move`` from ``agent`` (stored as ``raw``) and its script's keys
+        and args; raises the core's refusal (``InvalidTransition``, ``ClaimLost``)."""
+        if move.expect_task is not None and agent.task_id != move.expect_task:
+            raise ClaimLost(f"agent {agent.id!r} does not hold task {move.expect_task!r}")
+        new = agent_transition(agent, move.event, now, reach=reach, mode=mode,
+                               max_misses=move.max_misses, reason=move.reason)
+        return new, [self.keys.agent(agent.id)], self._argv(
+            now, agent.id, agent.state, agent.task_id or "", move.event,
+            *flat(changed(raw, agent_to_hash(new))))
+
+    @staticmethod
+    def _agent_written(agent_id: str, status: str) -> str:
+        if status == "missing":
+            raise NoSuchAgent(f"no agent {agent_id!r}")
+        return status

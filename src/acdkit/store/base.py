@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
+from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.routing import PriorityRules
+from acdkit.core.tasks import Task, TaskEvent
 from acdkit.ports import Clock, SystemClock
 from acdkit.store.audit import ENTITY_MAXLEN, GLOBAL_MAXLEN, Audit
 from acdkit.store.codec import encode_float
@@ -21,6 +24,31 @@ ATTEMPTS = 3  # re-reads after a lost compare-and-set before giving up with Clai
 
 class Conflict(Exception):
     """A compare-and-set lost: re-read and decide again."""
+
+
+@dataclass(frozen=True)
+class TaskMove:
+    """A task's move, as ``Pool.move_task`` takes it; ``known``: the caller's copy."""
+
+    task_id: str
+    event: TaskEvent
+    known: Task | None = None
+    due_at: float | None = None
+    outcome: str = ""
+    expect_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentMove:
+    """An agent's move, as ``AgentRepository.move_agent`` takes it; ``known``: the caller's
+    copy."""
+
+    agent_id: str
+    event: AgentEvent
+    known: Agent | None = None
+    expect_task: str | None = None
+    max_misses: int = 3
+    reason: str = ""
 
 
 class Record(Protocol):

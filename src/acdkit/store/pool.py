@@ -16,18 +16,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+from redis.exceptions import NoScriptError
+
+from acdkit.core.agents import Agent, AgentEvent
 from acdkit.core.errors import (
+    AcdError,
     ClaimLost,
     InvalidInput,
     InvalidTransition,
     NoSuchTask,
+    NotFound,
 )
 from acdkit.core.routing import PriorityRules, pool_score
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.core.tasks import transition as task_transition
-from acdkit.store.base import ATTEMPTS, Conflict, copies, flat
+from acdkit.store.base import ATTEMPTS, AgentMove, Conflict, TaskMove, copies, flat
 from acdkit.store.claims import ClaimRepository
 from acdkit.store.codec import (
+    agent_to_hash,
     changed,
     encode_float,
     task_from_hash,
@@ -131,13 +137,9 @@ class Pool(ClaimRepository):
 
     async def _write_task(self, task_id: str, expected: str, expect_agent: str, event: str,
                           now: float, pairs: dict[str, str]) -> None:
-        status = await self.scripts.task_state(
+        self._task_written(task_id, await self.scripts.task_state(
             keys=[self.keys.task(task_id)],
-            args=self._argv(now, task_id, expected, expect_agent, event, *flat(pairs)))
-        if status == "missing":
-            raise NoSuchTask(f"no task {task_id!r}")
-        if status != "ok":
-            raise Conflict(status)
+            args=self._argv(now, task_id, expected, expect_agent, event, *flat(pairs))))
 
     @guarded
     async def update_task(self, task_id: str, now: float, **fields: Any) -> Task:
@@ -187,27 +189,109 @@ class Pool(ClaimRepository):
         """
         if event in (TaskEvent.RESERVE, TaskEvent.RELEASE):
             raise InvalidInput(f"task event {event!r} goes through claim() or release()")
+        move = TaskMove(task_id, event, due_at=due_at, outcome=outcome,
+                        expect_agent=expect_agent)
         async for raw, task, guessed in copies(task_id, known, self._task_raw, task_to_hash,
                                                task_from_hash):
             try:
-                if expect_agent is not None and task.agent_id != expect_agent:
-                    raise ClaimLost(f"task {task_id!r} is not held by agent {expect_agent!r}")
-                new = task_transition(task, event, now, due_at=due_at, outcome=outcome)
+                new, keys, args = self._task_write(move, raw, task, now)
             except (ClaimLost, InvalidTransition):
                 if guessed:
                     continue  # the caller's copy was out of date: read the task
                 raise
-            after = task_to_hash(new)
-            if event is TaskEvent.DUE:
-                after["score"] = encode_float(pool_score(new, self.rules))
-            held_by = "*" if expect_agent is None else expect_agent
             try:
-                await self._write_task(task_id, task.state, held_by, event, now,
-                                       changed(raw, after))
+                self._task_written(task_id, await self.scripts.task_state(keys=keys, args=args))
                 return new
             except Conflict:
                 continue
         raise ClaimLost(f"task {task_id!r} kept changing while taking {event!r}")
+
+    def _task_write(self, move: TaskMove, raw: dict[str, str], task: Task,
+                    now: float) -> tuple[Task, list[str], list[str]]:
+        """The task after ``move`` from ``task`` (stored as ``raw``) and its script's keys and
+        args; raises the core's refusal (``InvalidTransition``, ``ClaimLost``)."""
+        if move.expect_agent is not None and task.agent_id != move.expect_agent:
+            raise ClaimLost(f"task {task.id!r} is not held by agent {move.expect_agent!r}")
+        new = task_transition(task, move.event, now, due_at=move.due_at, outcome=move.outcome)
+        after = task_to_hash(new)
+        if move.event is TaskEvent.DUE:
+            after["score"] = encode_float(pool_score(new, self.rules))
+        held_by = "*" if move.expect_agent is None else move.expect_agent
+        return new, [self.keys.task(task.id)], self._argv(
+            now, task.id, task.state, held_by, move.event, *flat(changed(raw, after)))
+
+    @staticmethod
+    def _task_written(task_id: str, status: str) -> None:
+        if status == "missing":
+            raise NoSuchTask(f"no task {task_id!r}")
+        if status != "ok":
+            raise Conflict(status)
+
+    @guarded
+    async def move_together(self, moves: Sequence[TaskMove | AgentMove], now: float,
+                            ) -> list[Task | Agent | AcdError]:
+        """Make ``moves`` in order from the copies their callers hold (each ``known``), all in
+        one round trip: the moves a call makes at once (its agent answers and its task
+        connects; its task ends and its agent goes to wrap-up). Each script still decides by
+        its compare-and-set, so the moves are exactly those ``move_task`` and ``move_agent``
+        would make. A move whose copy is out of date (its compare-and-set lost, or the core
+        refuses the copy) is made again alone from a fresh read once the round trip is back,
+        and without any copy (or with one the core refuses) every move is made alone, in
+        order. Returns, for each move, the new task or agent, or the error it ended with
+        (``NotFound``, ``InvalidTransition``, ``ClaimLost``)."""
+        for move in moves:
+            if move.event in (TaskEvent.RESERVE, TaskEvent.RELEASE, AgentEvent.RESERVE):
+                raise InvalidInput(f"{move.event!r} goes through claim() or release()")
+        plans = [self._planned(move, now) for move in moves]
+        planned = [plan for plan in plans if plan is not None]
+        if len(planned) < len(moves):
+            return [await self._alone(move, now) for move in moves]
+        # EVALSHA itself: a pipeline of script objects asks SCRIPT EXISTS first, a second
+        # round trip. A script Redis lost (a restart, a failover) answers NOSCRIPT and did not
+        # run: that move is made alone, which loads it.
+        pipe = self.redis.pipeline(transaction=False)
+        for move, (_, keys, args) in zip(moves, planned, strict=True):
+            script = (self.scripts.task_state if isinstance(move, TaskMove)
+                      else self.scripts.agent_state)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        statuses = await pipe.execute(raise_on_error=False)
+        for status in statuses:
+            if isinstance(status, Exception) and not isinstance(status, NoScriptError):
+                raise status
+        done: list[Task | Agent | AcdError] = []
+        for move, plan, status in zip(moves, planned, statuses, strict=True):
+            done.append(plan[0] if status == "ok" else await self._alone(move, now))
+        return done
+
+    def _planned(self, move: TaskMove | AgentMove, now: float,
+                 ) -> tuple[Task | Agent, list[str], list[str]] | None:
+        """The write of ``move`` from its caller's copy; None when there is none, or the core
+        refuses it (then a fresh read decides)."""
+        try:
+            if isinstance(move, TaskMove):
+                task = move.known
+                if task is None or task.id != move.task_id:
+                    return None
+                return self._task_write(move, task_to_hash(task), task, now)
+            agent = move.known
+            if agent is None or agent.id != move.agent_id:
+                return None
+            return self._agent_write(move, agent_to_hash(agent), agent, now)
+        except (ClaimLost, InvalidTransition):
+            return None
+
+    async def _alone(self, move: TaskMove | AgentMove, now: float) -> Task | Agent | AcdError:
+        """``move`` made from a fresh read, as ``move_task`` or ``move_agent`` makes it."""
+        try:
+            if isinstance(move, TaskMove):
+                return await self.move_task(move.task_id, move.event, now, due_at=move.due_at,
+                                            outcome=move.outcome,
+                                            expect_agent=move.expect_agent)
+            return await self.move_agent(move.agent_id, move.event, now,
+                                         expect_task=move.expect_task,
+                                         max_misses=move.max_misses, reason=move.reason)
+        except (NotFound, InvalidTransition, ClaimLost) as err:
+            return err
 
     @guarded
     async def candidates(self, skills: Iterable[str], limit: int,

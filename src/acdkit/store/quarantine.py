@@ -53,8 +53,7 @@ class Quarantine:
     async def add(self, kind: str, record_id: str, reason: str, now: float) -> None:
         """Set ``kind:record_id`` aside for ``reason`` (idempotent)."""
         say.warning(f"quarantine {kind}", "%s %r quarantined: %s", kind, record_id, reason)
-        skills = [s for s in cast(set[str], await self.redis.smembers(self.keys.skills))
-                  if _KEYABLE.fullmatch(s)]
+        skills = await self._skills()
         pipe = self.redis.pipeline(transaction=False)
         if await self.redis.hlen(self.key) < MAX_ENTRIES:
             pipe.hset(self.key, f"{kind}:{record_id}",
@@ -68,11 +67,14 @@ class Quarantine:
 
     async def unindexed(self, task_id: str) -> None:
         """Take a task that cannot be read (or whose hash is gone) out of every index."""
-        skills = [s for s in cast(set[str], await self.redis.smembers(self.keys.skills))
-                  if _KEYABLE.fullmatch(s)]
         pipe = self.redis.pipeline(transaction=False)
-        self._unindex(pipe, task_id, skills)
+        self._unindex(pipe, task_id, await self._skills())
         await pipe.execute()
+
+    async def _skills(self) -> list[str]:
+        """The pool's skills whose names can be part of a key (a bad one is skipped)."""
+        return [s for s in cast(set[str], await self.redis.smembers(self.keys.skills))
+                if _KEYABLE.fullmatch(s)]
 
     def _unindex(self, pipe: Pipeline, task_id: str, skills: list[str]) -> None:
         pipe.zrem(self.keys.due, task_id)

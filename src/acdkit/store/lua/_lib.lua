@@ -218,7 +218,7 @@ end
 -- ``known`` (optional), what the caller read already, so it is not read again: ``pos`` the
 -- task's place in its skill queue, ``since`` the agent's state_since as stored, ``task`` the
 -- task's routing record (_routing.lua ``routing_task``: skill and report facts).
--- Returns the fields written to the agent's hash and to the task's ({name, value, ...}).
+-- Returns the fields written to the agent's hash ({name, value, ...}).
 local function reserve(agent_key, agent_id, task_key, task_id, skills, known)
   known = known or {}
   local task = known.task
@@ -228,14 +228,13 @@ local function reserve(agent_key, agent_id, task_key, task_id, skills, known)
   unindex_task(task_key, task_id, task and {skill = task.skill, preferred = task.preferred,
     kind = task.kind, queued = task.state == 'queued'})
   local agent_fields = {'state', 'reserved', 'task_id', task_id, 'state_since', NOW}
-  local task_fields = {'state', 'reserved', 'agent_id', agent_id}
   redis.call('HSET', agent_key, unpack(agent_fields))
-  redis.call('HSET', task_key, unpack(task_fields))
+  redis.call('HSET', task_key, 'state', 'reserved', 'agent_id', agent_id)
   audit('task', task_id, 'reserve', joined({'from', 'queued', 'to', 'reserved', 'agent', agent_id},
     task_facts(task_key, pos, false, task and task.facts)))
   audit('agent', agent_id, 'reserve', {'from', 'ready', 'to', 'reserved', 'task', task_id,
     'since', was})
-  return agent_fields, task_fields
+  return agent_fields
 end
 
 -- ``flat`` (a hash as HGETALL gives it) with ``fields`` ({name, value, ...}) set as HSET sets
