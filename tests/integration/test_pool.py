@@ -347,6 +347,24 @@ async def test_a_move_whose_copy_is_out_of_date_is_made_again_from_a_fresh_read(
     assert [e.event for e in await pool.audit.history("a1", "agent")].count("end") == 1
 
 
+async def test_without_every_copy_each_move_still_starts_from_its_own(pool: Pool) -> None:
+    """The agent hung up first: its call holds the agent as connected but not the task. The
+    task is read and written; the agent is written from its copy, with no read."""
+    await t1_reserved_for_a1(pool)
+    agent = await pool.get_agent("a1")
+    await pool.move_task("t1", TaskEvent.CONNECT, T0 + 1)
+    on_call = await pool.move_agent("a1", AgentEvent.ANSWER, T0 + 1, known=agent)
+    before = ROUND_TRIPS.count
+    done, ended = await pool.move_together(
+        [TaskMove("t1", TaskEvent.COMPLETE, outcome="agent hung up"),
+         AgentMove("a1", AgentEvent.END, known=on_call)], T0 + 5)
+    assert ROUND_TRIPS.count - before == 3  # the task's read and script, the agent's script
+    assert isinstance(done, Task) and done == await pool.get_task("t1")
+    assert done.state is TaskState.COMPLETED
+    assert isinstance(ended, Agent) and ended == await pool.get_agent("a1")
+    assert ended.state is AgentState.WRAP_UP
+
+
 async def test_a_move_the_store_refuses_is_returned_and_the_other_is_made(pool: Pool) -> None:
     """A task the caller already ended cannot end again: its refusal comes back as a value
     and its agent still goes to wrap-up; a copy of another record is not used; a claim is

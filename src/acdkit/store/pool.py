@@ -244,8 +244,8 @@ class Pool(ClaimRepository):
                 raise InvalidInput(f"{move.event!r} goes through claim() or release()")
         plans = [self._planned(move, now) for move in moves]
         planned = [plan for plan in plans if plan is not None]
-        if len(planned) < len(moves):
-            return [await self._alone(move, now) for move in moves]
+        if len(planned) < len(moves):  # each from its copy, if any, as move_task/move_agent
+            return [await self._alone(move, now, move.known) for move in moves]
         # EVALSHA itself: a pipeline of script objects asks SCRIPT EXISTS first, a second
         # round trip. A script Redis lost (a restart, a failover) answers NOSCRIPT and did not
         # run: that move is made alone, which loads it.
@@ -260,7 +260,7 @@ class Pool(ClaimRepository):
                 raise status
         done: list[Task | Agent | AcdError] = []
         for move, plan, status in zip(moves, planned, statuses, strict=True):
-            done.append(plan[0] if status == "ok" else await self._alone(move, now))
+            done.append(plan[0] if status == "ok" else await self._alone(move, now, None))
         return done
 
     def _planned(self, move: TaskMove | AgentMove, now: float,
@@ -280,16 +280,19 @@ class Pool(ClaimRepository):
         except (ClaimLost, InvalidTransition):
             return None
 
-    async def _alone(self, move: TaskMove | AgentMove, now: float) -> Task | Agent | AcdError:
-        """``move`` made from a fresh read, as ``move_task`` or ``move_agent`` makes it."""
+    async def _alone(self, move: TaskMove | AgentMove, now: float,
+                     known: Task | Agent | None) -> Task | Agent | AcdError:
+        """``move`` made as ``move_task`` or ``move_agent`` makes it, from ``known`` (then a
+        fresh read when that copy is refused) or from a fresh read."""
         try:
             if isinstance(move, TaskMove):
                 return await self.move_task(move.task_id, move.event, now, due_at=move.due_at,
-                                            outcome=move.outcome,
-                                            expect_agent=move.expect_agent)
+                                            outcome=move.outcome, expect_agent=move.expect_agent,
+                                            known=cast(Task | None, known))
             return await self.move_agent(move.agent_id, move.event, now,
                                          expect_task=move.expect_task,
-                                         max_misses=move.max_misses, reason=move.reason)
+                                         max_misses=move.max_misses, reason=move.reason,
+                                         known=cast(Agent | None, known))
         except (NotFound, InvalidTransition, ClaimLost) as err:
             return err
 
