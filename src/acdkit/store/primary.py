@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -29,6 +29,7 @@ from redis.sentinel import Sentinel
 from redis.sentinel import SentinelConnectionPool as SyncSentinelConnectionPool
 
 from acdkit.core.errors import ConfigError
+from acdkit.store.multiplex import Multiplexed, MultiplexedRedis
 
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection (to a sentinel or to the primary)
 SENTINEL_TIMEOUT = 1.0  # seconds a sentinel gets to answer; then the next one is asked
@@ -158,7 +159,7 @@ class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     box (a burst of callers needs more connections at once than the pool's cap)."""
 
 
-class _PrimaryClient(aioredis.Redis):
+class _PrimaryClient(MultiplexedRedis):
     """A client of the primary that also closes its connections to the sentinels."""
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
@@ -184,14 +185,16 @@ def async_client(target: str | Primary, *, timeout: float, max_connections: int 
     if not primary.sentinels:
         pool = BlockingConnectionPool.from_url(primary.url, **options)
         pool.connection_class = counting(pool.connection_class, round_trips)
-        made: aioredis.Redis = aioredis.Redis.from_pool(pool)
+        made = cast(MultiplexedRedis, MultiplexedRedis.from_pool(pool))
+        made.multiplexed = Multiplexed(pool, timeout=timeout, trips=round_trips)
         return made
     sentinel = AsyncSentinel(primary.sentinels, sentinel_kwargs=_sentinel_options(primary))
-    master: aioredis.Redis = sentinel.master_for(
+    master: _PrimaryClient = sentinel.master_for(
         primary.master_name, redis_class=_PrimaryClient,
         connection_pool_class=_BlockingSentinelPool, **options, **_data_options(primary))
     master.connection_pool.connection_class = counting(master.connection_pool.connection_class,
                                                        round_trips)
+    master.multiplexed = Multiplexed(master.connection_pool, timeout=timeout, trips=round_trips)
     return master
 
 
