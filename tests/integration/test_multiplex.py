@@ -157,3 +157,18 @@ async def test_each_command_and_each_pipeline_counts_one_round_trip(redis_url: s
         assert trips.count - before == 11
     finally:
         await made.aclose()
+
+
+def test_a_closed_client_connects_again_on_the_next_loop(redis_url: str) -> None:
+    made = client(redis_url, timeout=2.0, round_trips=RoundTrips())
+
+    async def write_then_read(value: str) -> str | None:
+        try:
+            await made.set("k", value)
+            got: str | None = await made.get("k")
+            return got
+        finally:
+            await made.aclose()
+
+    assert asyncio.run(write_then_read("first")) == "first"
+    assert asyncio.run(write_then_read("second")) == "second"  # a new loop: a new connection

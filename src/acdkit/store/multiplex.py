@@ -4,8 +4,8 @@ redis-py's asyncio client lends each command a connection from its pool and wait
 alone: a round trip cost serve about 80-120 µs of its own CPU on the lab, most of it in that
 path (pool, timeouts, retry, observability), not in the socket (docs/benchmarks.md, "One
 connection for every call"). Here the commands of many callers go out on one connection in
-order, those issued in the same turn of the event loop in one socket write, and the replies,
-which Redis sends in the same order, are matched to their callers as they are read.
+order, each as it is issued (a pipeline's in one write), and the replies, which Redis sends
+in the same order, are matched to their callers as they are read.
 
 ``MultiplexedRedis`` is redis-py's client with that path underneath: every command and every
 pipeline or transaction goes through the shared connection, except those that hold their
@@ -26,6 +26,7 @@ the reply is read and dropped, and the connection stays in step for the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -94,22 +95,18 @@ class _Replies(asyncio.Protocol):
     def __init__(self, transport: asyncio.Transport, reader: hiredis.Reader,
                  on_lost: Any) -> None:
         self.transport, self.reader, self.on_lost = transport, reader, on_lost
+        self.loop = asyncio.get_running_loop()
         self.waiting: deque[_Waiting] = deque()
-        self.out: list[bytes] = []
         self.closed: BaseException | None = None
         self.writer: asyncio.StreamWriter | None = None
         self._push = getattr(hiredis, "PushNotification", ())
 
     def send(self, chunks: Iterable[bytes], waiting: _Waiting) -> None:
-        if not self.out:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self.out.extend(chunks)
+        # Written at once, not gathered for the end of the loop's turn: replies that arrive
+        # together wake their callers in one turn, and a caller's next command must not wait
+        # for the others' work (two claims in flight would run in step, never overlapping).
+        self.transport.writelines(chunks)
         self.waiting.append(waiting)
-
-    def _flush(self) -> None:
-        if self.out and self.closed is None:
-            self.transport.write(b"".join(self.out))
-        self.out.clear()
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -173,14 +170,13 @@ class Multiplexed:
         self._replies: _Replies | None = None
         self._connection: AbstractConnection | None = None  # the handshake's, kept with it
         self._lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.usable = HIREDIS_AVAILABLE
 
     async def command(self, args: Sequence[Any]) -> Any:
         """The reply to one command; a reply that is an error is raised."""
-        replies = self._replies if self._replies is not None else await self._connect()
-        connection = self._connection
-        assert connection is not None
+        replies, connection = await self._ready()
         reply = await self._send(replies, connection.pack_command(*args), None)
         if isinstance(reply, ResponseError):
             raise reply
@@ -188,9 +184,7 @@ class Multiplexed:
 
     async def commands(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """The replies to ``commands`` sent at once, errors as values."""
-        replies = self._replies if self._replies is not None else await self._connect()
-        connection = self._connection
-        assert connection is not None
+        replies, connection = await self._ready()
         got: list[Any] = await self._send(replies, connection.pack_commands(commands),
                                           len(commands))
         return got
@@ -217,10 +211,22 @@ class Multiplexed:
         else:
             self._timer = loop.call_at(oldest, self._check)
 
-    async def _connect(self) -> _Replies:
+    async def _ready(self) -> tuple[_Replies, AbstractConnection]:
+        """The connection, made if there is none on the running loop."""
+        replies, connection = self._replies, self._connection
+        if replies is None or connection is None or replies.loop is not asyncio.get_running_loop():
+            return await self._connect()
+        return replies, connection
+
+    async def _connect(self) -> tuple[_Replies, AbstractConnection]:
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:  # a lock serves one loop (a client may outlive one)
+            self._lock, self._lock_loop = asyncio.Lock(), loop
         async with self._lock:
-            if self._replies is not None:
-                return self._replies
+            if self._replies is not None and self._connection is not None:
+                if self._replies.loop is loop:
+                    return self._replies, self._connection
+                self.close()  # made on a loop that has ended
             made = self.pool.make_connection()  # type: ignore[no-untyped-call]
             connection = cast(AbstractConnection, made)
             await connection.connect()  # type: ignore[no-untyped-call]
@@ -244,18 +250,22 @@ class Multiplexed:
             replies.writer = writer
             connection._writer = connection._reader = None
             self._connection, self._replies = connection, replies
-            return replies
+            return replies, connection
 
     def _lost(self, replies: _Replies) -> None:
         if self._replies is replies:
             self._replies = self._connection = None
 
     def close(self) -> None:
-        if self._replies is not None:
-            self._replies.fail(ConnectionError("Redis client closed"))
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        replies, timer = self._replies, self._timer
+        self._replies = self._connection = None
+        self._timer = None
+        # A connection made on a loop that has ended was closed with it.
+        with contextlib.suppress(RuntimeError):
+            if timer is not None:
+                timer.cancel()
+            if replies is not None:
+                replies.fail(ConnectionError("Redis client closed"))
 
 
 class MultiplexedRedis(AsyncRedis):

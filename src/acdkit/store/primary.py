@@ -115,10 +115,11 @@ def as_primary(target: str | Primary) -> Primary:
 # -- asyncio clients (serve, agi, web, the worker's maintenance) ------------------------------
 
 class RoundTrips:
-    """Round trips to Redis: one per write to a connection's socket, so one per command and
-    one per pipeline or transaction (its commands go out packed in one write and their
-    replies are read back together). A connection's handshake and health-check PINGs count
-    too: they are round trips as well."""
+    """Round trips to Redis: one per command and one per pipeline or transaction (its
+    commands go out packed together and their replies are read back together), as its caller
+    waits for them, whether on the shared connection (store/multiplex.py, where one socket
+    write may carry several callers' round trips) or on a pooled one. A connection's
+    handshake and health-check PINGs count too: they are round trips as well."""
 
     __slots__ = ("count",)
 
