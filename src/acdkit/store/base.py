@@ -68,11 +68,17 @@ async def copies(record_id: str, known: R | None,
     first ``known``, the copy the caller holds (no read), then up to ``ATTEMPTS`` fresh reads.
     A move whose compare-and-set or core rules refuse the caller's copy goes on to the next;
     one that a fresh read refuses is refused."""
-    if known is not None and known.id == record_id:
-        yield encode(known), known, True
+    if (mine := own_copy(known, record_id)) is not None:
+        yield encode(mine), mine, True
     for _ in range(ATTEMPTS):
         raw = await read(record_id)
         yield raw, decode(raw), False
+
+
+def own_copy(known: R | None, record_id: str) -> R | None:
+    """``known`` if it is a copy of record ``record_id``: a copy of another record is never
+    used."""
+    return known if known is not None and known.id == record_id else None
 
 
 def flat(pairs: dict[str, str]) -> list[str]:

@@ -90,7 +90,7 @@ class _Waiting:
 
 
 class _Replies(asyncio.Protocol):
-    """The protocol on the shared socket: writes gathered per loop turn, replies in order."""
+    """The protocol on the shared socket: commands written as they come, replies in order."""
 
     def __init__(self, transport: asyncio.Transport, reader: hiredis.Reader,
                  on_lost: Any) -> None:

@@ -30,7 +30,7 @@ from acdkit.core.errors import (
 from acdkit.core.routing import PriorityRules, pool_score
 from acdkit.core.tasks import Task, TaskEvent, TaskState
 from acdkit.core.tasks import transition as task_transition
-from acdkit.store.base import ATTEMPTS, AgentMove, Conflict, TaskMove, copies, flat
+from acdkit.store.base import ATTEMPTS, AgentMove, Conflict, TaskMove, copies, flat, own_copy
 from acdkit.store.claims import ClaimRepository
 from acdkit.store.codec import (
     agent_to_hash,
@@ -269,14 +269,12 @@ class Pool(ClaimRepository):
         refuses it (then a fresh read decides)."""
         try:
             if isinstance(move, TaskMove):
-                task = move.known
-                if task is None or task.id != move.task_id:
-                    return None
-                return self._task_write(move, task_to_hash(task), task, now)
-            agent = move.known
-            if agent is None or agent.id != move.agent_id:
-                return None
-            return self._agent_write(move, agent_to_hash(agent), agent, now)
+                task = own_copy(move.known, move.task_id)
+                return None if task is None else self._task_write(move, task_to_hash(task),
+                                                                  task, now)
+            agent = own_copy(move.known, move.agent_id)
+            return None if agent is None else self._agent_write(move, agent_to_hash(agent),
+                                                                agent, now)
         except (ClaimLost, InvalidTransition):
             return None
 
