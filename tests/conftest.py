@@ -52,15 +52,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis(port: int) -> subprocess.Popen[bytes]:
-    """Start a throw-away redis-server on ``port`` (loopback, no persistence) and wait for it."""
+def start_redis(port: int, *options: str) -> subprocess.Popen[bytes]:
+    """Start a throw-away redis-server on ``port`` (loopback, no persistence, and ``options``
+    on its command line) and wait for it."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed (or not on PATH): run `make deps`, "
                     "which installs Debian's redis-server", pytrace=False)
     proc = subprocess.Popen(
         [binary, "--save", "", "--appendonly", "no", "--port", str(port),
-         "--bind", "127.0.0.1", "--daemonize", "no", "--loglevel", "warning"],
+         "--bind", "127.0.0.1", "--daemonize", "no", "--loglevel", "warning", *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
     deadline = time.monotonic() + START_TIMEOUT

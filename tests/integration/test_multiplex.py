@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +14,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from tests.conftest import end_process, free_port, start_redis
 
 from acdkit.core.errors import RedisUnavailable
 from acdkit.store.connection import RoundTrips, client, translated
@@ -172,3 +174,20 @@ def test_a_closed_client_connects_again_on_the_next_loop(redis_url: str) -> None
 
     assert asyncio.run(write_then_read("first")) == "first"
     assert asyncio.run(write_then_read("second")) == "second"  # a new loop: a new connection
+
+
+async def test_a_server_without_hello_is_served_through_the_pool() -> None:
+    port = free_port()
+    proc = start_redis(port, "--rename-command", "HELLO", "")  # as Redis before 6 answers
+    made = client(f"redis://127.0.0.1:{port}/0", timeout=2.0, round_trips=RoundTrips())
+    try:
+        assert isinstance(made, MultiplexedRedis) and made.multiplexed is not None
+        await made.hset("h", mapping={"a": "1"})  # falls back to the pool, nothing lost
+        assert not made.multiplexed.usable
+        assert await made.hgetall("h") == {"a": "1"}
+        assert await made.pipeline(transaction=True).incr("n").get("n").execute() == [1, "1"]
+    finally:
+        await made.aclose()
+        end_process(proc, signal.SIGTERM, 5)
+        if proc.stdout:
+            proc.stdout.close()

@@ -230,13 +230,15 @@ class Multiplexed:
             made = self.pool.make_connection()  # type: ignore[no-untyped-call]
             connection = cast(AbstractConnection, made)
             await connection.connect()  # type: ignore[no-untyped-call]
+            if getattr(connection, "_resp2_fallback", False):
+                # A server without HELLO (before Redis 6) replies in RESP2's shapes, which the
+                # client's callbacks read only on redis-py's own path: the pool's, from now on.
+                await connection.disconnect()
+                self.usable = False
+                raise Unshared
             writer = connection._writer
             assert writer is not None
             transport = cast(asyncio.Transport, writer.transport)
-            if getattr(connection, "_resp2_fallback", False):
-                transport.close()  # a server without HELLO (before Redis 6): the pool's path
-                self.usable = False
-                raise Unshared
             encoder = connection.encoder
             options: dict[str, Any] = {"protocolError": InvalidResponse, "notEnoughData": _MORE,
                                        "replyError": connection._parser.parse_error}
