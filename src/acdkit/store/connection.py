@@ -40,14 +40,18 @@ def client(target: str | Primary, *, timeout: float = COMMAND_TIMEOUT,
     ``Primary`` found through sentinels: store/primary.py) returning ``str``, counting its
     round trips in ``round_trips`` (the process's, shown on ``/metrics``, by default).
 
+    Its commands share one connection (store/multiplex.py); those that hold or change a
+    connection (blocking reads, ``WAIT``, watched transactions) take one from its pool.
+
     Commands are never retried by the client: a claim script whose reply timed out may have
     run, and running it again would report a lost claim for a reservation that was made. The
-    callers retry whole operations instead (the dispatcher's loop, RQ's retries), and the
-    health check replaces a connection that died while idle before it is used.
+    callers retry whole operations instead (the dispatcher's loop, RQ's retries); a broken
+    shared connection is made again by the next command, and the pool's health check
+    replaces a pooled connection that died while idle before it is used.
     """
-    # A blocking pool: a burst of callers (40 set-ups a second on the lab) needs more
-    # connections at once than the default pool's 100, which then raises "Too many
-    # connections" (redis-py 8.1) and drops calls; this one waits for a free connection.
+    # A blocking pool: a burst of commands that need a connection of their own (dial-backs
+    # waiting on a BLPOP for their outcome, durability fences) waits for a free connection
+    # instead of raising "Too many connections" (redis-py 8.1).
     return async_client(target, timeout=timeout, max_connections=MAX_CONNECTIONS,
                         round_trips=round_trips)
 
