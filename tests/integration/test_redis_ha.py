@@ -199,6 +199,31 @@ async def test_a_replaced_primary_confirms_nothing_and_the_pool_follows_the_new_
     assert pool.redis.connection_pool.master_address[1] == new  # type: ignore[attr-defined]
 
 
+async def test_a_write_to_a_replaced_primary_is_fenced_where_it_ran(
+        group: SentinelGroup, pool: Pool) -> None:
+    """The writes go on the shared connection (store/multiplex.py), which stays on the old
+    primary until it breaks. A pool that has already found the new primary must not vouch
+    for them: the fence runs on the shared connection, where they ran, and is refused."""
+    await pool.durability.confirm()  # the shared connection is made, to the first primary
+    old = group.primary()
+    group._ask(group.sentinels[0], "SENTINEL", "FAILOVER", "acdkit")
+    new = await asyncio.to_thread(group.wait_new_primary, old)
+    await pool.redis.connection_pool.get_master_address()  # type: ignore[attr-defined]
+    assert pool.redis.connection_pool.master_address[1] == new  # type: ignore[attr-defined]
+    with group.client(old) as zombie:
+        still_primary = zombie.info("replication")["role"] == "master"
+    with pytest.raises((NotDurable, RedisUnavailable)):
+        await pool.redis.set("booked", "1")  # to the old primary, on the shared connection
+        await pool.durability.confirm()
+    assert still_primary, "the old primary was demoted before the test could write to it"
+    await asyncio.to_thread(wait_until, lambda: group.online_replicas(new) >= 1, 30.0,
+                            "a replica of the new primary")
+    _, tries = await retried(pool.durability.confirm)
+    assert tries <= TRIES
+    shared = pool.redis.multiplexed  # type: ignore[attr-defined]
+    assert shared.address()[1] == new  # the shared connection followed
+
+
 async def test_without_replicas_nothing_is_confirmed_and_nothing_is_kept(
         group: SentinelGroup) -> None:
     pool = await open_pool(settings_for(group, min_replicas_ack=1, ack_timeout_ms=300))

@@ -41,7 +41,7 @@ def client(target: str | Primary, *, timeout: float = COMMAND_TIMEOUT,
     round trips in ``round_trips`` (the process's, shown on ``/metrics``, by default).
 
     Its commands share one connection (store/multiplex.py); those that hold or change a
-    connection (blocking reads, ``WAIT``, watched transactions) take one from its pool.
+    connection (blocking reads, watched transactions) take one from its pool.
 
     Commands are never retried by the client: a claim script whose reply timed out may have
     run, and running it again would report a lost claim for a reservation that was made. The
@@ -50,8 +50,8 @@ def client(target: str | Primary, *, timeout: float = COMMAND_TIMEOUT,
     replaces a pooled connection that died while idle before it is used.
     """
     # A blocking pool: a burst of commands that need a connection of their own (dial-backs
-    # waiting on a BLPOP for their outcome, durability fences) waits for a free connection
-    # instead of raising "Too many connections" (redis-py 8.1).
+    # waiting on a BLPOP for their outcome) waits for a free connection instead of raising
+    # "Too many connections" (redis-py 8.1).
     return async_client(target, timeout=timeout, max_connections=MAX_CONNECTIONS,
                         round_trips=round_trips)
 

@@ -34,6 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from acdkit.core.errors import NotDurable
 from acdkit.store.connection import NO_REPLICAS, translated
+from acdkit.store.multiplex import Multiplexed
 
 FENCE_TTL_MS = 60_000  # the fence key is only written to be replicated: let it go soon
 
@@ -95,7 +96,10 @@ class Durability:
         pool = self.redis.connection_pool
         if not isinstance(pool, SentinelConnectionPool) or pool.master_address is None:
             return False
-        written_to = _address(pool.master_address)
+        # The fence ran on the shared connection (store/multiplex.py), where the writes ran:
+        # that is the primary written to, whatever the pool found since.
+        shared = _shared(self.redis)
+        written_to = _address((shared and shared.address()) or pool.master_address)
         answers = await asyncio.gather(
             *(_master_state(s, pool.service_name, self.acks.timeout_ms / 1000)
               for s in pool.sentinel_manager.sentinels))
@@ -110,10 +114,21 @@ class Durability:
         pool = self.redis.connection_pool
         if isinstance(pool, SentinelConnectionPool):
             before = pool.master_address
+            shared = _shared(self.redis)
             with translated():
                 await pool.get_master_address()  # type: ignore[no-untyped-call]
                 if pool.master_address != before:
                     await pool.disconnect(inuse_connections=True)
+            where = shared.address() if shared else None
+            moved = pool.master_address is not None and where != _address(pool.master_address)
+            if shared and where is not None and moved:
+                shared.close()  # the next command connects to the primary the sentinels name
+
+
+def _shared(redis: aioredis.Redis) -> Multiplexed | None:
+    """The client's shared connection, if its commands use one."""
+    shared = getattr(redis, "multiplexed", None)
+    return shared if isinstance(shared, Multiplexed) and shared.usable else None
 
 
 async def _master_state(sentinel: aioredis.Redis, name: str,

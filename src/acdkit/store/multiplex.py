@@ -9,7 +9,7 @@ in the same order, are matched to their callers as they are read.
 
 ``MultiplexedRedis`` is redis-py's client with that path underneath: every command and every
 pipeline or transaction goes through the shared connection, except those that hold their
-connection or change its state (blocking reads, ``WAIT``, ``WATCH``, subscriptions, ``SELECT``,
+connection or change its state (blocking reads, ``WATCH``, subscriptions, ``SELECT``,
 ``CLIENT``...), which still take a connection of their own from the pool. Nothing changes for
 the callers: the same commands, the same replies (the client's own response callbacks), the
 same errors. The connection is made by the pool's own connection class (the handshake, TLS,
@@ -47,14 +47,17 @@ from redis.exceptions import (
 )
 from redis.utils import HIREDIS_AVAILABLE
 
-# Commands that hold their connection (blocking reads, WAIT, MULTI/EXEC around reads) or
-# change its state (SELECT, CLIENT, subscriptions): these keep a pooled connection of their own.
+# Commands that hold their connection (blocking reads, MULTI/EXEC around reads) or change its
+# state (SELECT, CLIENT, subscriptions): these keep a pooled connection of their own. WAIT is
+# not one of them: it vouches for the writes made before it on its own connection, so the
+# durability fence (store/durability.py) must run where those writes ran, here; it holds the
+# connection only until the replicas answer (at most redis.ack_timeout_ms).
 PRIVATE = frozenset({
     "AUTH", "BLMOVE", "BLMPOP", "BLPOP", "BRPOP", "BRPOPLPUSH", "BZMPOP", "BZPOPMAX",
     "BZPOPMIN", "CLIENT", "DEBUG", "DISCARD", "EXEC", "FAILOVER", "HELLO", "MONITOR", "MULTI",
     "PSUBSCRIBE", "PSYNC", "PUNSUBSCRIBE", "QUIT", "READONLY", "READWRITE", "REPLCONF",
     "RESET", "SELECT", "SHUTDOWN", "SSUBSCRIBE", "SUBSCRIBE", "SUNSUBSCRIBE", "SYNC",
-    "UNSUBSCRIBE", "UNWATCH", "WAIT", "WAITAOF", "WATCH"})
+    "UNSUBSCRIBE", "UNWATCH", "WATCH"})
 BLOCKING_WITH_OPTION = frozenset({"XREAD", "XREADGROUP"})  # blocking only with BLOCK
 _OPTIONS_OF_THE_POOL_PATH = (NEVER_DECODE, EMPTY_RESPONSE)  # read in another way by redis-py
 _MORE = object()  # hiredis: the reply is not all read yet
@@ -257,6 +260,12 @@ class Multiplexed:
     def _lost(self, replies: _Replies) -> None:
         if self._replies is replies:
             self._replies = self._connection = None
+
+    def address(self) -> tuple[str, int] | None:
+        """Where the shared connection goes (host, port); None while there is none."""
+        connection = self._connection if self._replies is not None else None
+        host, port = getattr(connection, "host", None), getattr(connection, "port", None)
+        return None if host is None or port is None else (str(host), int(port))
 
     def close(self) -> None:
         replies, timer = self._replies, self._timer
