@@ -184,19 +184,32 @@ async def test_a_replaced_primary_confirms_nothing_and_the_pool_follows_the_new_
     nothing: that replica drops them when it follows the new primary. ``confirm`` asks the
     sentinels and refuses; the next operation goes to the new primary."""
     await pool.durability.confirm()  # the pool is connected to the first primary
-    old = group.primary()
-    group._ask(group.sentinels[0], "SENTINEL", "FAILOVER", "acdkit")
-    new = await asyncio.to_thread(group.wait_new_primary, old)
-    with group.client(old) as zombie:
-        still_primary = zombie.info("replication")["role"] == "master"
+    old, new = await forced_failover(group)
     with pytest.raises(NotDurable):
         await pool.durability.confirm()
-    assert still_primary, "the old primary was demoted before the test could write to it"
+    assert still_primary(group, old), "the old primary was demoted before the test wrote to it"
+    await confirmed_on(group, new, pool)
+    assert pool.redis.connection_pool.master_address[1] == new  # type: ignore[attr-defined]
+
+
+async def forced_failover(group: SentinelGroup) -> tuple[int, int]:
+    """``SENTINEL FAILOVER`` done: the old primary's port and the new one's."""
+    old = group.primary()
+    group._ask(group.sentinels[0], "SENTINEL", "FAILOVER", "acdkit")
+    return old, await asyncio.to_thread(group.wait_new_primary, old)
+
+
+def still_primary(group: SentinelGroup, port: int) -> bool:
+    with group.client(port) as zombie:
+        return bool(zombie.info("replication")["role"] == "master")
+
+
+async def confirmed_on(group: SentinelGroup, new: int, pool: Pool) -> None:
+    """Once the new primary has a replica, ``confirm`` succeeds within ``TRIES``."""
     await asyncio.to_thread(wait_until, lambda: group.online_replicas(new) >= 1, 30.0,
                             "a replica of the new primary")
     _, tries = await retried(pool.durability.confirm)
     assert tries <= TRIES
-    assert pool.redis.connection_pool.master_address[1] == new  # type: ignore[attr-defined]
 
 
 async def test_a_write_to_a_replaced_primary_is_fenced_where_it_ran(
@@ -205,21 +218,15 @@ async def test_a_write_to_a_replaced_primary_is_fenced_where_it_ran(
     primary until it breaks. A pool that has already found the new primary must not vouch
     for them: the fence runs on the shared connection, where they ran, and is refused."""
     await pool.durability.confirm()  # the shared connection is made, to the first primary
-    old = group.primary()
-    group._ask(group.sentinels[0], "SENTINEL", "FAILOVER", "acdkit")
-    new = await asyncio.to_thread(group.wait_new_primary, old)
+    old, new = await forced_failover(group)
     await pool.redis.connection_pool.get_master_address()  # type: ignore[attr-defined]
     assert pool.redis.connection_pool.master_address[1] == new  # type: ignore[attr-defined]
-    with group.client(old) as zombie:
-        still_primary = zombie.info("replication")["role"] == "master"
+    demoted = not still_primary(group, old)
     with pytest.raises((NotDurable, RedisUnavailable)):
         await pool.redis.set("booked", "1")  # to the old primary, on the shared connection
         await pool.durability.confirm()
-    assert still_primary, "the old primary was demoted before the test could write to it"
-    await asyncio.to_thread(wait_until, lambda: group.online_replicas(new) >= 1, 30.0,
-                            "a replica of the new primary")
-    _, tries = await retried(pool.durability.confirm)
-    assert tries <= TRIES
+    assert not demoted, "the old primary was demoted before the test wrote to it"
+    await confirmed_on(group, new, pool)
     shared = pool.redis.multiplexed  # type: ignore[attr-defined]
     assert shared.address()[1] == new  # the shared connection followed
 
