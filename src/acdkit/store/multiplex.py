@@ -45,7 +45,6 @@ from redis.exceptions import (
     TimeoutError,
     WatchError,
 )
-from redis.utils import HIREDIS_AVAILABLE
 
 # Commands that hold their connection (blocking reads, MULTI/EXEC around reads) or change its
 # state (SELECT, CLIENT, subscriptions): these keep a pooled connection of their own. WAIT is
@@ -175,7 +174,7 @@ class Multiplexed:
         self._lock = asyncio.Lock()
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self.usable = HIREDIS_AVAILABLE
+        self.usable = True  # until a server without HELLO is met (then: the pool's path)
 
     async def command(self, args: Sequence[Any]) -> Any:
         """The reply to one command; a reply that is an error is raised."""
@@ -195,10 +194,11 @@ class Multiplexed:
     async def _send(self, replies: _Replies, chunks: Iterable[bytes], count: int | None) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        replies.send(chunks, _Waiting(future, count, loop.time() + self.timeout))
+        deadline = loop.time() + self.timeout
+        replies.send(chunks, _Waiting(future, count, deadline))
         self.trips.count += 1
         if self._timer is None:
-            self._timer = loop.call_at(loop.time() + self.timeout, self._check)
+            self._timer = loop.call_at(deadline, self._check)
         return await future
 
     def _check(self) -> None:
@@ -328,10 +328,7 @@ class MultiplexedPipeline(Pipeline):
                 replies = await shared.commands([args for args, _ in stack])
             except Unshared:
                 return await super().execute(raise_on_error)
-            if raise_on_error:
-                self.raise_first_error(stack, replies)
-            return [parsed(self.response_callbacks, reply, args, options)
-                    for reply, (args, options) in zip(replies, stack, strict=True)]
+            return self._results(stack, replies, raise_on_error)
         finally:
             await self.reset()  # type: ignore[no-untyped-call]
 
@@ -352,10 +349,14 @@ class MultiplexedPipeline(Pipeline):
             raise WatchError("Watched variable changed.")
         if len(done) != len(stack):
             raise ResponseError("Wrong number of response items from pipeline execution")
+        return self._results(stack, done, raise_on_error)
+
+    def _results(self, stack: list[Any], replies: list[Any], raise_on_error: bool) -> list[Any]:
+        """The replies as redis-py's pipeline returns them (its first error raised, if asked)."""
         if raise_on_error:
-            self.raise_first_error(stack, done)
+            self.raise_first_error(stack, replies)
         return [parsed(self.response_callbacks, reply, args, options)
-                for reply, (args, options) in zip(done, stack, strict=True)]
+                for reply, (args, options) in zip(replies, stack, strict=True)]
 
 
 def parsed(callbacks: Mapping[Any, Any], reply: Any, args: Sequence[Any],
