@@ -174,13 +174,13 @@ class StasisApp:
         if channel_id is None:
             return
         if isinstance(event, ev.StasisStart):
-            log.info("StasisStart %s args=%s from %s", channel_id, ",".join(event.args),
-                     event.channel.caller_number or "?")
+            log.debug("StasisStart %s args=%s from %s", channel_id, ",".join(event.args),
+                      event.channel.caller_number or "?")
             if self.sessions.get(channel_id) is None:
                 self._start_flow(event)
                 return
         if isinstance(event, ev.StasisEnd):
-            log.info("StasisEnd %s", channel_id)
+            log.debug("StasisEnd %s", channel_id)
         self.sessions.route(channel_id, event)
 
     def _start_flow(self, event: ev.StasisStart) -> None:

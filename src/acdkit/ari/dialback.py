@@ -159,6 +159,8 @@ async def _attempt(ctx: DialBacks, task_id: str, n: int,
         return DialOutcome.FAILED, False
     await ctx.callbacks.update_attempt(task_id, n, state="ringing_customer")
     customer_id = f"cb-{task_id}-{n}-c"
+    log.info("callback %s attempt %s: agent %s answered on %s; dialing the customer on %s",
+             task_id, n, agent.id, leg.channel_id, customer_id)
     customer = ctx.sessions.open(Session(customer_id, ctx.control, caller_number=task.number))
     outcome = await ring_customer(ctx.control, customer, task.number, ctx.center,
                                   ctx.agents.ring_timeout)

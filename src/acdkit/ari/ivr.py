@@ -22,7 +22,7 @@ async def choose_skill(session: Session, menu: ivr.Menu) -> str:
             session.digits.pop(0)
         outcome = ivr.answer(menu, key, attempt)
         if isinstance(outcome, ivr.Route):
-            log.info("channel %s chose %s (key %s)", session.channel_id, outcome.skill, key)
+            log.debug("channel %s chose %s (key %s)", session.channel_id, outcome.skill, key)
             session.clear_digits()
             return outcome.skill
         session.clear_digits()

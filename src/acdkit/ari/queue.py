@@ -101,8 +101,8 @@ async def serve_queued(ctx: Queueing, session: Session, task: Task, *,
         if not adopted:
             await ctx.bridges.hold(task.skill, session.channel_id)
             await ctx.pool.add_task(task)
-            log.info("task %s queued for %s (caller %s)", task.id, task.skill,
-                     session.caller_number)
+            log.info("task %s queued for %s (caller %s, channel %s)", task.id, task.skill,
+                     session.caller_number, session.channel_id)
             await outbound.on_call_in(ctx.pool, ctx.numbers, session.caller_number,
                                       task.created_at)
         await _wait_for_agent(ctx, session, task)
