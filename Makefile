@@ -12,7 +12,7 @@ RESULTS ?= var/results
 
 .DEFAULT_GOAL := help
 .PHONY: help install deps venv lock image docs lab-build lab-up lab-down lab-logs lab-cli test test-unit \
-        test-integration test-lab demo lint bench fuzz chaos
+        test-integration test-lab demo lint bench bench-ab fuzz chaos
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -104,6 +104,11 @@ bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims, 
 	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/bench_calls.py --dispatch-json $(RESULTS)/bench-dispatch.json --out $(RESULTS)/bench-calls.json
 	$(PY) tests/bench/bench_import.py --out $(RESULTS)/bench-import.json
 	$(PY) tests/bench/bench_asr.py --out $(RESULTS)/bench-asr.json
+
+BASE ?= HEAD~1
+bench-ab: lab-up  ## serve's CPU per call, BASE=<git rev> against the working tree, in turn (5 runs each)
+	@mkdir -p $(RESULTS)
+	$(LAB) $(PY) tests/bench/ab_calls.py --base $(BASE) --out $(RESULTS)/bench-ab.json
 
 chaos: lab-up  ## faults under load (6 min: worker killed x30, active serve x10 with a standby, Redis primary failed over x5, Asterisk restarted x1 and down 30 s x2; then up to 3 min drain), then check every callback and caller; exit 1 on a violation
 	@mkdir -p $(RESULTS)

@@ -1,0 +1,157 @@
+"""serve's CPU per call, the code of a base revision against the working tree, in turn.
+
+One change to the call path moves serve's CPU per call by a few percent, while this machine's
+speed drifts by more than that between runs (docs/benchmarks.md). So both sides run
+alternately, ``--runs`` times each, at the same call rates (``bench_calls.py --only capacity
+--targets acdkit``), and each step is also divided by Asterisk's CPU per call in that step.
+For a change to serve alone, Asterisk does the same work per call on both sides; the quotient
+cancels the drift, where the absolute figures keep it.
+
+The base runs from a temporary git worktree of ``--base``; its ``src`` goes first on
+``PYTHONPATH`` for bench_calls.py and the serve it starts. The new side is this checkout.
+The bench's own code is this checkout's for both. It takes the lab lock for the whole run:
+
+    python tests/bench/ab_calls.py --base HEAD~1 --out var/results/ab-calls.json
+
+Prints the means per side and rate and the change between them. It never says pass or fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import benchlab as lab
+from tests.lab.conftest import lab_is_up
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB_LOCK = Path(os.environ.get("ACDKIT_LAB_LOCK", "/tmp/acdkit-lab.lock"))
+SIDES = ("base", "new")
+
+
+@contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    """A detached checkout of ``rev``, removed afterwards."""
+    where = Path(tempfile.mkdtemp(prefix="acdkit-ab-")) / "base"
+    subprocess.run(["git", "worktree", "add", "--detach", str(where), rev], cwd=ROOT,
+                   check=True, capture_output=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=ROOT,
+                       check=False, capture_output=True)
+        shutil.rmtree(where.parent, ignore_errors=True)
+
+
+def steps(result: dict[str, Any], run: int) -> list[dict[str, Any]]:
+    """The figures of one bench_calls.py run, a row per step."""
+    rows = []
+    for step in result["capacity"]["acdkit"]["steps"]:
+        cpu = {name: step["cpu"][name]["cpu_s"] / step["calls"] * 1000
+               for name in ("serve", "asterisk", "redis")}
+        rows.append({"run": run, "rate": step["rate"], "calls": step["calls"],
+                     "failed": step["failed"], "steal": result.get("steal"),
+                     "cpu_ms_per_call": {k: round(v, 2) for k, v in cpu.items()},
+                     "serve_over_asterisk": round(cpu["serve"] / cpu["asterisk"], 3),
+                     "serve_per_call": {k: round(step["serve_per_call"][k], 2)
+                                        for k in ("redis_round_trips", "ari_requests",
+                                                  "ari_events")}})
+    return rows
+
+
+def summary(rows: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per rate: each side's mean serve ms per call and serve/Asterisk quotient, and the
+    change from base to new in percent."""
+    out = []
+    for rate in sorted({r["rate"] for r in rows["base"]}):
+        line: dict[str, Any] = {"rate": rate}
+        for side in SIDES:
+            mine = [r for r in rows[side] if r["rate"] == rate]
+            line[side] = {
+                "serve_ms": round(statistics.mean(r["cpu_ms_per_call"]["serve"] for r in mine), 2),
+                "serve_over_asterisk": round(statistics.mean(r["serve_over_asterisk"]
+                                                             for r in mine), 3),
+                "redis_round_trips": round(statistics.mean(
+                    r["serve_per_call"]["redis_round_trips"] for r in mine), 2),
+                "runs": len(mine)}
+        for figure in ("serve_ms", "serve_over_asterisk"):
+            before, after = line["base"][figure], line["new"][figure]
+            line[f"change_{figure}_pct"] = round(100 * (after - before) / before, 1)
+        out.append(line)
+    return out
+
+
+def bench_once(side: str, base_src: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    env = dict(os.environ)
+    if side == "base":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(base_src),
+                                                          env.get("PYTHONPATH")]))
+    cmd = [sys.executable, str(ROOT / "tests/bench/bench_calls.py"), "--only", "capacity",
+           "--targets", "acdkit", "--talk", str(args.talk), "--agents", str(args.agents),
+           "--start-rate", str(args.rates[0]), "--max-rate", str(args.rates[-1]),
+           "--rate-step", str(args.rates[1] - args.rates[0] if len(args.rates) > 1 else 1),
+           "--step-seconds", str(args.step_seconds), "--out", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_calls.py failed for {side}:\n{done.stdout}\n{done.stderr}")
+    return dict(json.loads(out.read_text()))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base", required=True, help="the revision to compare with (git rev)")
+    p.add_argument("--runs", type=int, default=5, help="runs of each side, in turn")
+    p.add_argument("--rates", default="60,80",
+                   help="call rates, evenly spaced (bench_calls.py's step search)")
+    p.add_argument("--step-seconds", type=float, default=10.0)
+    p.add_argument("--agents", type=int, default=50)
+    p.add_argument("--talk", type=float, default=0.2)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",")]
+    if not lab_is_up():
+        sys.exit("the lab is not up: make lab-up")
+    rows: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    with LAB_LOCK.open("a") as lock, worktree(args.base) as base, \
+            tempfile.TemporaryDirectory(prefix="acdkit-ab-runs-") as tmp:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for run in range(1, args.runs + 1):
+            for side in SIDES:
+                got = bench_once(side, base / "src", args, Path(tmp) / f"{side}-{run}.json")
+                rows[side] += steps(got, run)
+                last = rows[side][-1]
+                print(f"{side:4} run {run}: serve {last['cpu_ms_per_call']['serve']:.2f} ms "
+                      f"a call at {last['rate']:g}/s, serve/Asterisk "
+                      f"{last['serve_over_asterisk']:.3f}", flush=True)
+    table = summary(rows)
+    for line in table:
+        print(f"{line['rate']:5g} calls/s: serve ms a call {line['base']['serve_ms']:.2f} -> "
+              f"{line['new']['serve_ms']:.2f} ({line['change_serve_ms_pct']:+.1f}%), "
+              f"serve/Asterisk {line['base']['serve_over_asterisk']:.3f} -> "
+              f"{line['new']['serve_over_asterisk']:.3f} "
+              f"({line['change_serve_over_asterisk_pct']:+.1f}%)")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(
+            {"what": f"serve of {args.base} (base) and of {head} plus the working tree (new), "
+                     f"in turn; bench_calls.py --only capacity --targets acdkit, rates "
+                     f"{args.rates}, {args.step_seconds:g} s a step",
+             "machine": lab.machine(), "summary": table, **rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
