@@ -60,9 +60,9 @@ def bench_once(side: str, base_src: Path, args: argparse.Namespace, out: Path) -
                                                           env.get("PYTHONPATH")]))
     cmd = [sys.executable, str(ROOT / "tests/bench/bench_calls.py"), "--only", "capacity",
            "--targets", "acdkit", "--talk", str(args.talk), "--agents", str(args.agents),
-           "--start-rate", str(args.rates[0]), "--max-rate", str(args.rates[-1]),
-           "--rate-step", str(args.rates[1] - args.rates[0] if len(args.rates) > 1 else 1),
-           "--step-seconds", str(args.step_seconds), "--out", str(out)]
+           "--start-rate", str(args.start_rate), "--rate-step", str(args.rate_step),
+           "--max-rate", str(args.max_rate), "--step-seconds", str(args.step_seconds),
+           "--out", str(out)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench_calls.py failed for {side}:\n{done.stdout}\n{done.stderr}")
@@ -73,14 +73,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", required=True, help="the revision to compare with (git rev)")
     p.add_argument("--runs", type=int, default=5, help="runs of each side, in turn")
-    p.add_argument("--rates", default="60,80",
-                   help="call rates, evenly spaced (bench_calls.py's step search)")
+    p.add_argument("--start-rate", type=float, default=60.0, help="calls/s of the first step")
+    p.add_argument("--rate-step", type=float, default=20.0)
+    p.add_argument("--max-rate", type=float, default=80.0, help="calls/s of the last step")
     p.add_argument("--step-seconds", type=float, default=10.0)
     p.add_argument("--agents", type=int, default=50)
     p.add_argument("--talk", type=float, default=0.2)
     p.add_argument("--out", type=Path)
     args = p.parse_args()
-    args.rates = [float(r) for r in args.rates.split(",")]
     if not lab_is_up():
         sys.exit("the lab is not up: make lab-up")
     rows: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
@@ -108,8 +108,9 @@ def main() -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(
             {"what": f"serve of {args.base} (base) and of {head} plus the working tree (new), "
-                     f"in turn; bench_calls.py --only capacity --targets acdkit, rates "
-                     f"{args.rates}, {args.step_seconds:g} s a step",
+                     f"in turn; bench_calls.py --only capacity --targets acdkit, "
+                     f"{args.start_rate:g} to {args.max_rate:g} calls/s by {args.rate_step:g}, "
+                     f"{args.step_seconds:g} s a step",
              "machine": lab.machine(), "summary": table, **rows}, indent=1))
     return 0
 
