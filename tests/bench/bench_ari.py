@@ -2,6 +2,10 @@
 
     python tests/bench/bench_ari.py [-n 2000] [--out FILE.json]
 
+Also the client's CPU per request (this process's CPU time over the N requests, on serve's
+event loop: cli/common.py ``run``), one at a time and ``CONCURRENT`` at once: what a call's
+ARI requests cost serve, without Asterisk's noise.
+
 Runs against the lab (credentials as in tests/lab/test_ari_lab.py: asterisk/acdkit.toml or
 asterisk/etc/ari.conf, or --url/--user/--password). Each transport gets its own client and
 app name (never ``acdkit``, so a running ``serve`` keeps its app), a short warm-up, then N
@@ -25,9 +29,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from acdkit.ari import events as ev  # noqa: E402
 from acdkit.ari.client import AriClient  # noqa: E402
+from acdkit.cli.common import run  # noqa: E402
 from acdkit.config import load_settings  # noqa: E402
 
 WARMUP = 50
+CONCURRENT = 16
 
 
 def lab_credentials() -> tuple[str, str, str]:
@@ -54,17 +60,28 @@ async def measure(url: str, user: str, password: str, transport: str, n: int) ->
         for _ in range(WARMUP):
             await client.request("GET", "asterisk/info")
         samples = []
+        cpu = time.process_time()
         for _ in range(n):
             started = time.perf_counter()
             await client.request("GET", "asterisk/info")
             samples.append((time.perf_counter() - started) * 1000)
+        cpu_one = (time.process_time() - cpu) / n
+
+        async def some(count: int) -> None:
+            for _ in range(count):
+                await client.request("GET", "asterisk/info")
+
+        cpu = time.process_time()
+        await asyncio.gather(*(some(n // CONCURRENT) for _ in range(CONCURRENT)))
+        cpu_many = (time.process_time() - cpu) / (n // CONCURRENT * CONCURRENT)
         used = client.transport
     finally:
         await client.close()
         await runner
     return {"transport": used, "n": n, "p50_ms": percentile(samples, 0.50),
             "p99_ms": percentile(samples, 0.99), "mean_ms": statistics.fmean(samples),
-            "max_ms": max(samples)}
+            "max_ms": max(samples), "cpu_us_per_request": round(cpu_one * 1e6, 1),
+            f"cpu_us_per_request_{CONCURRENT}_at_once": round(cpu_many * 1e6, 1)}
 
 
 async def main() -> int:
@@ -79,7 +96,9 @@ async def main() -> int:
     print(f"ARI GET asterisk/info round trip, N={args.n} sequential ({url})")
     for r in results:
         print(f"  {r['transport']:<9}  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  "
-              f"mean {r['mean_ms']:.3f} ms  max {r['max_ms']:.3f} ms")
+              f"mean {r['mean_ms']:.3f} ms  max {r['max_ms']:.3f} ms; client CPU per request "
+              f"{r['cpu_us_per_request']:.0f} us, "
+              f"{r[f'cpu_us_per_request_{CONCURRENT}_at_once']:.0f} us {CONCURRENT} at once")
     if results[0]["transport"] != "websocket":
         print("  note: this Asterisk has no REST over WebSocket; both runs used HTTP")
     if args.out:
@@ -89,4 +108,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run(main()))

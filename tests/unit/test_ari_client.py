@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,31 @@ async def test_a_request_without_answer_times_out(fake: FakeAsterisk) -> None:
         await h.client.request("GET", "never")
     assert h.client._pending == {}  # nothing leaks
     assert (await h.client.request("GET", "still-works")).status == 200
+    await h.stop()
+
+
+async def test_each_request_times_out_at_its_own_deadline(fake: FakeAsterisk) -> None:
+    # One timer serves every request's deadline: a shorter timeout asked later still fires
+    # first, and answered requests leave nothing behind once their deadlines pass.
+    h = await Harness(fake, request_timeout=5.0).start()
+    fake.delays = {"never": -1}
+    patient = asyncio.create_task(h.client.request("GET", "never"))
+    await asyncio.sleep(0.05)
+    h.client.request_timeout = 0.2
+    started = time.monotonic()
+    with pytest.raises(AriRequestFailed, match=r"no response within 0\.2 s"):
+        await h.client.request("GET", "never")
+    assert time.monotonic() - started < 1.0
+    assert not patient.done()
+    patient.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await patient
+    h.client.request_timeout = 0.1
+    for _ in range(20):
+        assert (await h.client.request("GET", "answered")).status == 200
+    await asyncio.sleep(0.3)
+    assert h.client._deadlines == [] and h.client._expiry is None
+    assert h.client._pending == {}
     await h.stop()
 
 

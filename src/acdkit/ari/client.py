@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
-import json
 import logging
 import random
 import time
@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from acdkit.ari import events as ev
@@ -91,8 +92,8 @@ def encode_params(params: Params | None) -> dict[str, str]:
 
 def _decode_body(text: str | None) -> Any:
     try:
-        return json.loads(text) if text else None
-    except ValueError:
+        return orjson.loads(text) if text else None
+    except ValueError:  # orjson.JSONDecodeError is one
         return text
 
 
@@ -127,6 +128,10 @@ class AriClient:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._transport: str | None = "http" if transport == "http" else None
         self._pending: dict[str, tuple[asyncio.Future[AriResponse], str, str]] = {}
+        # The requests' deadlines, (loop time, request id), soonest first, and the one timer
+        # armed for the soonest: a request costs a heap push, not a timer of its own.
+        self._deadlines: list[tuple[float, str]] = []
+        self._expiry: asyncio.TimerHandle | None = None
         self._ids = itertools.count(1)
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -232,15 +237,15 @@ class AriClient:
             message["query_strings"] = [{"name": k, "value": v} for k, v in query.items()]
         if body is not None:
             message["content_type"] = "application/json"
-            message["message_body"] = json.dumps(body)
-        future: asyncio.Future[AriResponse] = asyncio.get_running_loop().create_future()
+            message["message_body"] = orjson.dumps(body).decode()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AriResponse] = loop.create_future()
         self._pending[request_id] = (future, method, path)
+        self._expire_at(loop, loop.time() + self.request_timeout, request_id)
         try:
             # No send lock: aiohttp writes each (uncompressed) frame in one transport.write.
-            await ws.send_str(json.dumps(message))
-            # asyncio.timeout, not wait_for, which may lose a cancellation (docs/architecture.md §7)
-            async with asyncio.timeout(self.request_timeout):
-                return await future
+            await ws.send_frame(orjson.dumps(message), aiohttp.WSMsgType.TEXT)
+            return await future
         except TimeoutError:
             raise AriRequestFailed(method, path, None,
                                    f"no response within {self.request_timeout:g} s") from None
@@ -248,6 +253,31 @@ class AriClient:
             raise AriRequestFailed(method, path, None, f"connection lost: {_why(exc)}") from exc
         finally:
             self._pending.pop(request_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved, also when a cancellation cut in after expiry
+
+    def _expire_at(self, loop: asyncio.AbstractEventLoop, deadline: float,
+                   request_id: str) -> None:
+        """Fail request ``request_id`` with TimeoutError at ``deadline`` unless answered."""
+        heapq.heappush(self._deadlines, (deadline, request_id))
+        if self._expiry is None or deadline < self._expiry.when():
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._expiry = loop.call_at(deadline, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer: fail what is due, forget what was answered, arm for the next one."""
+        self._expiry = None
+        now = loop.time()
+        while self._deadlines:
+            deadline, request_id = self._deadlines[0]
+            entry = self._pending.get(request_id)
+            if entry is not None and deadline > now:
+                self._expiry = loop.call_at(deadline, self._expire, loop)
+                return
+            heapq.heappop(self._deadlines)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(TimeoutError())
 
     def _fail_pending(self, reason: str) -> None:
         for future, method, path in self._pending.values():
@@ -409,7 +439,7 @@ class AriClient:
 
     def _on_text(self, text: str) -> None:
         try:
-            data = json.loads(text)
+            data = orjson.loads(text)
         except ValueError:
             log.warning("ARI sent a frame that is not JSON (%d bytes)", len(text))
             return
@@ -475,6 +505,10 @@ class AriClient:
         if self._ws is not None:
             await self._ws.close()
         self._fail_pending("connection lost (client closed)")
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self._deadlines.clear()
         if self._session is not None:
             await self._session.close()
 
