@@ -2,11 +2,12 @@
 
 Starts its own redis-server (no persistence, in a temporary directory) listening on both, and
 runs the same commands through acdkit's own asyncio client (store/primary.py
-``async_client``, hiredis, on uvloop as serve runs): ``HGET`` of one field and ``HGETALL``
-of a task-sized hash (20 fields), one at a time and from ``--concurrency`` tasks at once (as
-concurrent calls do). Reports the client's CPU (process time) and the wall time per command,
-each the median of ``--rounds`` alternated runs per transport. Prints JSON; ``--out
-FILE.json`` writes it too.
+``async_client``, hiredis, on uvloop as serve runs): ``HGET`` of one field, ``HGETALL``
+of a task-sized hash (20 fields), and a Lua script of 2 keys and 6 arguments called through
+acdkit's ``Script`` (store/scripts.py) and through redis-py's own ``AsyncScript``, one at a
+time and from ``--concurrency`` tasks at once (as concurrent calls do). Reports the client's
+CPU (process time) and the wall time per command, each the median of ``--rounds`` alternated
+runs per transport. Prints JSON; ``--out FILE.json`` writes it too.
 
     python tests/bench/bench_redis_socket.py --out var/results/bench-redis-socket.json
 """
@@ -21,6 +22,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,11 @@ from tests.bench.bench_wait import free_port, median_of, redis_version, start
 
 from acdkit.cli.common import run
 from acdkit.store.primary import async_client
+from acdkit.store.scripts import Script
 
 TASK = {f"field{i}": f"value-{i:04d}-" + "x" * 12 for i in range(20)}
+LUA = "return ARGV[1]"
+KEYS, ARGS = ["task", "agent"], ["a", "b", "c", "d", "e", "f"]
 
 
 async def measure(url: str, n: int, concurrency: int) -> dict[str, Any]:
@@ -41,11 +46,18 @@ async def measure(url: str, n: int, concurrency: int) -> dict[str, Any]:
         for _ in range(500):  # connections made, caches warm
             await client.hget("task", "field3")
 
+        scripts = {"script": Script(client, LUA), "script_redis_py": client.register_script(LUA)}
+        await scripts["script"](KEYS, ARGS)
+
+        def call(command: str) -> Awaitable[Any]:
+            if command in scripts:
+                return scripts[command](keys=KEYS, args=ARGS)
+            return client.hget("task", "field3") if command == "hget" else client.hgetall("task")
+
         async def one_at_a_time(command: str) -> tuple[float, float]:
             cpu, wall = time.process_time(), time.perf_counter()
             for _ in range(n):
-                await (client.hget("task", "field3") if command == "hget"
-                       else client.hgetall("task"))
+                await call(command)
             return _per(cpu, wall, n)
 
         async def together(command: str) -> tuple[float, float]:
@@ -53,15 +65,14 @@ async def measure(url: str, n: int, concurrency: int) -> dict[str, Any]:
 
             async def worker() -> None:
                 for _ in range(each):
-                    await (client.hget("task", "field3") if command == "hget"
-                           else client.hgetall("task"))
+                    await call(command)
 
             cpu, wall = time.process_time(), time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return _per(cpu, wall, each * concurrency)
 
         figures: dict[str, Any] = {}
-        for command in ("hget", "hgetall"):
+        for command in ("hget", "hgetall", *scripts):
             for mode, work in (("one_at_a_time", one_at_a_time), ("concurrent", together)):
                 cpu_us, wall_us = await work(command)
                 figures[f"{command}_{mode}"] = {"client_cpu_us": cpu_us, "wall_us": wall_us}
