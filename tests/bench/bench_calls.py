@@ -19,6 +19,10 @@
   answered (the window holds serve's background loops too: the dispatcher's sweep, the
   housekeeping, one /metrics scrape).
 
+``--split`` puts Asterisk and the SIPp phones on the first half of the CPUs and serve and its
+redis-server on the other half, on both paths: what Asterisk carries when acdkit does not take
+its cores, as on a deployment where serve runs beside the PBX (docs/deployment.md).
+
 Prints a table, never pass/fail; ``--out FILE.json`` writes the figures. Uses a private
 redis-server; run it under the lab lock (``make bench`` does):
 
@@ -322,7 +326,9 @@ def table(r: dict[str, Any]) -> str:
         ("  at it, CPU per call, ms: Redis", cpu_per_call(a_top, "redis"), "-",
          "the pool's scripts, audit included"),
         ("  at it, cores: serve / Asterisk", cores(a_top), cores(n_top),
-         f"of the machine's {r['machine']['cores']}, shared with SIPp"),
+         f"of the machine's {r['machine']['cores']}, shared with SIPp" if "cpus" not in r
+         else "Asterisk and SIPp on CPUs {asterisk_and_phones}, serve and Redis on "
+              "{serve_and_redis}".format(**r["cpus"])),
         ("  first failed step, calls/s", rate_of(a_bad), rate_of(n_bad), ""),
         ("set-up INVITE -> agent INVITE p50, ms", f"{lat['acdkit']['p50_ms']:.0f}",
          f"{lat['native']['p50_ms']:.0f}", ""),
@@ -379,6 +385,9 @@ def options() -> argparse.Namespace:
     p.add_argument("--held-rate", type=float, default=25.0)
     p.add_argument("--dialbacks", type=int, default=30)
     p.add_argument("--agents", type=int, default=200)
+    p.add_argument("--split", action="store_true",
+                   help="Asterisk and the phones on one half of the CPUs, serve and Redis on "
+                        "the other")
     p.add_argument("--only", choices=["capacity", "held"],
                    help="run only this part (prints its figures, no table): quick A/B runs")
     p.add_argument("--targets", default=",".join(TARGETS),
@@ -414,10 +423,12 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ticks = lab.cpu_ticks()
     result: dict[str, Any] = {"machine": lab.machine(), "talk": args.talk,
                               "max_wait": args.max_wait, "agents": args.agents}
+    everywhere = os.sched_getaffinity(0)
     if args.only is None:
         result["dispatcher"] = dispatcher(args.dispatch_json, work)
     redis = lab.RedisServer().start()
     serve = lab.new_serve(redis.url, work)
+    ast = None
     try:
         asyncio.run(prepare(redis.url, serve, args.agents))
         serve.start()
@@ -425,6 +436,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         assert serve.proc is not None and ast is not None, "serve or Asterisk not found"
         assert redis.proc is not None
         pids = {"serve": serve.proc.pid, "asterisk": ast, "redis": redis.proc.pid}
+        if args.split:
+            pbx, apart = lab.halves()
+            lab.pin(ast, pbx)
+            lab.pin(serve.proc.pid, apart)
+            lab.pin(redis.proc.pid, apart)
+            os.sched_setaffinity(0, pbx)  # the SIPp phones start from here
+            result["cpus"] = {"asterisk_and_phones": sorted(pbx),
+                              "serve_and_redis": sorted(apart)}
         if args.only == "capacity":
             result["capacity"] = {t: capacity(t, args, work, pids, serve)
                                   for t in args.targets.split(",")}
@@ -447,6 +466,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         result["dial_back"] = asyncio.run(dial_backs(serve, args, work))
         drain()
     finally:
+        if args.split and ast is not None:
+            lab.pin(ast, everywhere)  # the lab's Asterisk serves the tests too
+            os.sched_setaffinity(0, everywhere)
         serve.stop()
         hang_up_all()
         redis.stop()

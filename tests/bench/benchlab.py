@@ -211,6 +211,21 @@ def asterisk_pid() -> int | None:
     return None
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process ``pid`` on ``cpus``; the threads it starts later inherit it."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def halves() -> tuple[set[int], set[int]]:
+    """This machine's CPUs in two halves (the first for the PBX, the second for acdkit)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--split needs two CPUs at least")
+    return set(cpus[:len(cpus) // 2]), set(cpus[len(cpus) // 2:])
+
+
 @dataclass
 class CpuWindow:
     """CPU use of some processes between ``start()`` and ``stop()``, in cores."""
