@@ -21,7 +21,8 @@
 
 ``--split`` puts Asterisk and the SIPp phones on the first half of the CPUs and serve and its
 redis-server on the other half, on both paths: what Asterisk carries when acdkit does not take
-its cores, as on a deployment where serve runs beside the PBX (docs/deployment.md).
+its cores, as on a node with cores enough for both (docs/deployment.md puts serve beside
+its Asterisk).
 
 Prints a table, never pass/fail; ``--out FILE.json`` writes the figures. Uses a private
 redis-server; run it under the lab lock (``make bench`` does):
