@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.* from the checkout
+from redis.commands.core import AsyncScript
 from tests.bench.bench_wait import free_port, median_of, redis_version, start
 
 from acdkit.cli.common import run
@@ -46,7 +47,7 @@ async def measure(url: str, n: int, concurrency: int) -> dict[str, Any]:
         for _ in range(500):  # connections made, caches warm
             await client.hget("task", "field3")
 
-        scripts = {"script": Script(client, LUA), "script_redis_py": client.register_script(LUA)}
+        scripts = {"script": Script(client, LUA), "script_redis_py": AsyncScript(client, LUA)}
         await scripts["script"](KEYS, ARGS)
 
         def call(command: str) -> Awaitable[Any]:

@@ -19,6 +19,7 @@ from tests.conftest import end_process, free_port, start_redis
 from acdkit.core.errors import RedisUnavailable
 from acdkit.store.connection import RoundTrips, client, translated
 from acdkit.store.multiplex import MultiplexedRedis, shareable
+from acdkit.store.scripts import Script
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,20 @@ async def test_many_callers_share_one_connection_and_each_gets_its_own_reply(
     assert got == [(v, {"v": v, "k": k}) for k, v in values.items()]
     assert connections_received(plain) - before == 1  # a pooled client opens up to 300
     plain.close()
+
+
+async def test_every_script_of_the_client_is_called_directly_and_reloaded_when_lost(
+        shared: aioredis.Redis) -> None:
+    """The pool's, the callbacks' and the replay's scripts all come from register_script:
+    each a Script, which loads itself again after SCRIPT FLUSH and works in a pipeline."""
+    script = shared.register_script("return {KEYS[1], ARGV[1]}")
+    assert isinstance(script, Script)
+    assert await script(keys=["k"], args=["a"]) == ["k", "a"]
+    await shared.script_flush()
+    assert await script(keys=["k"], args=["b"]) == ["k", "b"]
+    pipe = shared.pipeline(transaction=False)
+    await script(keys=["k"], args=["c"], client=pipe)
+    assert await pipe.execute() == [["k", "c"]]
 
 
 async def test_pipelines_and_transactions_reply_as_redis_py_does(

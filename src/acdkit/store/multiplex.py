@@ -36,6 +36,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.client import Redis as AsyncRedis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
+from redis.commands.core import AsyncScript
 from redis.exceptions import (
     ConnectionError,
     ExecAbortError,
@@ -45,6 +46,8 @@ from redis.exceptions import (
     TimeoutError,
     WatchError,
 )
+
+from acdkit.store.scripts import Script
 
 # Commands that hold their connection (blocking reads, MULTI/EXEC around reads) or change its
 # state (SELECT, CLIENT, subscriptions): these keep a pooled connection of their own. WAIT is
@@ -295,6 +298,11 @@ class MultiplexedRedis(AsyncRedis):
         except Unshared:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         return parsed(self.response_callbacks, reply, args, options)
+
+    def register_script(self, script: str | bytes) -> AsyncScript:  # type: ignore[override]
+        """A script whose calls skip redis-py's per-call checks (store/scripts.py
+        ``Script``): the pool's scripts, the callbacks' and the replay's alike."""
+        return Script(self, script)
 
     def pipeline(self, transaction: bool = True,
                  shard_hint: str | None = None) -> MultiplexedPipeline:

@@ -41,7 +41,8 @@ class ClaimResult(StrEnum):
 class Script(AsyncScript):
     """redis-py's script object, called on its own client without the pipeline and cluster
     checks redis-py makes at every call (6 of its 28 µs of client CPU, docs/benchmarks.md);
-    with ``client`` (a pipeline), redis-py's own call."""
+    with ``client`` (a pipeline), redis-py's own call. acdkit's client registers every script
+    as one (store/multiplex.py ``MultiplexedRedis.register_script``)."""
 
     async def __call__(self, keys: Sequence[Any] | None = None,
                        args: Iterable[Any] | None = None, client: Any = None) -> Any:
@@ -60,20 +61,20 @@ class Script(AsyncScript):
 class Scripts:
     """The registered scripts of one client (redis-py loads them on first use)."""
 
-    claim: Script
-    claim_next: Script  # the best task for each of several agents
-    claim_for_task: Script  # the longest-ready agent for a task
-    release: Script
-    agent_state: Script
-    task_state: Script
-    peek: Script  # read only
-    ready: Script  # read only
-    position: Script  # read only
-    counts: Script  # the waiting tasks counted again from the indexes
+    claim: AsyncScript
+    claim_next: AsyncScript  # the best task for each of several agents
+    claim_for_task: AsyncScript  # the longest-ready agent for a task
+    release: AsyncScript
+    agent_state: AsyncScript
+    task_state: AsyncScript
+    peek: AsyncScript  # read only
+    ready: AsyncScript  # read only
+    position: AsyncScript  # read only
+    counts: AsyncScript  # the waiting tasks counted again from the indexes
 
     @classmethod
     def register(cls, redis: aioredis.Redis) -> Scripts:
-        return cls(**{name: Script(redis, source(name))
+        return cls(**{name: redis.register_script(source(name))
                       for name in ("claim", "claim_next", "claim_for_task", "release",
                                    "agent_state", "task_state", "peek", "ready", "position",
                                    "counts")})
