@@ -13,6 +13,10 @@
 - callers held: N callers in the holding bridge with music; CPU and RSS of serve and Asterisk;
 - dial-back latency: an agent becomes ready (store ``move_agent``) → the INVITE to its phone
   for a due callback (serve + an RQ worker), p50/p99;
+- the floor under serve's CPU per call: ``floor_app.py`` (the least an ARI app does for the
+  same call: the same 8 requests and 8 events through acdkit's own ARI client, no Redis, no
+  flows) in serve's place at extension 100, at 60 and 80 calls/s, next to serve's steps at
+  those rates (``--targets floor`` with ``--only capacity`` runs it alone);
 - dispatcher claims per second (tests/bench/bench_dispatch.py's JSON, or a short run of it);
 - per answered call, serve's Redis round trips and ARI requests (by route): its /metrics
   counters read before a burst and after its calls are gone, divided by the calls an agent
@@ -52,6 +56,16 @@ from acdkit.labkit.siplog import SipMessage, _uri_user, invites_of
 from acdkit.labkit.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, customer_peer
 
 TARGETS = {"acdkit": "100", "native": "301"}
+# floor_app.py in serve's place, at serve's extension: the least an ARI app does for a call.
+FLOOR = "floor"
+FLOOR_RATES = (60.0, 80.0)  # where the full run measures it, next to acdkit's steps there
+
+
+def floor_steps(args: argparse.Namespace) -> argparse.Namespace:
+    """The full run's options for the floor app: the rates of ``FLOOR_RATES`` only."""
+    low, high = FLOOR_RATES
+    return argparse.Namespace(**{**vars(args), "start_rate": low, "max_rate": high,
+                                 "rate_step": high - low})
 
 
 # ---- one burst of calls --------------------------------------------------------------------
@@ -67,11 +81,12 @@ def caller_invites(messages: list[SipMessage]) -> dict[str, float]:
 
 
 def burst(ext: str, rate: float, calls: int, talk: float, workdir: Path,
-          pids: dict[str, int], serve: lab.Serve) -> dict[str, Any]:
+          pids: dict[str, int], serve: lab.Serve | None) -> dict[str, Any]:
     """``calls`` callers at ``rate``/s to ``ext``; each agent hangs up ``talk`` s after it
     answered (the same call length on both paths, whatever the set-up took), the caller
     waits for that BYE. Returns per-call set-up times (caller INVITE → agent INVITE),
-    failures, CPU, and serve's round trips and requests per answered call."""
+    failures, CPU, and serve's round trips and requests per answered call (when ``serve``
+    runs: not for the floor app)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with agent_peer(workdir=workdir / "agents", hangup="*", hangup_after=talk) as phones:
         phones.start()
@@ -80,19 +95,20 @@ def burst(ext: str, rate: float, calls: int, talk: float, workdir: Path,
                               timeout=calls / rate + talk + 20, keys={"caller_id": "7"},
                               variables={"hold_ms": "0"},
                               workdir=workdir / "callers", name="bench-caller")
-        counted = lab.Counters.read(serve)
+        counted = lab.Counters.read(serve) if serve else None
         window = lab.CpuWindow(pids).start()
         result = callers.run()
         cpu = window.stop()
         drain()
-        counts = lab.Counters.read(serve)
+        counts = lab.Counters.read(serve) if serve else None
         agent_times = {i.from_user: i.time for i in invites_of(phones.messages())}
     started = caller_invites(result.messages)
     setups = {n: agent_times[n] - t for n, t in started.items() if n in agent_times}
     return {"rate": rate, "calls": calls, "sipp_ok": result.successful,
             "sipp_failed": result.failed + max(0, calls - result.successful - result.failed),
             "setups": setups, "no_agent": sorted(set(started) - set(setups)), "cpu": cpu,
-            "serve_per_call": counts.per_call(counted, len(setups))}
+            "serve_per_call": counts.per_call(counted, len(setups))
+            if counts and counted else {}}
 
 
 def drain(timeout: float = 15.0) -> None:
@@ -114,13 +130,38 @@ def failures(step: dict[str, Any], max_wait: float) -> int:
 def capacity(target: str, args: argparse.Namespace, work: Path,
              pids: dict[str, int], serve: lab.Serve) -> dict[str, Any]:
     """Step up the rate until a step has a failure, then try once between the last good and
-    the first bad rate."""
+    the first bad rate. The floor app's steps run with serve stopped and its CPU counted as
+    serve's; serve starts again after them."""
+    if target != FLOOR:
+        return steps_up(target, args, work, pids, serve)
+    serve.stop()
+    floor = lab.FloorApp(serve, args.agents, work / "floor.log").start()
+    if args.split:
+        lab.pin(floor.pid, lab.halves()[1])
+    result: dict[str, Any] = {}
+    try:
+        result = steps_up(target, args, work, {**pids, "serve": floor.pid}, None)
+    finally:
+        counted = floor.stop()
+        serve.start()
+        assert serve.proc is not None
+        pids["serve"] = serve.proc.pid
+        if args.split:
+            lab.pin(serve.proc.pid, lab.halves()[1])
+    answered = sum(step["calls"] - step["failed"] for step in result["steps"])
+    result["floor_per_call"] = {k: round(v / max(answered, 1), 2) for k, v in counted.items()}
+    print(f"  {target:<6} per answered call: {result['floor_per_call']}", flush=True)
+    return result
+
+
+def steps_up(target: str, args: argparse.Namespace, work: Path,
+             pids: dict[str, int], serve: lab.Serve | None) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
 
     def step(rate: float) -> bool:
         calls = max(1, round(rate * args.step_seconds))
-        got = burst(TARGETS[target], rate, calls, args.talk, work / f"{target}-{rate:g}", pids,
-                    serve)
+        got = burst(TARGETS.get(target, TARGETS["acdkit"]), rate, calls, args.talk,
+                    work / f"{target}-{rate:g}", pids, serve)
         bad = failures(got, args.max_wait)
         setups = list(got["setups"].values())
         steps.append({"rate": rate, "calls": calls, "failed": bad,
@@ -161,6 +202,8 @@ def fmt_cpu(cpu: dict[str, dict[str, float]]) -> str:
 
 
 def fmt_counts(per_call: dict[str, Any]) -> str:
+    if not per_call:
+        return "no serve counters"
     return (f"serve per answered call: {per_call['redis_round_trips']:.1f} Redis round trips, "
             f"{per_call['ari_requests']:.1f} ARI requests, {per_call['ari_events']:.1f} ARI events")
 
@@ -303,6 +346,26 @@ def all_ask_rows(dispatcher: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             for t in dispatcher.get("acdkit_all_ask", [])]
 
 
+def step_at(cap: dict[str, Any], rate: float) -> dict[str, Any] | None:
+    return next((s for s in cap["steps"] if s["rate"] == rate and s["failed"] == 0), None)
+
+
+def floor_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """serve's CPU per call next to the floor app's (floor_app.py) at the same rates, in the
+    same run (runs since 2026-12-07)."""
+    floor = r["capacity"].get(FLOOR)
+    if floor is None:
+        return []
+    rows = []
+    for rate in FLOOR_RATES:
+        acdkit, least = step_at(r["capacity"]["acdkit"], rate), step_at(floor, rate)
+        rows.append((f"  at {rate:g} calls/s, CPU per call, ms: serve",
+                     cpu_per_call(acdkit, "serve"), "-",
+                     f"the floor app (same ARI client, no state): "
+                     f"{cpu_per_call(least, 'serve')}"))
+    return rows
+
+
 def _share(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.0%}"
 
@@ -331,6 +394,7 @@ def table(r: dict[str, Any]) -> str:
          else "Asterisk and SIPp on CPUs {asterisk_and_phones}, serve and Redis on "
               "{serve_and_redis}".format(**r["cpus"])),
         ("  first failed step, calls/s", rate_of(a_bad), rate_of(n_bad), ""),
+        *floor_rows(r),
         ("set-up INVITE -> agent INVITE p50, ms", f"{lat['acdkit']['p50_ms']:.0f}",
          f"{lat['native']['p50_ms']:.0f}", ""),
         ("set-up INVITE -> agent INVITE p99, ms", f"{lat['acdkit']['p99_ms']:.0f}",
@@ -392,7 +456,8 @@ def options() -> argparse.Namespace:
     p.add_argument("--only", choices=["capacity", "held"],
                    help="run only this part (prints its figures, no table): quick A/B runs")
     p.add_argument("--targets", default=",".join(TARGETS),
-                   help="comma-separated paths for --only capacity (acdkit, native)")
+                   help="comma-separated paths for --only capacity (acdkit, native, floor: "
+                        "floor_app.py in serve's place)")
     return p.parse_args()
 
 
@@ -459,6 +524,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         result["latency"] = {t: latency(t, args, work, pids, serve) for t in TARGETS}
         print("capacity (step search):", flush=True)
         result["capacity"] = {t: capacity(t, args, work, pids, serve) for t in TARGETS}
+        print("the floor app at the same rates:", flush=True)
+        result["capacity"][FLOOR] = capacity(FLOOR, floor_steps(args), work, pids, serve)
         result["agents_stuck_after_capacity"] = asyncio.run(pause_all(serve, args.agents))
         print(f"agents stuck after the capacity steps: {result['agents_stuck_after_capacity']}")
         print(f"{args.held} callers held ...", flush=True)

@@ -11,9 +11,11 @@ RSS from /proc/<pid>/status (VmRSS). Asterisk's pid is the lab container's main 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +32,10 @@ for _path in (str(ROOT), str(ROOT / "src")):
         sys.path.insert(0, _path)
 
 import redis  # noqa: E402
+from floor_app import COUNTS as FLOOR_COUNTS  # noqa: E402
+from floor_app import READY as FLOOR_READY  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from tests.conftest import end_process  # noqa: E402
 from tests.lab.conftest import LAB_CONFIG, Serve, Worker  # noqa: E402, F401 (Worker: for bench_calls, chaos)
 
 from acdkit.config import Settings, load_settings  # noqa: E402
@@ -174,6 +179,43 @@ def new_serve(redis_url: str, workdir: Path, env: dict[str, str] | None = None) 
 
 def settings_of(serve: Serve) -> Settings:
     return load_settings(env=serve.env())
+
+
+class FloorApp:
+    """``floor_app.py`` (the least an ARI app does for a call) as a process with serve's
+    settings, in serve's place: serve must be stopped first, they share the ARI app."""
+
+    def __init__(self, serve: Serve, agents: int, log_path: Path) -> None:
+        self.serve, self.agents, self.log_path = serve, agents, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: float = 15.0) -> FloorApp:
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("floor_app.py")),
+                 "--agents", str(self.agents)],
+                env=self.serve.env(), stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"floor_app.py ended: {self.log_path.read_text()}")
+            if FLOOR_READY in self.log_path.read_text(errors="replace"):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"floor_app.py did not register in {wait} s")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> dict[str, int]:
+        """Stop it; return the ARI requests and events it counted."""
+        end_process(self.proc, signal.SIGTERM, wait=10)
+        self.proc = None
+        counted = [line.split(FLOOR_COUNTS, 1)[1] for line in
+                   self.log_path.read_text(errors="replace").splitlines() if FLOOR_COUNTS in line]
+        return json.loads(counted[-1]) if counted else {}
 
 
 # ---- /proc ---------------------------------------------------------------------------------
