@@ -99,6 +99,7 @@ bench: lab-up  ## benchmarks: print figures (ARI round trip, dispatcher claims, 
 	@mkdir -p $(RESULTS)
 	$(LAB) $(PY) tests/bench/bench_ari.py --out $(RESULTS)/bench-ari.json
 	$(PY) tests/bench/bench_dispatch.py --out $(RESULTS)/bench-dispatch.json
+	$(PY) tests/bench/bench_claim_audit.py --out $(RESULTS)/bench-claim-audit.json
 	$(PY) tests/bench/bench_wait.py --out $(RESULTS)/bench-wait.json
 	$(PY) tests/bench/bench_redis_socket.py --out $(RESULTS)/bench-redis-socket.json
 	$(LAB) flock /tmp/acdkit-lab.lock $(PY) tests/bench/bench_calls.py --dispatch-json $(RESULTS)/bench-dispatch.json --out $(RESULTS)/bench-calls.json
