@@ -58,6 +58,7 @@ from acdkit.labkit.sipp import CALLER_IP, SCENARIOS, SippProcess, agent_peer, cu
 TARGETS = {"acdkit": "100", "native": "301"}
 # floor_app.py in serve's place, at serve's extension: the least an ARI app does for a call.
 FLOOR = "floor"
+EXTENSIONS = {**TARGETS, FLOOR: TARGETS["acdkit"]}
 FLOOR_RATES = (60.0, 80.0)  # where the full run measures it, next to acdkit's steps there
 
 
@@ -135,21 +136,22 @@ def capacity(target: str, args: argparse.Namespace, work: Path,
     if target != FLOOR:
         return steps_up(target, args, work, pids, serve)
     serve.stop()
-    floor = lab.FloorApp(serve, args.agents, work / "floor.log").start()
+    floor = lab.FloorApp(serve, args.agents, work / "floor.log")
+    floor.start()
     if args.split:
         lab.pin(floor.pid, lab.halves()[1])
-    result: dict[str, Any] = {}
     try:
         result = steps_up(target, args, work, {**pids, "serve": floor.pid}, None)
     finally:
-        counted = floor.stop()
+        floor.stop()
         serve.start()
         assert serve.proc is not None
         pids["serve"] = serve.proc.pid
         if args.split:
             lab.pin(serve.proc.pid, lab.halves()[1])
     answered = sum(step["calls"] - step["failed"] for step in result["steps"])
-    result["floor_per_call"] = {k: round(v / max(answered, 1), 2) for k, v in counted.items()}
+    result["floor_per_call"] = {k: round(v / max(answered, 1), 2)
+                                for k, v in floor.counts().items()}
     print(f"  {target:<6} per answered call: {result['floor_per_call']}", flush=True)
     return result
 
@@ -160,8 +162,8 @@ def steps_up(target: str, args: argparse.Namespace, work: Path,
 
     def step(rate: float) -> bool:
         calls = max(1, round(rate * args.step_seconds))
-        got = burst(TARGETS.get(target, TARGETS["acdkit"]), rate, calls, args.talk,
-                    work / f"{target}-{rate:g}", pids, serve)
+        got = burst(EXTENSIONS[target], rate, calls, args.talk, work / f"{target}-{rate:g}",
+                    pids, serve)
         bad = failures(got, args.max_wait)
         setups = list(got["setups"].values())
         steps.append({"rate": rate, "calls": calls, "failed": bad,

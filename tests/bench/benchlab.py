@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,9 +32,7 @@ for _path in (str(ROOT), str(ROOT / "src")):
 
 import redis  # noqa: E402
 from floor_app import COUNTS as FLOOR_COUNTS  # noqa: E402
-from floor_app import READY as FLOOR_READY  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-from tests.conftest import end_process  # noqa: E402
 from tests.lab.conftest import LAB_CONFIG, Serve, Worker  # noqa: E402, F401 (Worker: for bench_calls, chaos)
 
 from acdkit.config import Settings, load_settings  # noqa: E402
@@ -181,40 +178,31 @@ def settings_of(serve: Serve) -> Settings:
     return load_settings(env=serve.env())
 
 
-class FloorApp:
-    """``floor_app.py`` (the least an ARI app does for a call) as a process with serve's
-    settings, in serve's place: serve must be stopped first, they share the ARI app."""
+class FloorApp(Serve):
+    """``floor_app.py`` (the least an ARI app does for a call) as a process with ``serve``'s
+    settings, in its place: serve must be stopped first, they share the ARI app. Started and
+    stopped as serve is (its ARI client logs the same registration)."""
 
     def __init__(self, serve: Serve, agents: int, log_path: Path) -> None:
-        self.serve, self.agents, self.log_path = serve, agents, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(serve.redis_url, log_path, serve.extra_env)
+        self.agents = agents
 
-    def start(self, wait: float = 15.0) -> FloorApp:
+    def launch(self, prefix: tuple[str, ...] = ()) -> None:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("floor_app.py")),
+                [*prefix, sys.executable, str(Path(__file__).with_name("floor_app.py")),
                  "--agents", str(self.agents)],
-                env=self.serve.env(), stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"floor_app.py ended: {self.log_path.read_text()}")
-            if FLOOR_READY in self.log_path.read_text(errors="replace"):
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"floor_app.py did not register in {wait} s")
+                env=self.env(), stdout=out, stderr=subprocess.STDOUT)
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
-    def stop(self) -> dict[str, int]:
-        """Stop it; return the ARI requests and events it counted."""
-        end_process(self.proc, signal.SIGTERM, wait=10)
-        self.proc = None
-        counted = [line.split(FLOOR_COUNTS, 1)[1] for line in
-                   self.log_path.read_text(errors="replace").splitlines() if FLOOR_COUNTS in line]
+    def counts(self) -> dict[str, int]:
+        """The ARI requests and events it counted, once stopped."""
+        counted = [line.split(FLOOR_COUNTS, 1)[1] for line in self.log().splitlines()
+                   if FLOOR_COUNTS in line]
         return json.loads(counted[-1]) if counted else {}
 
 

@@ -30,7 +30,6 @@ from acdkit.config import load_settings
 
 log = logging.getLogger("floor")
 HOLD = "floor-hold"
-READY = "floor app registered"  # what bench_calls.py waits for in the log
 COUNTS = "floor app counted"  # then the ARI requests and events it counted, as JSON
 
 
@@ -99,23 +98,23 @@ class Floor:
             await self.ended(caller)
 
     async def ended(self, channel: str) -> None:
-        peer, bridge = self.peer.pop(channel, None), self.bridge.pop(channel, None)
-        agent = self.agent.pop(channel, None)
-        if agent is not None:
-            self.free.append(agent)
+        peer, bridge = self.forget(channel)
         if peer is not None:
-            self.peer.pop(peer, None)
-            self.bridge.pop(peer, None)
-            agent = self.agent.pop(peer, None)
-            if agent is not None:
-                self.free.append(agent)
+            self.forget(peer)
             await self.ari.request("DELETE", f"channels/{peer}", ok_statuses={404})
         if bridge is not None:
             await self.ari.request("DELETE", f"bridges/{bridge}", ok_statuses={404})
         if channel in self.waiting:
             self.waiting.remove(channel)
-        self.number.pop(channel, None)
         await self.dial()
+
+    def forget(self, channel: str) -> tuple[str | None, str | None]:
+        """Drop what is kept of ``channel`` (its agent is free again); its peer and bridge."""
+        agent = self.agent.pop(channel, None)
+        if agent is not None:
+            self.free.append(agent)
+        self.number.pop(channel, None)
+        return self.peer.pop(channel, None), self.bridge.pop(channel, None)
 
 
 async def main(agents: int) -> None:
@@ -129,7 +128,6 @@ async def main(agents: int) -> None:
     await client.wait_connected(15)
     await client.request("POST", f"bridges/{HOLD}", params={"type": "holding"},
                          ok_statuses={409})  # left by a run that was killed
-    log.info(READY)
     await stop.wait()
     log.info("%s %s", COUNTS, json.dumps({"requests": sum(client.requests.values()),
                                           "events": sum(client.events.values())}))
