@@ -36,15 +36,28 @@ NO_OFFERS = replace(OverflowSettings(), wait_over=0, position_over=0, when_no_ag
 
 @dataclass
 class Recorded:
-    """Stands for ARI: the requests the held caller's flow makes, with their times."""
+    """Stands for ARI: the requests the held caller's flow makes, with their times. A
+    playback ends ``plays_for`` seconds after it starts (its ``PlaybackFinished`` goes to
+    ``caller``), or never."""
 
     trips: RoundTrips
     played: list[tuple[float, list[str], int]]
     sent: list[str]
+    caller: Session | None = None
+    plays_for: float | None = 0.05
 
-    async def play(self, channel_id: str, media: list[str], **_: Any) -> str:
+    async def play(self, channel_id: str, media: list[str], *, playback_id: str = "pb-1",
+                   **_: Any) -> str:
         self.played.append((time.time(), media, self.trips.count))
-        return "pb-1"
+        if self.caller is not None and self.plays_for is not None:
+            asyncio.get_running_loop().call_later(
+                self.plays_for, self.caller.feed,
+                ev.PlaybackFinished(playback_id=playback_id, target_uri=f"channel:{channel_id}"))
+        return playback_id
+
+    async def stop_playback(self, playback_id: str) -> bool:
+        self.sent.append(f"stop {playback_id}")
+        return True
 
     async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> bool:
         self.sent.append(f"remove {channel_id} from {bridge_id}")
@@ -86,7 +99,8 @@ async def hold(pool: Pool, ctx: queue.Queueing, task_id: str, ahead: int = 0) ->
     task = Task(id=task_id, kind=TaskKind.CALL, skill="sales", created_at=now,
                 enqueued_at=now, channel_id="c1")
     await pool.add_task(task)
-    ctx.calls.open(task.id, Session("c1", ctx.control))
+    caller = ctx.calls.open(task.id, Session("c1", ctx.control)).customer
+    cast(Recorded, ctx.control).caller = caller
     return task
 
 
@@ -154,3 +168,25 @@ async def test_a_held_caller_leaves_its_sleep_when_an_agent_is_connected(
     await asyncio.wait_for(waiting, 2.0)  # asleep until the next announcement: an hour
     call.customer.feed(ev.ChannelDtmfReceived(channel=ev.Channel(id="c1"), digit="4"))
     assert await call.customer.read_key(0.5) == "4"  # the key is the conversation's
+
+
+async def test_an_announcement_is_never_queued_behind_one_still_playing(
+        counted_pool: tuple[Pool, RoundTrips]) -> None:
+    """Asterisk plays a channel's media in turn, and moves the caller to a bridge only after
+    it (docs/architecture.md §7): announcements due every 0.2 s while the first one plays
+    for ever make one announcement, and the longest wait stops it before the caller
+    leaves the holding bridge."""
+    pool, trips = counted_pool
+    control = Recorded(trips, [], [], plays_for=None)
+    ctx = queueing(pool, control, announce_every=0.2, max_wait=1.0)
+    task = await hold(pool, ctx, "t1")
+    call = ctx.calls.get(task.id)
+    assert call is not None
+    waiting = asyncio.create_task(queue._wait_for_agent(ctx, call.customer, task))
+    with pytest.raises(ChannelGone):
+        await asyncio.wait_for(waiting, 5)
+    assert [media for _, media, _ in control.played] == [["sound:queue-youarenext"]]
+    [stop, *moves] = control.sent
+    assert stop.startswith("stop pb-c1-")
+    assert moves == ["remove c1 from hold-sales", "continue c1 in acdkit-fallback"]
+    assert call.customer.playing == set()

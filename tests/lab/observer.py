@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,7 +52,17 @@ class Observed:
         return early
 
     def customer_legs(self) -> list[str]:
-        return [c for k, c, _ in self.events if k == "ChannelCreated" and c.endswith("-c")]
+        return [c for k, c, _ in list(self.events)
+                if k == "ChannelCreated" and c.endswith("-c")]
+
+    def wait_for_customer_legs(self, count: int = 1, timeout: float = 5.0) -> list[str]:
+        """The customer legs seen, once there are ``count`` (or ``timeout`` passed): the
+        observer's thread may still be reading the events of a leg whose INVITE a SIPp peer
+        already logged."""
+        deadline = time.monotonic() + timeout
+        while len(legs := self.customer_legs()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return legs
 
 
 async def _watch(observed: Observed, stop: asyncio.Event) -> None:

@@ -9,6 +9,7 @@ phones' SIP messages and from the CLI's ``--json`` output.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -122,6 +123,70 @@ def test_the_whisper_comes_before_the_bridge(serve: Serve, phones: Phones) -> No
     assert [h["event"] for h in history] == ["add", "reserve", "connect", "complete"]
     connected = float(history[2]["ts"])
     assert 4.0 < connected - answered < 9.0, connected - answered
+
+
+def test_a_caller_hearing_its_position_is_bridged_when_its_agent_answers(
+        serve: Serve, phones: Phones) -> None:
+    """The position every second, each announcement longer than that: they never queue
+    behind each other, and the one playing is cut short when the agent answers. Asterisk
+    adds a channel to a bridge only after the media queued on it has played, so a caller
+    once reached its agent only after every announcement queued while it waited, and the
+    connect gave up after 5 s (the agent paused, the caller left waiting)."""
+    serve.extra_env.update({**FAST, "ACDKIT_QUEUE_ANNOUNCE_EVERY": "1"})
+    serve.start()
+    add_agents(serve, "1", login=False)  # nobody free: the caller waits and hears its place
+    phone = phones(hangup={"agent1"}, hangup_after=2)
+    caller_ = call("4930200005", hangup_after=None, timeout=40).start()
+    task = eventually(lambda: next((t for t in tasks(serve) if t["number"] == "4930200005"
+                                    and t["state"] == "queued"), None), 10, what="queued")
+    time.sleep(6)  # six announcements due, about 1.5 s each
+    serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")
+    [invite] = phone.wait_for_invites(1, timeout=10)
+    assert caller_.wait(30).ok
+    answered = min(m.time for m in phone.messages()
+                   if m.sent and m.status == 200 and m.call_id == invite.call_id)
+    assert ended(serve, "4930200005")["id"] == task["id"]
+    _, history = task_story(serve, task["id"])
+    assert [h["event"] for h in history] == ["add", "reserve", "connect", "complete"]
+    connected = float(history[2]["ts"])
+    assert connected - answered < 1.0, f"bridged {connected - answered:.2f} s after the answer"
+
+
+def test_a_caller_asterisk_does_not_bridge_in_time_goes_back_on_hold_and_is_served(
+        serve: Serve, phones: Phones) -> None:
+    """Media acdkit did not start keeps the caller from the agent's bridge for 11 s, past
+    ARI's 5 s answer time: the agent's leg is hung up, the caller is held again, the task is
+    back in line with its place and the agent paused (it answered but talked to nobody).
+    Once resumed, the agent gets the same caller and they talk."""
+    serve.extra_env.update(FAST)
+    serve.start()
+    add_agents(serve, "1", login=False)
+    phone = phones(hangup={"agent1"}, hangup_after=2)
+    caller_ = call("4930200006", hangup_after=None, timeout=90).start()
+    task = eventually(lambda: next((t for t in tasks(serve) if t["number"] == "4930200006"
+                                    and t["state"] == "queued"), None), 10, what="queued")
+    [channel] = [c["id"] for c in lab_channels()
+                 if c.get("caller", {}).get("number") == "4930200006"]  # type: ignore[union-attr]
+    media = ",".join(["sound:queue-thereare", "number:12", "sound:queue-callswaiting"] * 2)
+    status, _ = ari_call("POST", f"channels/{channel}/play/labtest-{channel}?media={media}")
+    assert status == 201, status
+    serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")
+    [first] = phone.wait_for_invites(1, timeout=10)
+    eventually(lambda: "not bridged to agent 1; back on hold" in serve.log(), 15,
+               what="the caller back on hold")
+    eventually(lambda: agents(serve)["1"]["state"] == "paused", 30, what="agent 1 paused")
+    assert by_number(serve, "4930200006")["state"] == "queued"
+    eventually(lambda: not phone.open_calls(), 30, what="the first agent leg ended")
+
+    serve.cli("agents", "resume", "1")
+    _, second = phone.wait_for_invites(2, timeout=30)
+    assert second.call_id != first.call_id
+    assert caller_.wait(30).ok  # the agent hung up after talking: the caller got a BYE
+    assert ended(serve, "4930200006")["id"] == task["id"]
+    _, history = task_story(serve, task["id"])
+    story = [(h["event"], h["fields"].get("reason")) for h in history]
+    assert story == [("add", None), ("reserve", None), ("release", "connect_failed"),
+                     ("reserve", None), ("connect", None), ("complete", None)], story
 
 
 # ---- (b), (c) persistent lines and switching modes ----------------------------------------------

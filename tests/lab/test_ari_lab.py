@@ -220,3 +220,54 @@ async def test_a_second_connection_takes_the_app_over(ari_lab: Lab) -> None:
         assert standby.client.connected
     finally:
         await standby.stop()
+
+
+async def test_a_bridge_move_waits_for_the_channels_media_and_holds_the_websocket_up(
+        ari_lab: Lab) -> None:
+    """Asterisk 22.10.1 adds a channel to a bridge only after the media queued on it, and it
+    answers the requests on the events WebSocket one at a time: a request sent meanwhile
+    waits as long. A playback stopped first lets both through at once. acdkit relies on
+    this (docs/architecture.md §7): a waiting caller's position is stopped before its
+    bridge move."""
+    ari_lab.client.request_timeout = 20.0
+    leg = unique("labtest-leg")
+    assert await ari_lab.control.originate("Local/100@acdkit-callers", leg,
+                                           variables={"_ACDKIT_APP": APP})
+    caller = f"{leg};2"
+    await ari_lab.wait_for(lambda e: isinstance(e, ev.StasisStart) and e.channel.id == caller)
+    assert await ari_lab.control.answer(caller)
+    hold, first, second = unique("labtest-hold"), unique("labtest-mix"), unique("labtest-mix")
+    await ari_lab.control.create_bridge(hold, kind="holding", name=hold)
+    for mixing in (first, second):
+        await ari_lab.control.create_bridge(mixing, kind="mixing", name=mixing)
+    await ari_lab.control.add_to_bridge(hold, [caller], role="participant")
+    position = ["sound:queue-thereare", "number:12", "sound:queue-callswaiting"]
+
+    async def timed(request: Any) -> float:
+        started = asyncio.get_running_loop().time()
+        await request
+        return asyncio.get_running_loop().time() - started
+
+    async def move_and_ask(to: str) -> tuple[float, float]:
+        move = asyncio.ensure_future(timed(ari_lab.control.add_to_bridge(to, [caller])))
+        await asyncio.sleep(0.05)  # the move is on its way first
+        asked = await timed(ari_lab.client.request("GET", "asterisk/info"))
+        return await move, asked
+
+    try:
+        playing = await ari_lab.control.play(caller, position)
+        await asyncio.sleep(0.3)
+        moved, asked = await move_and_ask(first)
+        assert moved > 2.0 and asked > 1.5, (moved, asked)  # behind the position
+        await ari_lab.wait_for(lambda e: isinstance(e, ev.PlaybackFinished)
+                               and e.playback_id == playing)
+
+        playing = await ari_lab.control.play(caller, position)
+        await asyncio.sleep(0.3)
+        assert playing is not None and await ari_lab.control.stop_playback(playing)
+        moved, asked = await move_and_ask(second)
+        assert moved < 0.5 and asked < 0.5, (moved, asked)
+    finally:
+        await ari_lab.control.hangup(leg)
+        for bridge in (hold, first, second):
+            await ari_lab.control.destroy_bridge(bridge)

@@ -81,7 +81,7 @@ def test_instant_callback_dials_the_agent_first_then_the_customer(
         assert agent_invite.user == "agent1"
         assert customer_invite.user == CUSTOMER
         # Asterisk's own order, not SIPp's stamps (tests/lab/observer.py says why).
-        assert seen.customer_legs(), seen.events
+        assert seen.wait_for_customer_legs(), seen.events
         assert seen.customers_dialed_early() == [], seen.events
         wait_for("completed", lambda: state_of(serve, booked["id"]) == "completed", 20)
     history = [e["event"] for e in show(serve, booked["id"])["history"]]
@@ -144,7 +144,7 @@ def test_scheduled_callback_is_dialed_on_time(center: tuple[Serve, Worker]) -> N
             f"dialed {invite.time - when.timestamp():+.1f} s from its time"
         assert agents.invites(), "the agent was rung"
         # Asterisk's own order, not SIPp's stamps (tests/lab/observer.py says why).
-        assert seen.customer_legs() and seen.customers_dialed_early() == [], seen.events
+        assert seen.wait_for_customer_legs() and seen.customers_dialed_early() == [], seen.events
 
 
 def test_no_answer_twice_then_answered_takes_three_attempts(

@@ -142,7 +142,7 @@ def test_move_dials_at_the_new_time_not_the_old(center: tuple[Serve, Worker]) ->
             f"dialed {invite.time - new.timestamp():+.1f} s from the new time"
         assert agents.invites(), "the agent was rung"
         # Asterisk's own order, not SIPp's stamps (tests/lab/observer.py says why).
-        assert seen.customer_legs() and seen.customers_dialed_early() == [], seen.events
+        assert seen.wait_for_customer_legs() and seen.customers_dialed_early() == [], seen.events
     assert invite.time > old + 30, "dialed at the old time"
 
 

@@ -102,7 +102,7 @@ def test_a_failover_during_a_booking_never_loses_a_confirmed_callback(
                 assert customer_invite.user == CUSTOMER
                 assert [i.user for i in agents.invites()][:1] == ["agent1"]
                 # Asterisk's own order (tests/lab/observer.py says why not SIPp's stamps).
-                assert seen.customer_legs(), seen.events
+                assert seen.wait_for_customer_legs(), seen.events
                 assert seen.customers_dialed_early() == [], seen.events
                 eventually(lambda: callbacks(serve)[0]["state"] == "completed"
                            if callbacks(serve) else False, 30, what="the callback completed")

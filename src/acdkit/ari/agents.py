@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -26,7 +27,7 @@ from acdkit.ari.spawner import Spawner
 from acdkit.ari.survey import Survey
 from acdkit.config import AgentSettings, CenterSettings
 from acdkit.core.agents import Agent, AgentEvent, AgentMode, AgentState, ReachPolicy
-from acdkit.core.errors import AcdError, InvalidInput
+from acdkit.core.errors import AcdError, AriRequestFailed, InvalidInput
 from acdkit.core.pins import PinOutcome, PinPolicy
 from acdkit.core.prompts import say_digits
 from acdkit.core.tasks import Task, TaskEvent, TaskState
@@ -130,7 +131,11 @@ class AgentConnector:
             await self.move_agent(agent.id, AgentEvent.END)
             self.ctx.endings.after_wrap_up(agent.id)
             return
-        await self.bridge(agent, current, call, leg)
+        try:
+            await self.bridge(agent, current, call, leg)
+        except AriRequestFailed:
+            await self._back_on_hold(agent, current, call, leg)
+            raise  # the dispatcher puts the task back in line, with its place
         if call.customer.gone:
             # Gone while being bridged: its flow's clean-up saw the task still reserved.
             await self.customer_left(call)
@@ -271,16 +276,21 @@ class AgentConnector:
         customer = call.customer.channel_id
         # A live caller waits in its skill's holding bridge: adding it to another bridge
         # takes it out of that one first (Asterisk's addChannel departs the Stasis bridge a
-        # channel is in; Asterisk 22.10.1), so no removeChannel request.
+        # channel is in; Asterisk 22.10.1), so no removeChannel request. Asterisk does that
+        # only once the media queued on the channel has played: its position is cut short.
+        await call.customer.stop_playing()
+        # The call's bridge is set once the caller is in it: until then its holding loop
+        # waits (ari/queue.py), and goes on if the bridge failed (``_back_on_hold``).
         if line is not None:
-            call.bridge_id = line.bridge_id
             await control.add_to_bridge(line.bridge_id, [customer])
+            call.bridge_id = line.bridge_id
         else:
-            call.bridge_id = f"call-{task.id}"
+            bridge_id = f"call-{task.id}"
             # dtmf_events: a plain mixing bridge of two SIP channels goes native RTP and the
             # agent's keys (9 = follow-up) never reach the app (seen on 22.10.1).
-            await self.ctx.bridges.ensure(call.bridge_id, "mixing,dtmf_events")
-            await control.add_to_bridge(call.bridge_id, [customer, leg.channel_id])
+            await self.ctx.bridges.ensure(bridge_id, "mixing,dtmf_events")
+            await control.add_to_bridge(bridge_id, [customer, leg.channel_id])
+            call.bridge_id = bridge_id
             self.ctx.spawner.spawn(self.watch_leg(call, leg), f"leg {leg.channel_id}")
         # As claimed and as last read: both moves in one round trip (store/pool.py)
         answered, connected = await self.ctx.pool.move_together(
@@ -297,6 +307,35 @@ class AgentConnector:
         if line is not None:  # a persistent agent ends the call with a key, keeping its line
             self.ctx.spawner.spawn(end_key.watch(self.ctx.end_key, agent, task, call, line),
                                    f"end key {task.id}")
+
+    async def _back_on_hold(self, agent: Agent, task: Task, call: Call, leg: Session) -> None:
+        """Asterisk did not bridge a waiting caller to its agent (a request failed or got no
+        answer in time): hang the agent's leg up (a persistent line stays), take the caller
+        out of the bridge the late request may still put it in, and hold it again with its
+        skill, where its loop goes on. Each step is sent even if one before it failed:
+        Asterisk runs a request that got no answer in time later, in order
+        (docs/architecture.md §7). The bridge's own error goes on to the dispatcher."""
+        call.taken.clear()
+        call.agent_id = call.agent_leg = call.bridge_id = None
+        control, customer = self.ctx.control, call.customer.channel_id
+        log.warning("task %s: caller %s not bridged to agent %s; back on hold", task.id,
+                    customer, agent.id)
+        line = self.lines.get(agent.id)
+        steps: list[Callable[[], Awaitable[object]]]
+        if line is None:
+            self.ctx.sessions.close(leg.channel_id)
+            steps = [lambda: control.hangup(leg.channel_id),
+                     lambda: control.destroy_bridge(f"call-{task.id}")]
+        else:
+            steps = [lambda: control.remove_from_bridge(line.bridge_id, customer)]
+        if not call.customer.gone:
+            steps.append(lambda: self.ctx.bridges.hold(task.skill, customer))
+        for step in steps:
+            try:
+                await step()
+            except AriRequestFailed as exc:
+                log.warning("task %s: putting caller %s back on hold: %s", task.id, customer,
+                            exc)
 
     async def watch_leg(self, call: Call, leg: Session) -> None:
         """Per-call agent leg: when the agent hangs up, the customer's call ends too."""

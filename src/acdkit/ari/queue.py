@@ -183,7 +183,10 @@ async def _attend(ctx: Queueing, session: Session, task: Task, rules: overflow.O
             raise ChannelGone(session.channel_id)
         return replace(held, last_offer=now)
     if due.announce:
-        await _announce(ctx, session, view.position)
+        # One at a time: a position queued behind the last one would keep the caller from
+        # its agent's bridge until both had played (ari/session.py ``start_playing``).
+        if not session.playing:
+            await _announce(session, view.position)
         return replace(held, last_announce=now)
     return held
 
@@ -203,6 +206,7 @@ async def _past_max_wait(ctx: Queueing, session: Session, task: Task) -> None:
         return
     log.info("task %s waited %.0f s: expired, caller to %s", task.id,
              ctx.clock.now() - task.enqueued_at, FALLBACK_CONTEXT)
+    await session.stop_playing()  # the fallback goes on at once, not after the position
     await ctx.control.remove_from_bridge(ctx.bridges.hold_id(task.skill), session.channel_id)
     await ctx.control.continue_in_dialplan(session.channel_id, FALLBACK_CONTEXT, "s", 1)
     raise ChannelGone(session.channel_id)
@@ -219,8 +223,9 @@ async def _requeue_if_lost(ctx: Queueing, task: Task) -> None:
     await ctx.pool.add_task(task)
 
 
-async def _announce(ctx: Queueing, session: Session, position: int) -> None:
+async def _announce(session: Session, position: int) -> None:
     media = (["sound:queue-youarenext"] if position == 0 else
              ["sound:queue-thereare", f"number:{position + 1}", "sound:queue-callswaiting"])
     # Played on the channel while it sits in the holding bridge: only this caller hears it.
-    await ctx.control.play(session.channel_id, media)
+    # The connector stops it before it bridges the caller (ari/agents.py ``bridge``).
+    await session.start_playing(media)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,10 +37,13 @@ class Session:
     gone: bool = False
     digits: list[str] = field(default_factory=list)  # keys pressed and not yet consumed
     hung_up: asyncio.Event = field(default_factory=asyncio.Event)  # for watchers, not readers
+    playing: set[str] = field(default_factory=set)  # started by start_playing, not finished
 
     def feed(self, event: Any) -> None:
         if isinstance(event, ev.ChannelDtmfReceived):
             self.digits.append(event.digit)
+        if isinstance(event, ev.PlaybackFinished):
+            self.playing.discard(event.playback_id)
         if isinstance(event, ev.StasisEnd | ev.ChannelDestroyed | ev.ChannelHangupRequest):
             self.gone = True
             self.hung_up.set()
@@ -77,6 +80,28 @@ class Session:
             if key is not None:
                 return key
         return None
+
+    async def start_playing(self, media: Sequence[str]) -> bool:
+        """Start playing ``media`` in turn without waiting for the end (a waiting caller's
+        position); it is in ``playing`` until its ``PlaybackFinished``. False if the channel
+        is gone. Asterisk runs the channel's next request (joining an agent's bridge) only
+        after the media queued on it: ``stop_playing`` first."""
+        playback_id = f"pb-{self.channel_id}-{next(_ids)}"
+        self.playing.add(playback_id)  # before the request: its end may come first
+        if await self.control.play(self.channel_id, media, playback_id=playback_id) is None:
+            self.playing.discard(playback_id)
+            return False
+        return True
+
+    async def stop_playing(self) -> None:
+        """Stop what ``start_playing`` started and has not finished."""
+        for playback_id in list(self.playing):
+            try:
+                await self.control.stop_playback(playback_id)
+            except AriRequestFailed as exc:
+                if exc.status != 500:  # media Asterisk cannot stop: see _until_finished
+                    raise
+            self.playing.discard(playback_id)
 
     async def _until_finished(self, playback_id: str, interruptible: bool) -> str | None:
         while True:
