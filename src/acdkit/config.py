@@ -126,7 +126,7 @@ class AgentSettings:
 
 @dataclass(frozen=True)
 class QueueSettings:
-    announce_every: float = 30.0  # seconds between position / wait announcements
+    announce_every: float = 30.0  # seconds between position announcements (none while one plays)
     music_class: str = "default"  # musiconhold.conf class waiting callers hear
     max_wait: float = 3600.0  # a caller waiting longer than this is sent to the fallback
 
