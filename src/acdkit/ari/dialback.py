@@ -180,7 +180,9 @@ async def _attempt(ctx: DialBacks, task_id: str, n: int,
     await ctx.callbacks.finish_attempt(task_id, n, DialOutcome.ANSWERED, ctx.clock.now())
     if task.kind is TaskKind.CALLBACK:  # reached: a pending follow-up of the number is moot
         await drop_follow_ups(ctx.pool, task.number, ctx.clock.now(), "called back")
-    await ctx.control.play(customer_id, "sound:acdkit/cb-hello")
+    # Tracked: a persistent agent's end key stops it before the customer leaves the line's
+    # bridge, which Asterisk would do only after it (docs/architecture.md §7).
+    await customer.start_playing(["sound:acdkit/cb-hello"])
     return None, True
 
 

@@ -74,6 +74,7 @@ async def end_call(ctx: EndKey, agent_id: str, task: Task, call: Call,
     call.agent_id = None  # the conversation is over: the call's watchers stop
     customer = call.customer.channel_id
     try:
+        await call.customer.stop_playing()  # a dial-back's hello would hold the move up
         await ctx.control.remove_from_bridge(line.bridge_id, customer)
     except AcdError as exc:
         log.info("task %s: customer not taken out of the line: %s", task.id, exc)
