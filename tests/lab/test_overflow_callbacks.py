@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.lab.center import task_story, tasks
 from tests.lab.conftest import Serve, Worker, busy_agent_center
 from tests.lab.observer import observe_channels
 
@@ -64,6 +65,33 @@ def book_instant(serve: Serve) -> dict[str, Any]:
 
 def state_of(serve: Serve, task_id: str) -> str:
     return str(show(serve, task_id)["task"]["state"])
+
+
+def test_an_agent_free_during_the_offer_takes_the_caller_at_once(
+        center: tuple[Serve, Worker]) -> None:
+    """The agent comes back while the offer plays (a prompt of about 14 s): the offer is
+    given up, its prompt stopped, and the caller bridged within 1 s of the agent's answer;
+    nothing is booked. Asterisk would have moved the caller only after the prompt, and held
+    every other ARI request of serve up as long (docs/architecture.md §7)."""
+    serve, _ = center
+    with agent_peer(hangup="*", hangup_after=2) as agents:
+        agents.start()
+        waiting = caller("100", dtmf="1", caller_id=CUSTOMER, hangup_after=None,
+                         timeout=40).start()
+        wait_for("the offer", lambda: "overflow offer" in serve.log(), 15)
+        time.sleep(1.0)  # into the prompt
+        serve.cli("agents", "resume", "1")
+        [invite] = agents.wait_for_invites(1, timeout=15)
+        assert waiting.wait(30).ok  # the agent hung up after 2 s: the caller got a BYE
+        answered = min(m.time for m in agents.messages()
+                       if m.sent and m.status == 200 and m.call_id == invite.call_id)
+    [task] = [t for t in tasks(serve) if t["kind"] == "call"]
+    _, story = task_story(serve, task["id"])
+    assert [e["event"] for e in story] == ["add", "reserve", "connect", "complete"], story
+    connected = float(story[2]["ts"])
+    assert connected - answered < 1.0, f"bridged {connected - answered:.2f} s after the answer"
+    assert "offer given up, an agent is being connected" in serve.log()
+    assert callbacks(serve) == []
 
 
 def test_instant_callback_dials_the_agent_first_then_the_customer(

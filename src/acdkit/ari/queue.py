@@ -4,6 +4,7 @@ position until the connector bridges it to an agent; a hang-up ends the task cor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -145,8 +146,8 @@ async def _wait_for_agent(ctx: Queueing, session: Session, task: Task) -> None:
         now = ctx.clock.now()
         due = holding.due(timers, held, now)
         if due:
-            held = await _attend(ctx, session, task, rules, replace(held, looked_at=now), due,
-                                 now)
+            held = await _attend(ctx, session, call, task, rules,
+                                 replace(held, looked_at=now), due, now)
         else:
             await _sleep(session, call, holding.next_wake(timers, held) - now)
 
@@ -166,8 +167,9 @@ async def _sleep(session: Session, call: Call, timeout: float) -> None:
         event.result()  # ChannelGone when the caller left
 
 
-async def _attend(ctx: Queueing, session: Session, task: Task, rules: overflow.OverflowRule,
-                  held: holding.Held, due: holding.Due, now: float) -> holding.Held:
+async def _attend(ctx: Queueing, session: Session, call: Call, task: Task,
+                  rules: overflow.OverflowRule, held: holding.Held, due: holding.Due,
+                  now: float) -> holding.Held:
     """Do what is ``due`` at ``now``: end the longest wait, make the offer or announce the
     position; return what happened, for the next wake."""
     if due.expire:
@@ -179,7 +181,7 @@ async def _attend(ctx: Queueing, session: Session, task: Task, rules: overflow.O
         return held  # no longer in line: an agent is being connected
     reason = overflow.offer_reason(rules, view, held.last_offer, now) if due.offer else None
     if reason is not None:
-        if await callback_offer.offer(ctx.offer, session, task, reason):
+        if await _offer_unless_taken(ctx, session, call, task, reason):
             raise ChannelGone(session.channel_id)
         return replace(held, last_offer=now)
     if due.announce:
@@ -189,6 +191,28 @@ async def _attend(ctx: Queueing, session: Session, task: Task, rules: overflow.O
             await _announce(session, view.position)
         return replace(held, last_announce=now)
     return held
+
+
+async def _offer_unless_taken(ctx: Queueing, session: Session, call: Call, task: Task,
+                              reason: str) -> bool:
+    """The overflow offer (True: the caller left with a callback booked), given up once an
+    agent is being connected: the caller is the agent's then, and the prompt still playing
+    is stopped before the caller is bridged (ari/agents.py ``bridge``). A booking and a
+    claim exclude each other by the task's compare-and-set."""
+    offering = asyncio.ensure_future(callback_offer.offer(ctx.offer, session, task, reason))
+    taken = asyncio.ensure_future(call.taken.wait())
+    try:
+        await asyncio.wait({offering, taken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        taken.cancel()
+        if not offering.done():
+            offering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await offering
+    if offering.cancelled():
+        log.info("task %s: offer given up, an agent is being connected", task.id)
+        return False
+    return offering.result()
 
 
 async def _past_max_wait(ctx: Queueing, session: Session, task: Task) -> None:

@@ -37,7 +37,7 @@ class Session:
     gone: bool = False
     digits: list[str] = field(default_factory=list)  # keys pressed and not yet consumed
     hung_up: asyncio.Event = field(default_factory=asyncio.Event)  # for watchers, not readers
-    playing: set[str] = field(default_factory=set)  # started by start_playing, not finished
+    playing: set[str] = field(default_factory=set)  # playbacks started and not finished
 
     def feed(self, event: Any) -> None:
         if isinstance(event, ev.ChannelDtmfReceived):
@@ -73,10 +73,14 @@ class Session:
             if interruptible and self.digits:
                 return self.digits[0]
             playback_id = f"pb-{self.channel_id}-{next(_ids)}"
-            started = await self.control.play(self.channel_id, item, playback_id=playback_id)
-            if not started:
+            # Playing until its PlaybackFinished, also for a flow cancelled meanwhile (an
+            # offer an agent's connect cut short): stop_playing then stops it.
+            self.playing.add(playback_id)
+            if not await self.control.play(self.channel_id, item, playback_id=playback_id):
+                self.playing.discard(playback_id)
                 raise ChannelGone(self.channel_id)
             key = await self._until_finished(playback_id, interruptible)
+            self.playing.discard(playback_id)
             if key is not None:
                 return key
         return None
@@ -94,7 +98,7 @@ class Session:
         return True
 
     async def stop_playing(self) -> None:
-        """Stop what ``start_playing`` started and has not finished."""
+        """Stop what ``start_playing`` or ``play`` started and has not finished."""
         for playback_id in list(self.playing):
             try:
                 await self.control.stop_playback(playback_id)
