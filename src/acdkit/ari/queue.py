@@ -22,7 +22,7 @@ from acdkit.ari.my_requests import MyRequests
 from acdkit.ari.session import ChannelGone, Session
 from acdkit.config import OutboundSettings, OverflowSettings, QueueSettings
 from acdkit.core import holding, ivr, overflow
-from acdkit.core.errors import InvalidTransition, NotFound
+from acdkit.core.errors import AriRequestFailed, InvalidTransition, NotFound
 from acdkit.core.numbers import NumberPolicy
 from acdkit.core.tasks import Task, TaskEvent, TaskKind, TaskState
 from acdkit.dialplan_vars import FALLBACK_CONTEXT
@@ -196,9 +196,9 @@ async def _attend(ctx: Queueing, session: Session, call: Call, task: Task,
 async def _offer_unless_taken(ctx: Queueing, session: Session, call: Call, task: Task,
                               reason: str) -> bool:
     """The overflow offer (True: the caller left with a callback booked), given up once an
-    agent is being connected: the caller is the agent's then, and the prompt still playing
-    is stopped before the caller is bridged (ari/agents.py ``bridge``). A booking and a
-    claim exclude each other by the task's compare-and-set."""
+    agent is being connected: the caller is the agent's then, and its prompt is stopped (no
+    "press 1" left unheeded if that agent misses the call). A booking and a claim exclude
+    each other by the task's compare-and-set."""
     offering = asyncio.ensure_future(callback_offer.offer(ctx.offer, session, task, reason))
     taken = asyncio.ensure_future(call.taken.wait())
     try:
@@ -211,6 +211,10 @@ async def _offer_unless_taken(ctx: Queueing, session: Session, call: Call, task:
                 await offering
     if offering.cancelled():
         log.info("task %s: offer given up, an agent is being connected", task.id)
+        try:
+            await session.stop_playing()
+        except AriRequestFailed as exc:  # the connect stops it again before the bridge
+            log.warning("task %s: offer prompt not stopped: %s", task.id, exc)
         return False
     return offering.result()
 
