@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import cast
 
@@ -320,22 +320,23 @@ class AgentConnector:
         control, customer = self.ctx.control, call.customer.channel_id
         log.warning("task %s: caller %s not bridged to agent %s; back on hold", task.id,
                     customer, agent.id)
-        line = self.lines.get(agent.id)
-        steps: list[Callable[[], Awaitable[object]]]
-        if line is None:
-            self.ctx.sessions.close(leg.channel_id)
-            steps = [lambda: control.hangup(leg.channel_id),
-                     lambda: control.destroy_bridge(f"call-{task.id}")]
-        else:
-            steps = [lambda: control.remove_from_bridge(line.bridge_id, customer)]
-        if not call.customer.gone:
-            steps.append(lambda: self.ctx.bridges.hold(task.skill, customer))
-        for step in steps:
+
+        async def attempt(step: Awaitable[object]) -> None:
             try:
-                await step()
+                await step
             except AriRequestFailed as exc:
                 log.warning("task %s: putting caller %s back on hold: %s", task.id, customer,
                             exc)
+
+        line = self.lines.get(agent.id)
+        if line is None:
+            self.ctx.sessions.close(leg.channel_id)
+            await attempt(control.hangup(leg.channel_id))
+            await attempt(control.destroy_bridge(f"call-{task.id}"))
+        else:
+            await attempt(control.remove_from_bridge(line.bridge_id, customer))
+        if not call.customer.gone:
+            await attempt(self.ctx.bridges.hold(task.skill, customer))
 
     async def watch_leg(self, call: Call, leg: Session) -> None:
         """Per-call agent leg: when the agent hangs up, the customer's call ends too."""

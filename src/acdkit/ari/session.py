@@ -72,12 +72,10 @@ class Session:
         for item in media:
             if interruptible and self.digits:
                 return self.digits[0]
-            playback_id = f"pb-{self.channel_id}-{next(_ids)}"
             # Playing until its PlaybackFinished, also for a flow cancelled meanwhile (an
             # offer an agent's connect cut short): stop_playing then stops it.
-            self.playing.add(playback_id)
-            if not await self.control.play(self.channel_id, item, playback_id=playback_id):
-                self.playing.discard(playback_id)
+            playback_id = await self._start(item)
+            if playback_id is None:
                 raise ChannelGone(self.channel_id)
             key = await self._until_finished(playback_id, interruptible)
             self.playing.discard(playback_id)
@@ -90,33 +88,37 @@ class Session:
         position); it is in ``playing`` until its ``PlaybackFinished``. False if the channel
         is gone. Asterisk runs the channel's next request (joining an agent's bridge) only
         after the media queued on it: ``stop_playing`` first."""
+        return await self._start(media) is not None
+
+    async def _start(self, media: str | Sequence[str]) -> str | None:
+        """Start ``media``, in ``playing`` until its end; its playback id, None if the
+        channel is gone."""
         playback_id = f"pb-{self.channel_id}-{next(_ids)}"
         self.playing.add(playback_id)  # before the request: its end may come first
-        if await self.control.play(self.channel_id, media, playback_id=playback_id) is None:
+        if not await self.control.play(self.channel_id, media, playback_id=playback_id):
             self.playing.discard(playback_id)
-            return False
-        return True
+            return None
+        return playback_id
 
     async def stop_playing(self) -> None:
         """Stop what ``start_playing`` or ``play`` started and has not finished."""
         for playback_id in list(self.playing):
-            try:
-                await self.control.stop_playback(playback_id)
-            except AriRequestFailed as exc:
-                if exc.status != 500:  # media Asterisk cannot stop: see _until_finished
-                    raise
+            await self._stop(playback_id)
             self.playing.discard(playback_id)
+
+    async def _stop(self, playback_id: str) -> None:
+        try:
+            await self.control.stop_playback(playback_id)
+        except AriRequestFailed as exc:
+            # Asterisk 22.10.1 answers 500 "Could not stop playback" for media it cannot
+            # control (``digits:``): that playback ends by itself, shortly.
+            if exc.status != 500:
+                raise
 
     async def _until_finished(self, playback_id: str, interruptible: bool) -> str | None:
         while True:
             if interruptible and self.digits:
-                try:
-                    await self.control.stop_playback(playback_id)
-                except AriRequestFailed as exc:
-                    # Asterisk 22.10.1 answers 500 "Could not stop playback" for media it
-                    # cannot control (``digits:``): that playback ends by itself, shortly.
-                    if exc.status != 500:
-                        raise
+                await self._stop(playback_id)
                 return self.digits[0]
             event = await self.next_event(30.0)
             if isinstance(event, ev.PlaybackFinished) and event.playback_id == playback_id:
