@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 from tests.lab.conftest import Serve
 
+from acdkit.labkit.sipp import Peer
+
 T = TypeVar("T")
 
 # Short timers, no overflow offer (it would talk over the queue), no whisper (a tests that
@@ -65,3 +67,9 @@ def eventually(probe: Callable[[], T | None], timeout: float = 10.0, every: floa
             return last
         time.sleep(every)
     raise AssertionError(f"{what} did not happen in {timeout}s (last: {last!r})")
+
+
+def answered_at(phone: Peer, call_id: str) -> float:
+    """When ``phone`` sent its 200 OK to call ``call_id`` (its SIPp stamp)."""
+    return min(m.time for m in phone.messages()
+               if m.sent and m.status == 200 and m.call_id == call_id)

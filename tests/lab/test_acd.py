@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.lab.center import FAST, add_agents, agents, eventually, task_story, tasks
+from tests.lab.center import FAST, add_agents, agents, answered_at, eventually, task_story, tasks
 from tests.lab.conftest import Serve, ari_call, lab_channels
 from tests.lab.rtp import RtpSniffer
 
@@ -35,11 +35,12 @@ def by_number(serve: Serve, number: str) -> dict[str, Any]:
     return task
 
 
-def ended(serve: Serve, number: str, state: str = "completed") -> dict[str, Any]:
+def ended(serve: Serve, number: str, state: str = "completed",
+          timeout: float = 5.0) -> dict[str, Any]:
     """The task of caller ``number`` once it is in ``state``."""
     return eventually(lambda: next((t for t in tasks(serve) if t["number"] == number
                                     and t["state"] == state), None),
-                      5, what=f"the task of {number} {state}")
+                      timeout, what=f"the task of {number} {state}")
 
 
 def ready_again(serve: Serve, agent_id: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -117,8 +118,7 @@ def test_the_whisper_comes_before_the_bridge(serve: Serve, phones: Phones) -> No
     result = call("4930200004", hangup_after=10).run()
     assert result.ok, result
     _, invite = phone.wait_for_invites(2)
-    answered = min(m.time for m in phone.messages()
-                   if m.sent and m.status == 200 and m.call_id == invite.call_id)
+    answered = answered_at(phone, invite.call_id)
     _, history = task_story(serve, ended(serve, "4930200004")["id"])
     assert [h["event"] for h in history] == ["add", "reserve", "connect", "complete"]
     connected = float(history[2]["ts"])
@@ -137,14 +137,12 @@ def test_a_caller_hearing_its_position_is_bridged_when_its_agent_answers(
     add_agents(serve, "1", login=False)  # nobody free: the caller waits and hears its place
     phone = phones(hangup={"agent1"}, hangup_after=2)
     caller_ = call("4930200005", hangup_after=None, timeout=40).start()
-    task = eventually(lambda: next((t for t in tasks(serve) if t["number"] == "4930200005"
-                                    and t["state"] == "queued"), None), 10, what="queued")
+    task = ended(serve, "4930200005", "queued", timeout=10)
     time.sleep(6)  # six announcements due, about 1.5 s each
     serve.cli("agents", "login", "1", "--reach", "PJSIP/agent1")
     [invite] = phone.wait_for_invites(1, timeout=10)
     assert caller_.wait(30).ok
-    answered = min(m.time for m in phone.messages()
-                   if m.sent and m.status == 200 and m.call_id == invite.call_id)
+    answered = answered_at(phone, invite.call_id)
     assert ended(serve, "4930200005")["id"] == task["id"]
     _, history = task_story(serve, task["id"])
     assert [h["event"] for h in history] == ["add", "reserve", "connect", "complete"]
@@ -163,8 +161,7 @@ def test_a_caller_asterisk_does_not_bridge_in_time_goes_back_on_hold_and_is_serv
     add_agents(serve, "1", login=False)
     phone = phones(hangup={"agent1"}, hangup_after=2)
     caller_ = call("4930200006", hangup_after=None, timeout=90).start()
-    task = eventually(lambda: next((t for t in tasks(serve) if t["number"] == "4930200006"
-                                    and t["state"] == "queued"), None), 10, what="queued")
+    task = ended(serve, "4930200006", "queued", timeout=10)
     [channel] = [c["id"] for c in lab_channels()
                  if c.get("caller", {}).get("number") == "4930200006"]  # type: ignore[union-attr]
     media = ",".join(["sound:queue-thereare", "number:12", "sound:queue-callswaiting"] * 2)

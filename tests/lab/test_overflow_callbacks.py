@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.lab.center import task_story, tasks
+from tests.lab.center import answered_at, task_story, tasks
 from tests.lab.conftest import Serve, Worker, busy_agent_center
 from tests.lab.observer import observe_channels
 
@@ -83,8 +83,7 @@ def test_an_agent_free_during_the_offer_takes_the_caller_at_once(
         serve.cli("agents", "resume", "1")
         [invite] = agents.wait_for_invites(1, timeout=15)
         assert waiting.wait(30).ok  # the agent hung up after 2 s: the caller got a BYE
-        answered = min(m.time for m in agents.messages()
-                       if m.sent and m.status == 200 and m.call_id == invite.call_id)
+        answered = answered_at(agents, invite.call_id)
     [task] = [t for t in tasks(serve) if t["kind"] == "call"]
     _, story = task_story(serve, task["id"])
     assert [e["event"] for e in story] == ["add", "reserve", "connect", "complete"], story
